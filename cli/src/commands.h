@@ -1,0 +1,21 @@
+// Subcommands of the `dptrain` program. Each add_*_command registers one
+// subcommand (its flags and a callback that calls the library and prints).
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace dptrain::cli {
+
+/// Global settings shared by every subcommand, filled by main() before the
+/// subcommand's callback runs.
+struct GlobalOptions {
+  int threads = 0;  ///< intra-op threads; 0 = one per hardware thread
+};
+
+/// The options main() parsed; valid inside subcommand callbacks.
+const GlobalOptions& global_options();
+
+void add_info_command(CLI::App& app);
+void add_data_command(CLI::App& app);
+
+}  // namespace dptrain::cli

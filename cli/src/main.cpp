@@ -1,0 +1,44 @@
+// The dptrain command line: registers every subcommand, parses, and turns any
+// exception from the library into one `error: ...` line and a non-zero exit.
+#include <exception>
+#include <iostream>
+
+#include "commands.h"
+#include "dptrain/train/runtime.h"
+
+namespace dptrain::cli {
+namespace {
+GlobalOptions g_options;
+}  // namespace
+
+const GlobalOptions& global_options() { return g_options; }
+
+}  // namespace dptrain::cli
+
+int main(int argc, char** argv) {
+  using namespace dptrain::cli;
+  CLI::App app{
+      "dptrain: differentially private training of deep networks on LibTorch.\n"
+      "Privacy unit: one training example; adjacency: add/remove one example."};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", dptrain::train::version_string());
+  app.add_option("--threads", g_options.threads,
+                 "intra-op threads (default: one per hardware thread)")
+      ->check(CLI::NonNegativeNumber);
+  app.parse_complete_callback([] {
+    dptrain::train::set_num_threads(g_options.threads);
+  });
+
+  add_info_command(app);
+  add_data_command(app);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}

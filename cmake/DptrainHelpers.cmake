@@ -1,0 +1,108 @@
+# Helpers shared by every folder: one call per library, test binary or benchmark.
+
+# dptrain_warnings: the warning flags, as an interface target linked privately
+# (build-tree only) by every dptrain target.
+function(dptrain_add_warnings_target)
+  add_library(dptrain_warnings INTERFACE)
+  target_compile_options(dptrain_warnings INTERFACE
+    $<$<CXX_COMPILER_ID:GNU,Clang>:-Wall -Wextra -Wshadow -Wnon-virtual-dtor>)
+  if(DPTRAIN_WERROR)
+    target_compile_options(dptrain_warnings INTERFACE
+      $<$<CXX_COMPILER_ID:GNU,Clang>:-Werror>)
+  endif()
+  if(DPTRAIN_SANITIZE)
+    target_compile_options(dptrain_warnings INTERFACE
+      -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
+    target_link_options(dptrain_warnings INTERFACE -fsanitize=address,undefined)
+  endif()
+endfunction()
+
+# Headers of LibTorch produce warnings we cannot fix; mark them as system headers.
+function(dptrain_link_torch target scope)
+  target_link_libraries(${target} ${scope} ${TORCH_LIBRARIES})
+  target_include_directories(${target} SYSTEM ${scope} ${TORCH_INCLUDE_DIRS})
+endfunction()
+
+# dptrain_add_library(<folder> SOURCES ... [DEPS ...] [PRIVATE_DEPS ...] [TORCH] [PCH])
+# Creates target dptrain_<folder>, alias dptrain::<folder>, exported as dptrain::<folder>.
+# Public headers live in <folder>/include/dptrain/<folder>/.
+function(dptrain_add_library folder)
+  cmake_parse_arguments(ARG "TORCH;PCH" "" "SOURCES;DEPS;PRIVATE_DEPS" ${ARGN})
+  set(target dptrain_${folder})
+  add_library(${target} STATIC ${ARG_SOURCES})
+  add_library(dptrain::${folder} ALIAS ${target})
+  set_target_properties(${target} PROPERTIES EXPORT_NAME ${folder} OUTPUT_NAME dptrain_${folder})
+  target_include_directories(${target} PUBLIC
+    $<BUILD_INTERFACE:${CMAKE_CURRENT_SOURCE_DIR}/include>
+    $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>)
+  target_compile_features(${target} PUBLIC cxx_std_17)
+  target_link_libraries(${target} PUBLIC ${ARG_DEPS} PRIVATE ${ARG_PRIVATE_DEPS}
+                        $<BUILD_INTERFACE:dptrain_warnings>)
+  if(ARG_TORCH)
+    dptrain_link_torch(${target} PUBLIC)
+  endif()
+  if(ARG_PCH AND DPTRAIN_USE_PCH)
+    target_precompile_headers(${target} PRIVATE <torch/torch.h>)
+  endif()
+  install(TARGETS ${target} EXPORT dptrainTargets
+          ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
+          LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
+  install(DIRECTORY include/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+endfunction()
+
+# dptrain_add_test(<name> SOURCES ... DEPS ... [LABELS ...] [PCH])
+# One GoogleTest binary; each test becomes a ctest test labelled `fast` unless
+# its name says otherwise (tests named *Slow* get the `slow` label).
+function(dptrain_add_test name)
+  cmake_parse_arguments(ARG "PCH" "" "SOURCES;DEPS;LABELS" ${ARGN})
+  add_executable(${name} ${ARG_SOURCES})
+  target_link_libraries(${name} PRIVATE ${ARG_DEPS} dptrain_test_support
+                        GTest::gtest GTest::gtest_main dptrain_warnings)
+  if(ARG_PCH AND DPTRAIN_USE_PCH)
+    target_precompile_headers(${name} PRIVATE <torch/torch.h>)
+  endif()
+  if(NOT ARG_LABELS)
+    set(ARG_LABELS fast)
+  endif()
+  gtest_discover_tests(${name}
+    DISCOVERY_MODE PRE_TEST
+    TEST_FILTER "-*Slow*"
+    PROPERTIES LABELS "${ARG_LABELS}"
+               ENVIRONMENT "DPTRAIN_SOURCE_DIR=${PROJECT_SOURCE_DIR}")
+  gtest_discover_tests(${name}
+    DISCOVERY_MODE PRE_TEST
+    TEST_FILTER "*Slow*"
+    TEST_SUFFIX ".slow"
+    PROPERTIES LABELS "slow"
+               ENVIRONMENT "DPTRAIN_SOURCE_DIR=${PROJECT_SOURCE_DIR}")
+endfunction()
+
+# dptrain_add_benchmark(<name> SOURCES ... DEPS ...)
+function(dptrain_add_benchmark name)
+  cmake_parse_arguments(ARG "PCH" "" "SOURCES;DEPS" ${ARGN})
+  add_executable(${name} ${ARG_SOURCES})
+  target_link_libraries(${name} PRIVATE ${ARG_DEPS} benchmark::benchmark dptrain_warnings)
+  if(ARG_PCH AND DPTRAIN_USE_PCH)
+    target_precompile_headers(${name} PRIVATE <torch/torch.h>)
+  endif()
+endfunction()
+
+# dptrain_add_header_check(): one generated TU per public header, each
+# including only that header, so a header that is not self-contained fails
+# to compile.
+function(dptrain_add_header_check)
+  set(sources "")
+  foreach(folder accountant datasets dp models train)
+    file(GLOB_RECURSE headers CONFIGURE_DEPENDS
+         ${PROJECT_SOURCE_DIR}/${folder}/include/dptrain/*.h)
+    foreach(h IN LISTS headers)
+      file(RELATIVE_PATH rel ${PROJECT_SOURCE_DIR}/${folder}/include ${h})
+      string(MAKE_C_IDENTIFIER "${rel}" id)
+      set(tu ${CMAKE_CURRENT_BINARY_DIR}/header_check/${id}.cpp)
+      file(CONFIGURE OUTPUT ${tu} CONTENT "#include \"${rel}\"\n")
+      list(APPEND sources ${tu})
+    endforeach()
+  endforeach()
+  add_library(dptrain_header_check OBJECT ${sources})
+  target_link_libraries(dptrain_header_check PRIVATE dptrain::train dptrain_warnings)
+endfunction()

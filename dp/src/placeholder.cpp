@@ -1,0 +1,1 @@
+// Placeholder so the target has a source; deleted once the folder has real sources.

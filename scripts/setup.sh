@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Installs what dptrain needs from Debian 12's packages. Idempotent: once
+# everything is present it only checks, in well under a second.
+# Usage (as root): bash scripts/setup.sh [--with-fuzz]
+set -euo pipefail
+
+packages=(
+  build-essential cmake ninja-build ccache pkg-config git
+  libtorch-dev libopenblas0-pthread libeigen3-dev libboost-math-dev
+  libcli11-dev libhdf5-dev libgloo-dev libgtest-dev libgmock-dev libbenchmark-dev
+  nlohmann-json3-dev libtoml11-dev libfftw3-dev zlib1g-dev
+  dataset-fashion-mnist
+)
+if [[ "${1:-}" == "--with-fuzz" ]]; then
+  packages+=(clang libclang-rt-14-dev)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+  [[ "$status" == "install ok installed" ]] || missing+=("$p")
+done
+
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "setup: error: missing packages and not root; run as root or install: ${missing[*]}" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  # Refresh the package lists only when they are absent or the install fails on them.
+  if ! compgen -G "/var/lib/apt/lists/*_Packages" >/dev/null; then
+    apt-get update -qq
+  fi
+  if ! apt-get install -y -qq --no-install-recommends "${missing[@]}"; then
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  fi
+fi
+
+# LibTorch must resolve BLAS to OpenBLAS: reference BLAS is ~27x slower here.
+torch_lib=/usr/lib/x86_64-linux-gnu/libtorch_cpu.so
+[[ -e "$torch_lib" ]] || torch_lib=$(ldconfig -p | awk '/libtorch_cpu.so / {print $NF; exit}')
+blas=$(ldd "$torch_lib" | awk '/libblas.so/ {print $3; exit}')
+blas_real=$(readlink -f "$blas" 2>/dev/null || echo "$blas")
+if [[ "$blas_real" != *openblas* ]]; then
+  alt=$(update-alternatives --list "libblas.so.3-$(gcc -dumpmachine)" 2>/dev/null | grep -m1 openblas || true)
+  if [[ -n "$alt" && $(id -u) -eq 0 ]]; then
+    update-alternatives --set "libblas.so.3-$(gcc -dumpmachine)" "$alt" >/dev/null
+    blas_real=$(readlink -f "$(ldd "$torch_lib" | awk '/libblas.so/ {print $3; exit}')")
+  fi
+fi
+if [[ "$blas_real" != *openblas* ]]; then
+  echo "setup: error: LibTorch loads BLAS from '$blas_real', not OpenBLAS (install libopenblas0-pthread)" >&2
+  exit 1
+fi
+echo "setup: ok (BLAS: $blas_real)"

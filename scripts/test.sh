@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds everything with warnings as errors, runs the
+# fast test suite, builds examples/ against the installed package, and fuzzes
+# the dataset parsers for a bounded time. Usage (as root): bash scripts/test.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+start=$SECONDS
+jobs=${DPTRAIN_JOBS:-$(nproc)}
+build=${DPTRAIN_BUILD_DIR:-$root/build-ci}
+
+bash scripts/setup.sh --with-fuzz
+
+echo "== configure + build ($build)"
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DDPTRAIN_WERROR=ON \
+  -DDPTRAIN_BUILD_HEADER_CHECK=ON -DCMAKE_INSTALL_PREFIX="$build/install" >/dev/null
+cmake --build "$build" -j "$jobs"
+
+echo "== install + build examples against the installed package"
+rm -rf "$build/install" "$build/examples-installed"
+cmake --install "$build" >/dev/null
+cmake -S examples -B "$build/examples-installed" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+  -DCMAKE_PREFIX_PATH="$build/install" >/dev/null
+cmake --build "$build/examples-installed" -j "$jobs"
+
+if [[ -x scripts/fuzz.sh ]] || [[ -f scripts/fuzz.sh ]]; then
+  echo "== fuzz the dataset parsers (bounded)"
+  DPTRAIN_FUZZ_SECONDS=${DPTRAIN_FUZZ_SECONDS:-20} bash scripts/fuzz.sh
+fi
+
+echo "== fast tests"
+ctest --test-dir "$build" -L fast --output-on-failure -j "$jobs" --timeout 120
+
+echo "== done in $((SECONDS - start)) s"

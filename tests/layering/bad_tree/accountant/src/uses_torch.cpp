@@ -1,0 +1,2 @@
+// Test input for Layering.CheckerCatchesTorchInAccountant.
+#include <ATen/core/Tensor.h>

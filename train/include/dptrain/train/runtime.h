@@ -1,0 +1,33 @@
+// Process-wide runtime settings: threads, BLAS check, device selection.
+#pragma once
+
+#include <string>
+
+#include <c10/core/Device.h>
+
+namespace dptrain::train {
+
+/// "dptrain 0.1.0 (LibTorch x.y.z)".
+std::string version_string();
+
+/// Sets LibTorch's intra-op thread count. `threads` = 0 uses one thread per
+/// hardware thread (LibTorch 1.13 defaults to 1 on small VMs).
+/// Throws std::invalid_argument for a negative count.
+void set_num_threads(int threads);
+
+/// Path of the BLAS shared library mapped into this process (read from
+/// /proc/self/maps), or "" when none is found (e.g. not Linux).
+std::string loaded_blas_library();
+
+/// True when the loaded BLAS is OpenBLAS (reference BLAS is ~27x slower).
+bool blas_is_openblas();
+
+/// Parses "cpu", "cuda", "cuda:1", "mps", "auto" ("auto": CUDA when available,
+/// else CPU). Throws std::invalid_argument naming the flag value otherwise,
+/// or when the device is not available in this build.
+c10::Device parse_device(const std::string& spec);
+
+/// Multi-line human-readable summary (version, threads, BLAS, CUDA).
+std::string runtime_summary();
+
+}  // namespace dptrain::train

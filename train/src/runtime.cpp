@@ -1,0 +1,94 @@
+#include "dptrain/train/runtime.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+namespace dptrain::train {
+
+std::string version_string() {
+  std::ostringstream out;
+  out << "dptrain 0.1.0 (LibTorch " << TORCH_VERSION_MAJOR << "."
+      << TORCH_VERSION_MINOR << "." << TORCH_VERSION_PATCH << ")";
+  return out.str();
+}
+
+void set_num_threads(int threads) {
+  if (threads < 0) {
+    throw std::invalid_argument("threads must be >= 0, got " +
+                                std::to_string(threads));
+  }
+  if (threads == 0) {
+    threads = static_cast<int>(std::max(1U, std::thread::hardware_concurrency()));
+  }
+  at::set_num_threads(threads);
+}
+
+std::string loaded_blas_library() {
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  std::string fallback;
+  while (std::getline(maps, line)) {
+    const auto slash = line.find('/');
+    if (slash == std::string::npos) continue;
+    const std::string path = line.substr(slash);
+    const std::string name = path.substr(path.rfind('/') + 1);
+    if (name.find("openblas") != std::string::npos) return path;
+    if (name.rfind("libblas", 0) == 0 || name.rfind("libmkl", 0) == 0) {
+      fallback = path;
+    }
+  }
+  return fallback;
+}
+
+bool blas_is_openblas() {
+  return loaded_blas_library().find("openblas") != std::string::npos;
+}
+
+c10::Device parse_device(const std::string& spec) {
+  if (spec == "auto") {
+    return torch::cuda::is_available() ? c10::Device(c10::kCUDA)
+                                       : c10::Device(c10::kCPU);
+  }
+  c10::Device device(c10::kCPU);
+  try {
+    device = c10::Device(spec);
+  } catch (const std::exception&) {
+    throw std::invalid_argument("--device: unknown device '" + spec +
+                                "' (expected cpu, cuda, cuda:N or auto)");
+  }
+  if (device.is_cuda() && !torch::cuda::is_available()) {
+    throw std::invalid_argument("--device " + spec +
+                                ": CUDA is not available in this build or machine");
+  }
+  if (device.is_cuda() && device.has_index() &&
+      device.index() >= static_cast<int>(torch::cuda::device_count())) {
+    throw std::invalid_argument("--device " + spec + ": only " +
+                                std::to_string(torch::cuda::device_count()) +
+                                " CUDA device(s) present");
+  }
+  return device;
+}
+
+std::string runtime_summary() {
+  std::ostringstream out;
+  const std::string blas = loaded_blas_library();
+  out << version_string() << "\n"
+      << "threads: " << at::get_num_threads() << " (hardware "
+      << std::thread::hardware_concurrency() << ")\n"
+      << "blas: " << (blas.empty() ? "unknown" : blas)
+      << (blas_is_openblas() ? "" : "  [warning: not OpenBLAS; matmuls will be slow]")
+      << "\n"
+      << "cuda: "
+      << (torch::cuda::is_available()
+              ? std::to_string(torch::cuda::device_count()) + " device(s)"
+              : std::string("not available"))
+      << "\n";
+  return out.str();
+}
+
+}  // namespace dptrain::train
