@@ -1,0 +1,72 @@
+// The settings of one training run, as `dptrain train` flags or a TOML file.
+// Keys are the flag names without dashes, in kebab-case or snake_case
+// (`target-epsilon = 3` and `target_epsilon = 3` are the same key).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace dptrain::train {
+
+/// Everything a run needs. Field names follow the DP literature's spelling.
+struct TrainConfig {
+  // Task and data.
+  std::string task = "classify";       ///< "classify" (images) or "lm"
+  std::string dataset = "fashion-mnist";  ///< name, IDX/CIFAR folder, .h5 file, text:FILE
+  double validation_fraction = 0.0;    ///< carved from train (seeded); 0 = test on test split
+  std::string model = "cnn";
+
+  // Privacy.
+  double target_epsilon = 0.0;   ///< > 0: calibrate noise_multiplier to reach it
+  double delta = 1e-5;
+  double noise_multiplier = 0.0; ///< used when target_epsilon is 0
+  double max_grad_norm = 1.0;    ///< C
+  bool normalize_clipped = false;  ///< De et al.: clipped gradients scaled by 1/C
+  std::string clipping = "flat";   ///< "flat" or "per-layer"
+  std::string accountant = "rdp";  ///< "rdp" or "prv"
+  std::string sampler = "poisson"; ///< "poisson" or "shuffle" (not covered by the accountant)
+
+  // Optimisation.
+  std::int64_t batch_size = 256;          ///< expected logical batch (q = batch_size / N)
+  std::int64_t max_physical_batch_size = 256;
+  std::int64_t epochs = 0;                ///< epochs = steps * q; one of epochs/steps
+  std::int64_t steps = 0;
+  double lr = 0.1;
+  std::string optimizer = "sgd";          ///< "sgd", "adam", "adamw"
+  double momentum = 0.0;
+  bool nesterov = false;
+  double weight_decay = 0.0;
+  std::string lr_schedule = "constant";   ///< "constant", "cosine"
+  std::int64_t warmup_steps = 0;
+  std::int64_t augmult = 0;               ///< K augmented views per example; 0 = no augmentation
+  double ema_decay = 0.0;                 ///< 0 = no EMA
+
+  // Run.
+  std::optional<std::uint64_t> seed;      ///< set: seeded noise; unset: secure noise
+  std::string device = "cpu";
+  std::string checkpoint;                 ///< path; empty = no checkpoints
+  std::int64_t checkpoint_every = 0;      ///< steps between checkpoints; 0 = each epoch
+  bool resume = false;
+  std::string metrics;                    ///< JSON-lines path; empty = none
+  std::string summary;                    ///< final summary JSON path; empty = none
+  bool diagnostics = false;               ///< non-private clipping statistics in the log
+
+  /// Checks every field; throws std::invalid_argument naming the flag (as
+  /// `--target-epsilon`) and the bad value.
+  void validate() const;
+};
+
+/// Reads keys from a TOML file into `config` (keys not in the file keep their
+/// value). Throws std::invalid_argument naming the file and key for an unknown
+/// key, a wrong type, or a TOML syntax error.
+void apply_toml_file(const std::string& path, TrainConfig& config);
+
+/// The config as a JSON object text (for summaries and checkpoints).
+std::string to_json(const TrainConfig& config);
+
+/// All key names, in kebab-case (the flag names without `--`).
+std::vector<std::string> config_keys();
+
+}  // namespace dptrain::train

@@ -1,0 +1,224 @@
+#include "dptrain/train/config.h"
+
+#include <nlohmann/json.hpp>
+#include <toml.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <map>
+#include <sstream>
+#include <stdexcept>
+
+namespace dptrain::train {
+namespace {
+
+using Setter = std::function<void(const toml::value&, TrainConfig&)>;
+
+template <typename T>
+std::string str(const T& v) {
+  std::ostringstream out;
+  out << v;
+  return out.str();
+}
+
+double as_double(const toml::value& v) {
+  if (v.is_floating()) return v.as_floating();
+  if (v.is_integer()) return static_cast<double>(v.as_integer());
+  throw std::invalid_argument("expected a number");
+}
+std::int64_t as_int(const toml::value& v) {
+  if (v.is_integer()) return v.as_integer();
+  throw std::invalid_argument("expected an integer");
+}
+bool as_bool(const toml::value& v) {
+  if (v.is_boolean()) return v.as_boolean();
+  throw std::invalid_argument("expected true or false");
+}
+std::string as_string(const toml::value& v) {
+  if (v.is_string()) return v.as_string().str;
+  throw std::invalid_argument("expected a string");
+}
+
+#define DPTRAIN_KEY(name, field, conv) \
+  {name, [](const toml::value& v, TrainConfig& c) { c.field = conv(v); }}
+
+const std::map<std::string, Setter>& setters() {
+  static const std::map<std::string, Setter> table = {
+      DPTRAIN_KEY("task", task, as_string),
+      DPTRAIN_KEY("dataset", dataset, as_string),
+      DPTRAIN_KEY("validation-fraction", validation_fraction, as_double),
+      DPTRAIN_KEY("model", model, as_string),
+      DPTRAIN_KEY("target-epsilon", target_epsilon, as_double),
+      DPTRAIN_KEY("delta", delta, as_double),
+      DPTRAIN_KEY("noise-multiplier", noise_multiplier, as_double),
+      DPTRAIN_KEY("max-grad-norm", max_grad_norm, as_double),
+      DPTRAIN_KEY("normalize-clipped", normalize_clipped, as_bool),
+      DPTRAIN_KEY("clipping", clipping, as_string),
+      DPTRAIN_KEY("accountant", accountant, as_string),
+      DPTRAIN_KEY("sampler", sampler, as_string),
+      DPTRAIN_KEY("batch-size", batch_size, as_int),
+      DPTRAIN_KEY("max-physical-batch-size", max_physical_batch_size, as_int),
+      DPTRAIN_KEY("epochs", epochs, as_int),
+      DPTRAIN_KEY("steps", steps, as_int),
+      DPTRAIN_KEY("lr", lr, as_double),
+      DPTRAIN_KEY("optimizer", optimizer, as_string),
+      DPTRAIN_KEY("momentum", momentum, as_double),
+      DPTRAIN_KEY("nesterov", nesterov, as_bool),
+      DPTRAIN_KEY("weight-decay", weight_decay, as_double),
+      DPTRAIN_KEY("lr-schedule", lr_schedule, as_string),
+      DPTRAIN_KEY("warmup-steps", warmup_steps, as_int),
+      DPTRAIN_KEY("augmult", augmult, as_int),
+      DPTRAIN_KEY("ema-decay", ema_decay, as_double),
+      {"seed",
+       [](const toml::value& v, TrainConfig& c) {
+         const auto s = as_int(v);
+         if (s < 0) throw std::invalid_argument("expected a non-negative integer");
+         c.seed = static_cast<std::uint64_t>(s);
+       }},
+      DPTRAIN_KEY("device", device, as_string),
+      DPTRAIN_KEY("checkpoint", checkpoint, as_string),
+      DPTRAIN_KEY("checkpoint-every", checkpoint_every, as_int),
+      DPTRAIN_KEY("resume", resume, as_bool),
+      DPTRAIN_KEY("metrics", metrics, as_string),
+      DPTRAIN_KEY("summary", summary, as_string),
+      DPTRAIN_KEY("diagnostics", diagnostics, as_bool),
+  };
+  return table;
+}
+#undef DPTRAIN_KEY
+
+void require(bool ok, const std::string& flag, const std::string& what,
+             const std::string& value) {
+  if (!ok) {
+    throw std::invalid_argument("--" + flag + " " + what + ", got " + value);
+  }
+}
+
+void require_one_of(const std::string& flag, const std::string& value,
+                    std::initializer_list<const char*> allowed) {
+  for (const char* a : allowed) {
+    if (value == a) return;
+  }
+  std::string list;
+  for (const char* a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
+  throw std::invalid_argument("--" + flag + " must be one of " + list + ", got '" +
+                              value + "'");
+}
+
+}  // namespace
+
+void TrainConfig::validate() const {
+  require_one_of("task", task, {"classify", "lm"});
+  require(validation_fraction >= 0.0 && validation_fraction < 1.0, "validation-fraction",
+          "must be in [0, 1)", str(validation_fraction));
+  require(std::isfinite(target_epsilon) && target_epsilon >= 0.0, "target-epsilon",
+          "must be > 0 (or 0 to give --noise-multiplier instead)", str(target_epsilon));
+  require(std::isfinite(delta) && delta > 0.0 && delta < 1.0, "delta", "must be in (0, 1)",
+          str(delta));
+  require(std::isfinite(noise_multiplier) && noise_multiplier >= 0.0, "noise-multiplier",
+          "must be > 0", str(noise_multiplier));
+  if (target_epsilon == 0.0 && noise_multiplier == 0.0) {
+    throw std::invalid_argument(
+        "give --target-epsilon (noise is calibrated) or --noise-multiplier (epsilon is "
+        "reported); neither was set");
+  }
+  if (target_epsilon > 0.0 && noise_multiplier > 0.0) {
+    throw std::invalid_argument(
+        "give only one of --target-epsilon and --noise-multiplier, got both (" +
+        str(target_epsilon) + " and " + str(noise_multiplier) + ")");
+  }
+  require(std::isfinite(max_grad_norm) && max_grad_norm > 0.0, "max-grad-norm", "must be > 0",
+          str(max_grad_norm));
+  require_one_of("clipping", clipping, {"flat", "per-layer"});
+  require_one_of("accountant", accountant, {"rdp", "prv"});
+  require_one_of("sampler", sampler, {"poisson", "shuffle"});
+  require(batch_size > 0, "batch-size", "must be > 0", str(batch_size));
+  require(max_physical_batch_size > 0, "max-physical-batch-size", "must be > 0",
+          str(max_physical_batch_size));
+  require(epochs >= 0, "epochs", "must be >= 0", str(epochs));
+  require(steps >= 0, "steps", "must be >= 0", str(steps));
+  if ((epochs > 0) == (steps > 0)) {
+    throw std::invalid_argument("give exactly one of --epochs and --steps (got epochs=" +
+                                str(epochs) + ", steps=" + str(steps) + ")");
+  }
+  require(std::isfinite(lr) && lr > 0.0, "lr", "must be > 0", str(lr));
+  require_one_of("optimizer", optimizer, {"sgd", "adam", "adamw"});
+  require(momentum >= 0.0 && momentum < 1.0, "momentum", "must be in [0, 1)", str(momentum));
+  require(weight_decay >= 0.0, "weight-decay", "must be >= 0", str(weight_decay));
+  require_one_of("lr-schedule", lr_schedule, {"constant", "cosine"});
+  require(warmup_steps >= 0, "warmup-steps", "must be >= 0", str(warmup_steps));
+  require(augmult >= 0, "augmult", "must be >= 0", str(augmult));
+  require(ema_decay >= 0.0 && ema_decay < 1.0, "ema-decay", "must be in [0, 1)",
+          str(ema_decay));
+  require(checkpoint_every >= 0, "checkpoint-every", "must be >= 0", str(checkpoint_every));
+  if (resume && checkpoint.empty()) {
+    throw std::invalid_argument("--resume needs --checkpoint PATH");
+  }
+}
+
+void apply_toml_file(const std::string& path, TrainConfig& config) {
+  toml::value root;
+  try {
+    root = toml::parse(path);
+  } catch (const std::exception& e) {
+    throw std::invalid_argument("config '" + path + "': " + e.what());
+  }
+  if (!root.is_table()) {
+    throw std::invalid_argument("config '" + path + "': expected a table of keys");
+  }
+  for (const auto& [raw_key, value] : root.as_table()) {
+    std::string key = raw_key;
+    std::replace(key.begin(), key.end(), '_', '-');
+    const auto it = setters().find(key);
+    if (it == setters().end()) {
+      throw std::invalid_argument("config '" + path + "': unknown key '" + raw_key + "'");
+    }
+    try {
+      it->second(value, config);
+    } catch (const std::invalid_argument& e) {
+      throw std::invalid_argument("config '" + path + "': key '" + raw_key + "': " + e.what());
+    }
+  }
+}
+
+std::string to_json(const TrainConfig& c) {
+  nlohmann::json j = {
+      {"task", c.task},
+      {"dataset", c.dataset},
+      {"validation_fraction", c.validation_fraction},
+      {"model", c.model},
+      {"target_epsilon", c.target_epsilon},
+      {"delta", c.delta},
+      {"noise_multiplier", c.noise_multiplier},
+      {"max_grad_norm", c.max_grad_norm},
+      {"normalize_clipped", c.normalize_clipped},
+      {"clipping", c.clipping},
+      {"accountant", c.accountant},
+      {"sampler", c.sampler},
+      {"batch_size", c.batch_size},
+      {"max_physical_batch_size", c.max_physical_batch_size},
+      {"epochs", c.epochs},
+      {"steps", c.steps},
+      {"lr", c.lr},
+      {"optimizer", c.optimizer},
+      {"momentum", c.momentum},
+      {"nesterov", c.nesterov},
+      {"weight_decay", c.weight_decay},
+      {"lr_schedule", c.lr_schedule},
+      {"warmup_steps", c.warmup_steps},
+      {"augmult", c.augmult},
+      {"ema_decay", c.ema_decay},
+      {"seed", c.seed ? nlohmann::json(*c.seed) : nlohmann::json(nullptr)},
+      {"device", c.device},
+  };
+  return j.dump();
+}
+
+std::vector<std::string> config_keys() {
+  std::vector<std::string> keys;
+  for (const auto& [k, v] : setters()) keys.push_back(k);
+  return keys;
+}
+
+}  // namespace dptrain::train
