@@ -1,0 +1,69 @@
+#pragma once
+
+// Which examples form each logical batch. The accountant's guarantee assumes
+// Poisson sampling (PoissonSampler); any other sampler says so through
+// poisson() and privacy_note() so the trainer can warn in the log and summary.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace torch::serialize {
+class InputArchive;
+class OutputArchive;
+}  // namespace torch::serialize
+
+namespace dptrain::dp {
+
+/// A stream of logical batches of example indices in [0, dataset_size).
+class BatchSampler {
+ public:
+  virtual ~BatchSampler() = default;
+
+  /// The batch of the current step, then advances the step. May be empty.
+  virtual std::vector<int64_t> next_batch() = 0;
+
+  /// The batch that step `step` (0-based) draws; does not move the sampler.
+  virtual std::vector<int64_t> batch_at(int64_t step) const = 0;
+
+  /// Steps drawn so far (the step next_batch() will draw).
+  virtual int64_t step() const = 0;
+
+  /// True only when every example joins each batch independently with
+  /// probability sample_rate(): the sampling the accountant assumes.
+  virtual bool poisson() const = 0;
+
+  /// Empty for Poisson sampling; otherwise one sentence for logs and summaries
+  /// saying the reported epsilon does not cover this sampler.
+  virtual std::string privacy_note() const = 0;
+
+  /// "poisson" or "shuffled_fixed_size"; stored in checkpoints.
+  virtual std::string name() const = 0;
+
+  virtual int64_t dataset_size() const = 0;
+
+  /// q for Poisson; batch_size / dataset_size for fixed-size batches.
+  virtual double sample_rate() const = 0;
+
+  /// The public expected batch size q·N (fixed size: the batch size). Noise
+  /// is divided by the configured constant, never by a realised batch size.
+  virtual double expected_batch_size() const = 0;
+
+  /// Writes kind, configuration, key and step into `archive` (flat keys; nest
+  /// it under a name of your choice). The key lets anyone recompute every
+  /// batch: treat the checkpoint as secret as the data.
+  virtual void save(torch::serialize::OutputArchive& archive) const = 0;
+
+  /// Restores what save() wrote. Throws std::runtime_error, changing nothing,
+  /// when an entry is missing or kind, dataset_size or the rate differ.
+  virtual void load(torch::serialize::InputArchive& archive) = 0;
+};
+
+/// Splits a logical batch into consecutive physical chunks of at most
+/// `max_physical_batch_size` indices (the last may be shorter). An empty batch
+/// gives no chunks; the caller still adds noise for that step. Throws
+/// std::invalid_argument if max_physical_batch_size <= 0.
+std::vector<std::vector<int64_t>> split_into_chunks(
+    const std::vector<int64_t>& batch, int64_t max_physical_batch_size);
+
+}  // namespace dptrain::dp
