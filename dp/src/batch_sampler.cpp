@@ -14,8 +14,8 @@ std::vector<std::vector<int64_t>> split_into_chunks(
   }
   std::vector<std::vector<int64_t>> chunks;
   const auto size = static_cast<int64_t>(batch.size());
-  chunks.reserve(static_cast<std::size_t>(
-      (size + max_physical_batch_size - 1) / max_physical_batch_size));
+  chunks.reserve(static_cast<std::size_t>((size + max_physical_batch_size - 1) /
+                                          max_physical_batch_size));
   for (int64_t begin = 0; begin < size; begin += max_physical_batch_size) {
     const int64_t end = std::min(size, begin + max_physical_batch_size);
     chunks.emplace_back(batch.begin() + begin, batch.begin() + end);

@@ -11,7 +11,9 @@
 namespace dptrain::dp {
 namespace {
 
-constexpr uint32_t rotl(uint32_t x, int n) { return (x << n) | (x >> (32 - n)); }
+constexpr uint32_t rotl(uint32_t x, int n) {
+  return (x << n) | (x >> (32 - n));
+}
 
 inline void quarter_round(uint32_t& a, uint32_t& b, uint32_t& c, uint32_t& d) {
   a += b;
@@ -25,8 +27,7 @@ inline void quarter_round(uint32_t& a, uint32_t& b, uint32_t& c, uint32_t& d) {
 }
 
 // "expand 32-byte k", RFC 8439 §2.3.
-constexpr uint32_t kSigma[4] = {0x61707865, 0x3320646e, 0x79622d32,
-                                0x6b206574};
+constexpr uint32_t kSigma[4] = {0x61707865, 0x3320646e, 0x79622d32, 0x6b206574};
 
 bool fill_from_getrandom(unsigned char* out, std::size_t size) {
   while (size > 0) {
@@ -128,8 +129,7 @@ uint64_t ChaChaStream::next_below(uint64_t bound) {
     throw std::invalid_argument("next_below: bound must be > 0, got 0");
   }
   // Lemire (2019), "Fast random integer generation in an interval".
-  unsigned __int128 m =
-      static_cast<unsigned __int128>(next_u64()) * bound;
+  unsigned __int128 m = static_cast<unsigned __int128>(next_u64()) * bound;
   auto low = static_cast<uint64_t>(m);
   if (low < bound) {
     const uint64_t threshold = (0 - bound) % bound;

@@ -54,8 +54,8 @@ std::vector<int64_t> ShuffledFixedSizeSampler::batch_at(int64_t step) const {
                                 std::to_string(step));
   }
   const std::vector<int64_t>& order = permutation(step / steps_per_epoch());
-  const auto begin = static_cast<std::ptrdiff_t>(
-      (step % steps_per_epoch()) * batch_size_);
+  const auto begin =
+      static_cast<std::ptrdiff_t>((step % steps_per_epoch()) * batch_size_);
   return {order.begin() + begin, order.begin() + begin + batch_size_};
 }
 

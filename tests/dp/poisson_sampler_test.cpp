@@ -148,9 +148,9 @@ TEST(PoissonSampler, LargeDatasetCostsOnlyTheBatch) {
       total += 1;
     }
   }
-  const double seconds = std::chrono::duration<double>(
-                             std::chrono::steady_clock::now() - start)
-                             .count();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+          .count();
   EXPECT_LT(seconds, 0.2);
   EXPECT_NEAR(total / 50, 400, 4 * std::sqrt(400.0 / 50));
 }
@@ -177,7 +177,8 @@ TEST(PoissonSampler, StateRoundTripResumesTheSameBatches) {
   round_trip([&](auto& out) { original.save(out); },
              [&](auto& in) { resumed.load(in); });
   EXPECT_EQ(resumed.step(), 7);
-  for (int t = 0; t < 5; ++t) EXPECT_EQ(resumed.next_batch(), original.next_batch());
+  for (int t = 0; t < 5; ++t)
+    EXPECT_EQ(resumed.next_batch(), original.next_batch());
 }
 
 TEST(PoissonSampler, LoadRefusesAnotherConfiguration) {
@@ -198,14 +199,16 @@ TEST(PoissonSampler, LoadRefusesAnotherConfiguration) {
             }).find("sampler checkpoint mismatch: sample_rate is 0.05"),
             std::string::npos);
   ShuffledFixedSizeSampler shuffled(500, 25, key_from_seed(9));
-  EXPECT_NE(error_of([&] {
-              round_trip([&](auto& out) { saved.save(out); },
-                         [&](auto& in) { shuffled.load(in); });
-            }).find("kind is poisson in the checkpoint, shuffled_fixed_size here"),
-            std::string::npos);
+  EXPECT_NE(
+      error_of([&] {
+        round_trip([&](auto& out) { saved.save(out); },
+                   [&](auto& in) { shuffled.load(in); });
+      }).find("kind is poisson in the checkpoint, shuffled_fixed_size here"),
+      std::string::npos);
   PoissonSampler empty_target(500, 0.05, key_from_seed(9));
   EXPECT_EQ(error_of([&] {
-              round_trip([](auto&) {}, [&](auto& in) { empty_target.load(in); });
+              round_trip([](auto&) {},
+                         [&](auto& in) { empty_target.load(in); });
             }),
             "checkpoint has no entry 'kind'");
 }
@@ -217,8 +220,9 @@ TEST(PoissonSampler, RejectsRateOutsideZeroOne) {
             "sample_rate must be in (0, 1], got 1.5");
   EXPECT_EQ(error_of([] { PoissonSampler(10, -0.25, key_from_seed(0)); }),
             "sample_rate must be in (0, 1], got -0.25");
-  EXPECT_EQ(error_of([] { PoissonSampler(10, std::nan(""), key_from_seed(0)); }),
-            "sample_rate must be in (0, 1], got nan");
+  EXPECT_EQ(
+      error_of([] { PoissonSampler(10, std::nan(""), key_from_seed(0)); }),
+      "sample_rate must be in (0, 1], got nan");
 }
 
 TEST(PoissonSampler, RejectsNonPositiveDatasetSize) {
@@ -233,7 +237,8 @@ TEST(PoissonSampler, SaysItIsPoisson) {
   EXPECT_TRUE(sampler.poisson());
   EXPECT_TRUE(sampler.privacy_note().empty());
   EXPECT_DOUBLE_EQ(sampler.expected_batch_size(), 256.0);
-  EXPECT_EQ(error_of([&] { sampler.batch_at(-1); }), "step must be >= 0, got -1");
+  EXPECT_EQ(error_of([&] { sampler.batch_at(-1); }),
+            "step must be >= 0, got -1");
 }
 
 TEST(SplitIntoChunks, CutsConsecutiveChunksOfAtMostTheLimit) {
@@ -252,7 +257,9 @@ TEST(SplitIntoChunks, EmptyBatchGivesNoChunks) {
 }
 
 TEST(SplitIntoChunks, RejectsNonPositiveLimit) {
-  EXPECT_EQ(error_of([] { split_into_chunks({1, 2}, 0); }),
+  EXPECT_EQ(error_of([] {
+              split_into_chunks({1, 2}, 0);
+            }),
             "max_physical_batch_size must be > 0, got 0");
 }
 
@@ -285,7 +292,8 @@ TEST(ShuffledFixedSizeSampler, StateRoundTripResumes) {
   ShuffledFixedSizeSampler resumed(40, 6, key_from_seed(3));
   round_trip([&](auto& out) { original.save(out); },
              [&](auto& in) { resumed.load(in); });
-  for (int t = 0; t < 8; ++t) EXPECT_EQ(resumed.next_batch(), original.next_batch());
+  for (int t = 0; t < 8; ++t)
+    EXPECT_EQ(resumed.next_batch(), original.next_batch());
 }
 
 TEST(ShuffledFixedSizeSampler, RejectsBatchLargerThanDataset) {

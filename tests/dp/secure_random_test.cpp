@@ -36,8 +36,9 @@ TEST(ChaChaStream, WordsAreTheBlockOutputInCounterMode) {
   ChaChaStream stream(kRfcKey, 0x4a000000ULL);
   stream.seek(0x0900000000000001ULL * ChaChaStream::kWordsPerBlock);
   for (int i = 0; i < 8; ++i) {
-    const uint64_t expected = static_cast<uint64_t>(kRfcOutput[2 * i]) |
-                              (static_cast<uint64_t>(kRfcOutput[2 * i + 1]) << 32);
+    const uint64_t expected =
+        static_cast<uint64_t>(kRfcOutput[2 * i]) |
+        (static_cast<uint64_t>(kRfcOutput[2 * i + 1]) << 32);
     EXPECT_EQ(stream.next_u64(), expected) << "word " << i;
   }
 }
@@ -78,7 +79,8 @@ TEST(ChaChaStream, NextBelowIsUniform) {
     ++counts[v];
   }
   double chi2 = 0;
-  for (int c : counts) chi2 += (c - kDraws / 6.0) * (c - kDraws / 6.0) / (kDraws / 6.0);
+  for (int c : counts)
+    chi2 += (c - kDraws / 6.0) * (c - kDraws / 6.0) / (kDraws / 6.0);
   EXPECT_GT(chi2, 0.2102);
   EXPECT_LT(chi2, 20.52);
 }
