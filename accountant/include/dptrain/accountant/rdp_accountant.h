@@ -1,0 +1,70 @@
+// Rényi-DP accountant for the Poisson-subsampled Gaussian (Mironov, Talwar,
+// Zhang 2019), with the RDP → (ε, δ) conversion of Balle et al. 2020 /
+// Canonne, Kamath, Steinke 2020.
+#pragma once
+
+#include <vector>
+
+#include "dptrain/accountant/event.h"
+
+namespace dptrain::accountant {
+
+/// Orders of Opacus 1.5's RDPAccountant: 1.1, 1.2, …, 10.9, 12, 13, …, 63.
+std::vector<double> opacus_orders();
+
+/// The default grid: Opacus's and dp_accounting 0.6's grids (1.1…10.9 step
+/// 0.1, 11…63, 128, 256, 512, 1024) plus extra orders (1.02–1.08, 64–120,
+/// between the powers of two, up to 4096), so ε is never above either.
+std::vector<double> default_orders();
+
+/// RDP of one step of the Poisson-subsampled Gaussian at order α > 1
+/// (bounds both add and remove adjacency). q = 1 gives α / (2σ²) exactly.
+/// Integer α: binomial expansion in log space; fractional α: the two-series
+/// form of Mironov et al. Never NaN; +inf only if the value overflows.
+/// Throws std::invalid_argument on bad q, σ or α.
+double compute_rdp(double sample_rate, double noise_multiplier, double order);
+
+struct RdpOptions {
+  std::vector<double> orders = default_orders();  ///< each finite and > 1
+};
+
+/// ε for a δ, and the order α that achieved it.
+struct RdpEpsilon {
+  double epsilon = 0.0;
+  double order = 0.0;  ///< 0 when ε = 0 came from the KL bound or T = 0
+};
+
+/// Composes events (add/remove adjacency) and converts to (ε, δ)-DP with
+///   ε = min_α  RDP(α) + log1p(−1/α) − (log δ + log α)/(α − 1),
+/// or ε = 0 when δ ≥ sqrt(1 − exp(−RDP(α))) (the KL bound).
+class RdpAccountant {
+ public:
+  /// Throws std::invalid_argument when the order list is empty or holds an
+  /// order that is not finite and > 1.
+  explicit RdpAccountant(RdpOptions options = {});
+
+  /// Adds an event (validated; merged into the last one when q, σ match).
+  void compose(const PoissonSampledGaussian& event);
+  /// Replaces the history (validating every event), e.g. from a checkpoint.
+  void set_history(EventHistory events);
+  const EventHistory& history() const { return history_; }
+  const std::vector<double>& orders() const { return options_.orders; }
+
+  /// RDP of the composition at each order of orders().
+  std::vector<double> rdp() const;
+
+  /// Throws std::invalid_argument unless 0 < δ < 1. T = 0 gives ε = 0.
+  RdpEpsilon get_epsilon(double delta) const;
+
+  /// δ(ε) from the same bound, the inverse of get_epsilon:
+  ///   δ = min( min_α exp((α−1)(RDP(α) − ε + log1p(−1/α)) − log α),
+  ///            min_α sqrt(1 − exp(−RDP(α))), 1 ).
+  /// Throws std::invalid_argument unless ε >= 0 and finite.
+  double get_delta(double epsilon) const;
+
+ private:
+  RdpOptions options_;
+  EventHistory history_;
+};
+
+}  // namespace dptrain::accountant
