@@ -26,6 +26,16 @@ inline void quarter_round(uint32_t& a, uint32_t& b, uint32_t& c, uint32_t& d) {
   b = rotl(b ^ c, 7);
 }
 
+// The quarter round on kLanes blocks at once, one lane per block.
+constexpr std::size_t kLanes = 16;
+using Lanes = uint32_t[kLanes];
+
+inline void quarter_rounds(Lanes& a, Lanes& b, Lanes& c, Lanes& d) {
+  for (std::size_t l = 0; l < kLanes; ++l) {
+    quarter_round(a[l], b[l], c[l], d[l]);
+  }
+}
+
 // "expand 32-byte k", RFC 8439 §2.3.
 constexpr uint32_t kSigma[4] = {0x61707865, 0x3320646e, 0x79622d32, 0x6b206574};
 
@@ -108,19 +118,39 @@ ChaChaStream::ChaChaStream(const ChaChaKey& key, uint64_t stream_id)
     : key_(key), stream_id_(stream_id) {}
 
 void ChaChaStream::refill() {
-  ChaChaBlock input;
-  for (std::size_t i = 0; i < 4; ++i) input[i] = kSigma[i];
-  for (std::size_t i = 0; i < 8; ++i) input[4 + i] = key_[i];
-  input[12] = static_cast<uint32_t>(next_block_);
-  input[13] = static_cast<uint32_t>(next_block_ >> 32);
-  input[14] = static_cast<uint32_t>(stream_id_);
-  input[15] = static_cast<uint32_t>(stream_id_ >> 32);
-  const ChaChaBlock out = chacha20_block(input);
-  for (std::size_t i = 0; i < kWordsPerBlock; ++i) {
-    buffer_[i] = static_cast<uint64_t>(out[2 * i]) |
-                 (static_cast<uint64_t>(out[2 * i + 1]) << 32);
+  static_assert(kLanes == kBlocksPerRefill, "one lane per block");
+  // x[w][l]: word w of block next_block_ + l (structure of arrays).
+  uint32_t input[16][kLanes];
+  uint32_t x[16][kLanes];
+  for (std::size_t l = 0; l < kLanes; ++l) {
+    for (std::size_t i = 0; i < 4; ++i) input[i][l] = kSigma[i];
+    for (std::size_t i = 0; i < 8; ++i) input[4 + i][l] = key_[i];
+    const uint64_t counter = next_block_ + l;
+    input[12][l] = static_cast<uint32_t>(counter);
+    input[13][l] = static_cast<uint32_t>(counter >> 32);
+    input[14][l] = static_cast<uint32_t>(stream_id_);
+    input[15][l] = static_cast<uint32_t>(stream_id_ >> 32);
   }
-  ++next_block_;
+  std::memcpy(x, input, sizeof(x));
+  for (int round = 0; round < 10; ++round) {
+    quarter_rounds(x[0], x[4], x[8], x[12]);
+    quarter_rounds(x[1], x[5], x[9], x[13]);
+    quarter_rounds(x[2], x[6], x[10], x[14]);
+    quarter_rounds(x[3], x[7], x[11], x[15]);
+    quarter_rounds(x[0], x[5], x[10], x[15]);
+    quarter_rounds(x[1], x[6], x[11], x[12]);
+    quarter_rounds(x[2], x[7], x[8], x[13]);
+    quarter_rounds(x[3], x[4], x[9], x[14]);
+  }
+  for (std::size_t l = 0; l < kLanes; ++l) {
+    for (std::size_t j = 0; j < kWordsPerBlock; ++j) {
+      const uint32_t lo = x[2 * j][l] + input[2 * j][l];
+      const uint32_t hi = x[2 * j + 1][l] + input[2 * j + 1][l];
+      buffer_[l * kWordsPerBlock + j] =
+          static_cast<uint64_t>(lo) | (static_cast<uint64_t>(hi) << 32);
+    }
+  }
+  next_block_ += kLanes;
   index_ = 0;
 }
 
@@ -143,10 +173,10 @@ uint64_t ChaChaStream::next_below(uint64_t bound) {
 
 void ChaChaStream::seek(uint64_t position) {
   next_block_ = position / kWordsPerBlock;
-  index_ = kWordsPerBlock;
+  index_ = kBufferWords;
   const auto within = static_cast<std::size_t>(position % kWordsPerBlock);
   if (within != 0) {
-    refill();
+    refill();  // the buffer now starts at the block holding `position`
     index_ = within;
   }
 }

@@ -1,0 +1,64 @@
+#pragma once
+/// Recording of DP-layer calls while a GradientEngine records a forward pass.
+///
+/// A DP layer calls `detail::maybe_record` at the end of its forward. Outside a
+/// recording scope that is one thread-local load and a branch; inside, the
+/// layer's activation and output are kept so that the engine can obtain the
+/// output gradient after its single backward pass.
+
+#include <ATen/core/Tensor.h>
+#include <torch/nn/module.h>
+
+#include <cstdint>
+#include <vector>
+
+namespace dptrain::dp {
+
+/// One call of a DP layer recorded during a forward pass.
+struct LayerCall {
+  /// The layer that was called (its Module base subobject).
+  const torch::nn::Module* layer = nullptr;
+  /// The activation A the layer's rule needs, in a layer-specific form:
+  /// Linear: its input [N, ..., in]; Conv: its zero-padded input; norms: the
+  /// normalised input before the affine map; Embedding: the indices.
+  torch::Tensor input;
+  /// The layer's output; the engine differentiates the loss with respect to it.
+  torch::Tensor output;
+  /// G = d(sum of losses)/d(output), [same shape as output]; set by the engine.
+  torch::Tensor grad_output;
+  /// Layer-specific integers (Conv: the symmetric padding given to the op).
+  std::vector<int64_t> ints;
+  /// output's version counter when recorded; an in-place change is an error.
+  int64_t output_version = 0;
+};
+
+namespace detail {
+
+/// The calls recorded by one engine.
+struct Recorder {
+  std::vector<LayerCall> calls;
+};
+
+/// The recorder active on this thread, or nullptr outside recording.
+inline thread_local Recorder* tls_recorder = nullptr;
+
+/// Appends a call to the active recorder (see maybe_record).
+void record_call(const torch::nn::Module& layer, const torch::Tensor& input,
+                 const torch::Tensor& output, std::vector<int64_t> ints);
+
+/// Whether a recorder is active on this thread.
+inline bool is_recording() { return tls_recorder != nullptr; }
+
+/// Records the call if a recorder is active, the output takes part in
+/// autograd and the layer has a trainable parameter.
+inline void maybe_record(const torch::nn::Module& layer,
+                         const torch::Tensor& input,
+                         const torch::Tensor& output,
+                         std::vector<int64_t> ints = {}) {
+  if (tls_recorder != nullptr) {
+    record_call(layer, input, output, std::move(ints));
+  }
+}
+
+}  // namespace detail
+}  // namespace dptrain::dp

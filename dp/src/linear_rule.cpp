@@ -1,0 +1,92 @@
+// Rule for Linear. With A [B, T, in] and G [B, T, out] per example (T = the
+// flattened sequence dims times the group size K):
+//  - weight norm, ghost form: Σ_ts (a_t·a_s)(g_t·g_s), cost B·T²·(in+out)
+//    FLOPs and B·T² memory; materialised Gᵀ A: B·T·in·out FLOPs and
+//    B·in·out memory. Ghost is chosen iff T·(in+out) < in·out (for T = 1 it
+//    is ‖a‖²‖g‖²: always).
+//  - weighted sum: one matmul (G scaled per row)ᵀ A, the cost of the
+//    non-private weight gradient, unless per-example gradients were kept.
+#include <torch/torch.h>
+
+#include "builtin_rules.h"
+#include "dptrain/dp/layers/linear.h"
+
+namespace dptrain::dp::detail {
+namespace {
+
+class LinearRule final : public LayerRule {
+ public:
+  std::vector<torch::Tensor> parameters(
+      const torch::nn::Module& layer) const override {
+    const auto& l = dynamic_cast<const LinearImpl&>(layer);
+    return {l.weight, l.bias};
+  }
+
+  void squared_norms(const LayerCall& call, int64_t group_size,
+                     const std::vector<bool>& needed,
+                     std::vector<torch::Tensor>& norms,
+                     std::vector<torch::Tensor>& per_example) const override {
+    const auto& a = call.input;
+    const auto& g = call.grad_output;
+    const int64_t batch = a.size(0) / group_size;
+    const int64_t in = a.size(-1);
+    const int64_t out = g.size(-1);
+    auto a3 = a.reshape({batch, -1, in});
+    auto g3 = g.reshape({batch, -1, out});
+    const int64_t t = a3.size(1);
+    if (needed[0]) {
+      if (t == 1) {
+        norms[0] = a3.pow(2).sum({1, 2}) * g3.pow(2).sum({1, 2});
+      } else if (t * (in + out) < in * out) {
+        auto gram_a = torch::bmm(a3, a3.transpose(1, 2));
+        auto gram_g = torch::bmm(g3, g3.transpose(1, 2));
+        norms[0] = (gram_a * gram_g).sum({1, 2});
+      } else {
+        per_example[0] = torch::bmm(g3.transpose(1, 2), a3);
+        norms[0] = per_example[0].pow(2).sum({1, 2});
+      }
+    }
+    if (needed.size() > 1 && needed[1]) {
+      per_example[1] = g3.sum(1);
+      norms[1] = per_example[1].pow(2).sum(1);
+    }
+  }
+
+  torch::Tensor per_example_grads(const LayerCall& call, size_t slot,
+                                  int64_t group_size) const override {
+    const auto& a = call.input;
+    const auto& g = call.grad_output;
+    const int64_t batch = a.size(0) / group_size;
+    auto g3 = g.reshape({batch, -1, g.size(-1)});
+    if (slot == 1) return g3.sum(1);
+    auto a3 = a.reshape({batch, -1, a.size(-1)});
+    return torch::bmm(g3.transpose(1, 2), a3);
+  }
+
+  void weighted_sums(const LayerCall& call,
+                     const std::vector<torch::Tensor>& row_weights,
+                     std::vector<torch::Tensor>& sums) const override {
+    const auto& a = call.input;
+    const auto& g = call.grad_output;
+    const int64_t rows = a.size(0);
+    const int64_t in = a.size(-1);
+    const int64_t out = g.size(-1);
+    auto g3 = g.reshape({rows, -1, out});
+    if (row_weights[0].defined()) {
+      auto w = row_weights[0].to(g.dtype()).view({rows, 1, 1});
+      sums[0] = (g3 * w).reshape({-1, out}).t().mm(a.reshape({-1, in}));
+    }
+    if (row_weights.size() > 1 && row_weights[1].defined()) {
+      auto w = row_weights[1].to(g.dtype()).view({1, rows});
+      sums[1] = w.mm(g3.reshape({rows, -1})).view({-1, out}).sum(0);
+    }
+  }
+};
+
+}  // namespace
+
+std::shared_ptr<const LayerRule> make_linear_rule() {
+  return std::make_shared<LinearRule>();
+}
+
+}  // namespace dptrain::dp::detail

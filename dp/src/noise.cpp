@@ -1,0 +1,90 @@
+#include "dptrain/dp/noise.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+#include <cstdio>
+#include <stdexcept>
+#include <string>
+
+namespace dptrain::dp {
+namespace {
+
+std::string text(double value) {
+  char buffer[32];
+  std::snprintf(buffer, sizeof(buffer), "%g", value);
+  return buffer;
+}
+
+// .grad of a trainable parameter, created as zeros when missing.
+at::Tensor& grad_of(const at::Tensor& parameter) {
+  at::Tensor& grad = parameter.mutable_grad();
+  if (!grad.defined()) grad = at::zeros_like(parameter);
+  return grad;
+}
+
+}  // namespace
+
+void validate(const NoiseOptions& options) {
+  if (!(std::isfinite(options.noise_multiplier) &&
+        options.noise_multiplier >= 0)) {
+    throw std::invalid_argument("noise_multiplier must be >= 0, got " +
+                                text(options.noise_multiplier));
+  }
+  if (!(std::isfinite(options.max_grad_norm) && options.max_grad_norm > 0)) {
+    throw std::invalid_argument("max_grad_norm must be > 0, got " +
+                                text(options.max_grad_norm));
+  }
+  if (!(std::isfinite(options.expected_batch_size) &&
+        options.expected_batch_size > 0)) {
+    throw std::invalid_argument("expected_batch_size must be > 0, got " +
+                                text(options.expected_batch_size));
+  }
+}
+
+void add_gaussian_noise(const std::vector<at::Tensor>& parameters,
+                        double noise_std, NoiseGenerator& generator) {
+  if (!(std::isfinite(noise_std) && noise_std >= 0)) {
+    throw std::invalid_argument("noise_std must be >= 0, got " +
+                                text(noise_std));
+  }
+  torch::NoGradGuard no_grad;
+  int64_t total = 0;
+  for (const at::Tensor& p : parameters) {
+    if (p.requires_grad()) total += p.numel();
+  }
+  // One draw for all parameters: fewer, larger calls parallelise better.
+  at::Tensor noise = generator.standard_normal(total).mul_(noise_std);
+  int64_t offset = 0;
+  for (const at::Tensor& p : parameters) {
+    if (!p.requires_grad()) continue;
+    at::Tensor& grad = grad_of(p);
+    const at::Tensor slice =
+        noise.narrow(0, offset, p.numel()).view(p.sizes());
+    // Cast on the CPU, then move: half the bytes cross to an accelerator.
+    grad.add_(slice.to(grad.scalar_type()).to(grad.device()));
+    offset += p.numel();
+  }
+}
+
+void divide_by_expected_batch_size(const std::vector<at::Tensor>& parameters,
+                                   double expected_batch_size) {
+  if (!(std::isfinite(expected_batch_size) && expected_batch_size > 0)) {
+    throw std::invalid_argument("expected_batch_size must be > 0, got " +
+                                text(expected_batch_size));
+  }
+  torch::NoGradGuard no_grad;
+  for (const at::Tensor& p : parameters) {
+    if (p.requires_grad()) grad_of(p).div_(expected_batch_size);
+  }
+}
+
+void finalize_noisy_gradient(const std::vector<at::Tensor>& parameters,
+                             const NoiseOptions& options,
+                             NoiseGenerator& generator) {
+  validate(options);
+  add_gaussian_noise(parameters, options.noise_std(), generator);
+  divide_by_expected_batch_size(parameters, options.expected_batch_size);
+}
+
+}  // namespace dptrain::dp
