@@ -156,7 +156,11 @@ Grid choose_grid(const std::vector<PoissonSampledGaussian>& events,
          " steps; raise eps_error or use the RDP accountant");
   }
   g.n = fast_fft_size(static_cast<std::int64_t>(wanted));
-  if (static_cast<double>(g.n) * DBL_EPSILON > delta_error) {
+  // Rounding in the FFT: ‖error‖₂ ≈ ε_mach·log2(n)·‖pmf‖₂ <= ε_mach·log2(n),
+  // so a tail sum of up to n entries is off by at most √n times that; keep a
+  // factor 10 below delta_error.
+  const double n = static_cast<double>(g.n);
+  if (10.0 * std::sqrt(n) * std::log2(n) * DBL_EPSILON > delta_error) {
     fail("delta_error=" + fmt(delta_error) + " is below the rounding error of a " +
          std::to_string(g.n) + "-point FFT; raise delta (or delta_error) or "
          "eps_error");
