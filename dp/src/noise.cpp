@@ -59,8 +59,7 @@ void add_gaussian_noise(const std::vector<at::Tensor>& parameters,
   for (const at::Tensor& p : parameters) {
     if (!p.requires_grad()) continue;
     at::Tensor& grad = grad_of(p);
-    const at::Tensor slice =
-        noise.narrow(0, offset, p.numel()).view(p.sizes());
+    const at::Tensor slice = noise.narrow(0, offset, p.numel()).view(p.sizes());
     // Cast on the CPU, then move: half the bytes cross to an accelerator.
     grad.add_(slice.to(grad.scalar_type()).to(grad.device()));
     offset += p.numel();

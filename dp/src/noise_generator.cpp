@@ -109,8 +109,7 @@ SecureNoise::SecureNoise() : key_(os_entropy_key()) {}
 
 at::Tensor SecureNoise::standard_normal(int64_t numel) {
   check_numel(numel);
-  at::Tensor out =
-      at::empty({numel}, at::TensorOptions().dtype(at::kDouble));
+  at::Tensor out = at::empty({numel}, at::TensorOptions().dtype(at::kDouble));
   secure_standard_normal(key_, calls_++, out.data_ptr<double>(), numel);
   return out;
 }

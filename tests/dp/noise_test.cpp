@@ -1,0 +1,296 @@
+#include "dptrain/dp/noise.h"
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <boost/math/distributions/chi_squared.hpp>
+#include <boost/math/special_functions/erf.hpp>
+#include <chrono>
+#include <cmath>
+#include <functional>
+#include <memory>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "dptrain/dp/noise_generator.h"
+
+namespace dptrain::dp {
+namespace {
+
+template <typename Fn>
+std::string error_of(Fn&& fn) {
+  try {
+    fn();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "(no exception)";
+}
+
+template <typename Save, typename Load>
+void round_trip(Save&& save, Load&& load) {
+  torch::serialize::OutputArchive out;
+  save(out);
+  std::stringstream bytes;
+  out.save_to(bytes);
+  torch::serialize::InputArchive in;
+  in.load_from(bytes);
+  load(in);
+}
+
+// Kolmogorov's limiting distribution with Stephens' small-sample correction:
+// P(sqrt(n) D > λ) for the one-sample two-sided KS statistic D.
+double ks_p_value(double d, std::size_t n) {
+  const double sn = std::sqrt(static_cast<double>(n));
+  const double lambda = (sn + 0.12 + 0.11 / sn) * d;
+  if (lambda < 0.2) return 1.0;
+  double p = 0;
+  for (int k = 1; k <= 100; ++k) {
+    p += 2 * ((k % 2 == 1) ? 1 : -1) * std::exp(-2.0 * k * k * lambda * lambda);
+  }
+  return std::clamp(p, 0.0, 1.0);
+}
+
+// Two-sided tests of "x ~ N(0, sigma²)" at level alpha: mean (z test),
+// variance (Σx²/σ² ~ χ²(n), mean known) and the KS distance to the CDF.
+struct NormalTest {
+  bool mean_ok;
+  bool variance_ok;
+  bool ks_ok;
+};
+
+NormalTest test_normal(std::vector<double> x, double sigma, double alpha) {
+  const auto n = x.size();
+  double sum = 0;
+  double sum_sq = 0;
+  for (double v : x) {
+    sum += v;
+    sum_sq += v * v;
+  }
+  const double z = sum / (sigma * std::sqrt(static_cast<double>(n)));
+  // |z| below Φ⁻¹(1 − α/2) = √2·erfc⁻¹(α).
+  const double z_crit = std::sqrt(2.0) * boost::math::erfc_inv(alpha);
+  boost::math::chi_squared chi2(static_cast<double>(n));
+  const double statistic = sum_sq / (sigma * sigma);
+  std::sort(x.begin(), x.end());
+  double d = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const double cdf = 0.5 * std::erfc(-x[i] / (sigma * std::sqrt(2.0)));
+    d = std::max({d, cdf - static_cast<double>(i) / n,
+                  static_cast<double>(i + 1) / n - cdf});
+  }
+  return {std::abs(z) < z_crit,
+          statistic > boost::math::quantile(chi2, alpha / 2) &&
+              statistic<boost::math::quantile(chi2, 1 - alpha / 2),
+                        ks_p_value(d, n)>
+                  alpha};
+}
+
+std::vector<double> values_of(const at::Tensor& t) {
+  const at::Tensor flat = t.to(at::kDouble).contiguous().view(-1);
+  return {flat.data_ptr<double>(), flat.data_ptr<double>() + flat.numel()};
+}
+
+// Noise of one finalize_noisy_gradient call on zero grads: σ = 1.5, C = 2,
+// B = 1, so each coordinate should be N(0, 3²).
+std::vector<double> draw_noise(NoiseGenerator& generator, int64_t n) {
+  at::Tensor p = torch::zeros({n / 2, 2}, torch::kDouble).requires_grad_();
+  p.mutable_grad() = torch::zeros_like(p);
+  finalize_noisy_gradient({p}, {1.5, 2.0, 1.0}, generator);
+  return values_of(p.grad());
+}
+
+void expect_normal_with_sigma_three(NoiseGenerator& generator) {
+  // α = 1e-6 per test: a secure run is not seeded, so a false alarm must be
+  // negligible; with n = 2e5 the wrong σ are still rejected by far.
+  const std::vector<double> x = draw_noise(generator, 200000);
+  const NormalTest right = test_normal(x, 3.0, 1e-6);
+  EXPECT_TRUE(right.mean_ok);
+  EXPECT_TRUE(right.variance_ok);
+  EXPECT_TRUE(right.ks_ok);
+  for (double wrong : {2.0, 4.5}) {  // 2/3 σ and 3/2 σ
+    const NormalTest t = test_normal(x, wrong, 1e-6);
+    EXPECT_FALSE(t.variance_ok) << "sigma " << wrong;
+    EXPECT_FALSE(t.ks_ok) << "sigma " << wrong;
+  }
+}
+
+TEST(SeededNoise, IsNormalWithStdSigmaTimesC) {
+  SeededNoise generator(123);
+  expect_normal_with_sigma_three(generator);
+}
+
+TEST(SecureNoise, IsNormalWithStdSigmaTimesC) {
+  SecureNoise generator;
+  expect_normal_with_sigma_three(generator);
+}
+
+TEST(SecureNoise, FixedKeySamplerIsNormalAndChunkIndependent) {
+  // A fixed key makes the sampler itself checkable with a fixed seed.
+  std::vector<double> x(100001);
+  secure_standard_normal(key_from_seed(3), 0, x.data(),
+                         static_cast<int64_t>(x.size()));
+  const NormalTest t = test_normal(x, 1.0, 1e-3);
+  EXPECT_TRUE(t.mean_ok && t.variance_ok && t.ks_ok);
+  // Same key and stream, any thread count: same numbers.
+  const int threads = at::get_num_threads();
+  at::set_num_threads(1);
+  std::vector<double> y(x.size());
+  secure_standard_normal(key_from_seed(3), 0, y.data(),
+                         static_cast<int64_t>(y.size()));
+  at::set_num_threads(threads);
+  EXPECT_EQ(x, y);
+}
+
+TEST(SeededNoise, SameSeedSameNoiseOtherSeedOther) {
+  SeededNoise a(7);
+  SeededNoise b(7);
+  SeededNoise c(8);
+  const at::Tensor x = a.standard_normal(1000);
+  EXPECT_TRUE(at::equal(x, b.standard_normal(1000)));
+  EXPECT_FALSE(at::equal(x, c.standard_normal(1000)));
+  EXPECT_FALSE(at::equal(x, a.standard_normal(1000)));  // moves on
+}
+
+TEST(SeededNoise, StateRoundTripContinuesTheSameStream) {
+  SeededNoise original(11);
+  original.standard_normal(123);
+  SeededNoise resumed(99);
+  round_trip([&](auto& out) { original.save(out); },
+             [&](auto& in) { resumed.load(in); });
+  EXPECT_TRUE(
+      at::equal(resumed.standard_normal(500), original.standard_normal(500)));
+}
+
+TEST(SecureNoise, InstancesAndCallsDiffer) {
+  SecureNoise a;
+  SecureNoise b;
+  const at::Tensor x = a.standard_normal(64);
+  EXPECT_FALSE(at::equal(x, b.standard_normal(64)));
+  EXPECT_FALSE(at::equal(x, a.standard_normal(64)));
+  EXPECT_FALSE(a.reproducible());
+}
+
+TEST(SecureNoise, CheckpointHoldsNoKeyAndResumesFresh) {
+  SecureNoise original;
+  original.standard_normal(10);
+  SecureNoise resumed;
+  round_trip([&](auto& out) { original.save(out); },
+             [&](auto& in) {
+               EXPECT_EQ(in.keys(), std::vector<std::string>{"kind"});
+               resumed.load(in);
+             });
+  EXPECT_FALSE(
+      at::equal(resumed.standard_normal(64), original.standard_normal(64)));
+}
+
+TEST(NoiseGenerator, LoadRefusesTheOtherKind) {
+  SeededNoise seeded(1);
+  SecureNoise secure;
+  EXPECT_EQ(error_of([&] {
+              round_trip([&](auto& out) { seeded.save(out); },
+                         [&](auto& in) { secure.load(in); });
+            }),
+            "noise generator checkpoint mismatch: kind is seeded in the "
+            "checkpoint, secure here");
+  EXPECT_EQ(error_of([&] {
+              round_trip([&](auto& out) { secure.save(out); },
+                         [&](auto& in) { seeded.load(in); });
+            }),
+            "noise generator checkpoint mismatch: kind is secure in the "
+            "checkpoint, seeded here");
+}
+
+TEST(NoiseGenerator, RejectsNegativeCount) {
+  SeededNoise seeded(1);
+  EXPECT_EQ(error_of([&] { seeded.standard_normal(-1); }),
+            "numel must be >= 0, got -1");
+}
+
+TEST(FinalizeNoisyGradient, DividesByExpectedNotRealisedBatchSize) {
+  // Three clipped examples summed to (6, 3); the configured B is 4.
+  at::Tensor p = torch::zeros({2}, torch::kDouble).requires_grad_();
+  p.mutable_grad() = torch::tensor({6.0, 3.0}, torch::kDouble);
+  SeededNoise generator(0);
+  finalize_noisy_gradient({p}, {0.0, 1.0, 4.0}, generator);
+  EXPECT_TRUE(
+      at::allclose(p.grad(), torch::tensor({1.5, 0.75}, torch::kDouble)));
+}
+
+TEST(FinalizeNoisyGradient, NoiseIsAddedBeforeTheDivision) {
+  // grad 10 everywhere, σC = 2, B = 5: mean 2, std 2/5 per coordinate.
+  at::Tensor p = torch::zeros({100000}, torch::kDouble).requires_grad_();
+  p.mutable_grad() = torch::full({100000}, 10.0, torch::kDouble);
+  SeededNoise generator(5);
+  finalize_noisy_gradient({p}, {0.5, 4.0, 5.0}, generator);
+  std::vector<double> centred = values_of(p.grad() - 2.0);
+  const NormalTest t = test_normal(centred, 0.4, 1e-3);
+  EXPECT_TRUE(t.mean_ok && t.variance_ok && t.ks_ok);
+}
+
+TEST(FinalizeNoisyGradient, EmptyBatchStillGetsNoiseOnEveryParameter) {
+  // No example reached the model: grads are undefined, noise still goes in.
+  at::Tensor w = torch::zeros({300, 100}).requires_grad_();
+  at::Tensor b = torch::zeros({100}).requires_grad_();
+  at::Tensor frozen = torch::zeros({50});
+  SeededNoise generator(6);
+  finalize_noisy_gradient({w, b, frozen}, {1.0, 1.0, 1.0}, generator);
+  ASSERT_TRUE(w.grad().defined());
+  ASSERT_TRUE(b.grad().defined());
+  EXPECT_FALSE(frozen.grad().defined());
+  EXPECT_EQ(w.grad().scalar_type(), torch::kFloat);
+  EXPECT_EQ(w.grad().sizes(), w.sizes());
+  const NormalTest tw = test_normal(values_of(w.grad()), 1.0, 1e-3);
+  EXPECT_TRUE(tw.mean_ok && tw.variance_ok && tw.ks_ok);
+  EXPECT_GT(b.grad().abs().min().item<float>(), 0.0F);
+}
+
+TEST(FinalizeNoisyGradient, RejectsBadOptions) {
+  at::Tensor p = torch::zeros({2}).requires_grad_();
+  SeededNoise g(0);
+  EXPECT_EQ(error_of([&] {
+              finalize_noisy_gradient({p}, {-1, 1, 1}, g);
+            }),
+            "noise_multiplier must be >= 0, got -1");
+  EXPECT_EQ(error_of([&] {
+              finalize_noisy_gradient({p}, {std::nan(""), 1, 1}, g);
+            }),
+            "noise_multiplier must be >= 0, got nan");
+  EXPECT_EQ(error_of([&] {
+              finalize_noisy_gradient({p}, {1, 0, 1}, g);
+            }),
+            "max_grad_norm must be > 0, got 0");
+  EXPECT_EQ(error_of([&] {
+              finalize_noisy_gradient({p}, {1, 1, -2}, g);
+            }),
+            "expected_batch_size must be > 0, got -2");
+  EXPECT_EQ(error_of([&] { add_gaussian_noise({p}, -0.5, g); }),
+            "noise_std must be >= 0, got -0.5");
+  EXPECT_EQ(error_of([&] { divide_by_expected_batch_size({p}, 0); }),
+            "expected_batch_size must be > 0, got 0");
+  EXPECT_FALSE(p.grad().defined());  // nothing touched
+}
+
+// Throughput, for the report: `dp_tests --gtest_filter='*Slow*'`.
+TEST(NoiseGeneratorSlow, CoordinatesPerSecond) {
+  constexpr int64_t kN = 10'000'000;
+  SeededNoise seeded(0);
+  SecureNoise secure;
+  for (NoiseGenerator* g : std::vector<NoiseGenerator*>{&seeded, &secure}) {
+    g->standard_normal(kN / 10);  // warm up
+    const auto start = std::chrono::steady_clock::now();
+    const at::Tensor x = g->standard_normal(kN);
+    const double s =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+            .count();
+    std::printf("%s: %.3g coordinates/s (%d threads)\n", g->name().c_str(),
+                kN / s, at::get_num_threads());
+    EXPECT_EQ(x.numel(), kN);
+  }
+}
+
+}  // namespace
+}  // namespace dptrain::dp
