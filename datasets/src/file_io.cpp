@@ -1,0 +1,77 @@
+#include "file_io.h"
+
+#include <zlib.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+
+#include "dptrain/datasets/errors.h"
+
+namespace dptrain::datasets::detail {
+namespace fs = std::filesystem;
+
+bool is_file(const std::string& path) {
+  std::error_code ec;
+  return fs::is_regular_file(path, ec);
+}
+
+std::vector<std::uint8_t> read_file(const std::string& path) {
+  std::error_code ec;
+  const auto status = fs::status(path, ec);
+  if (!fs::exists(status)) {
+    throw DatasetError(path, "no such file");
+  }
+  if (fs::is_directory(status)) {
+    throw DatasetError(path, "is a folder, expected a file");
+  }
+  errno = 0;
+  std::unique_ptr<gzFile_s, int (*)(gzFile)> f(gzopen(path.c_str(), "rb"),
+                                               &gzclose);
+  if (!f) {
+    throw DatasetError(path, std::string("cannot open: ") +
+                                 (errno ? std::strerror(errno) : "zlib error"));
+  }
+  gzbuffer(f.get(), 1 << 20);
+  std::vector<std::uint8_t> out;
+  constexpr unsigned kChunk = 1u << 22;
+  for (;;) {
+    const std::size_t old = out.size();
+    out.resize(old + kChunk);
+    const int got = gzread(f.get(), out.data() + old, kChunk);
+    if (got < 0) {
+      int err = 0;
+      const char* msg = gzerror(f.get(), &err);
+      throw DatasetError(path, std::string("read error (corrupt or truncated "
+                                           "gzip data?): ") + msg);
+    }
+    out.resize(old + static_cast<std::size_t>(got));
+    if (got == 0) break;
+  }
+  int err = Z_OK;
+  const char* msg = gzerror(f.get(), &err);
+  if (err != Z_OK && err != Z_STREAM_END) {
+    throw DatasetError(path, std::string("truncated or corrupt gzip data: ") +
+                                 msg);
+  }
+  out.shrink_to_fit();
+  return out;
+}
+
+std::string find_file(const std::string& dir,
+                      const std::vector<std::string>& candidates) {
+  for (const auto& c : candidates) {
+    const auto p = (fs::path(dir) / c).string();
+    if (is_file(p)) return p;
+  }
+  std::string list;
+  for (const auto& c : candidates) list += (list.empty() ? "" : ", ") + c;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) {
+    throw DatasetError(dir, "no such folder (looking for " + list + ")");
+  }
+  throw DatasetError(dir, "missing file: none of " + list);
+}
+
+}  // namespace dptrain::datasets::detail
