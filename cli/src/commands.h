@@ -17,5 +17,6 @@ const GlobalOptions& global_options();
 
 void add_info_command(CLI::App& app);
 void add_data_command(CLI::App& app);
+void add_account_commands(CLI::App& app);  // account, calibrate
 
 }  // namespace dptrain::cli
