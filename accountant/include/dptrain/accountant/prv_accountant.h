@@ -13,8 +13,8 @@ struct PrvOptions {
   /// eps_error. In (0, 1]; a smaller value means a finer grid (grid size
   /// grows as 1/eps_error).
   double eps_error = 0.01;
-  /// δ error allowed to the discretisation; 0 means δ/1000 (get_epsilon) or
-  /// 1e-3·(the estimate's scale) — see get_delta. Must be < δ when set.
+  /// δ error allowed to the discretisation; 0 means δ/1000 in get_epsilon
+  /// and 1e-10 in get_delta. Must be < δ.
   double delta_error = 0.0;
 };
 

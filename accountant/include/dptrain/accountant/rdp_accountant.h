@@ -19,8 +19,9 @@ std::vector<double> default_orders();
 
 /// RDP of one step of the Poisson-subsampled Gaussian at order α > 1
 /// (bounds both add and remove adjacency). q = 1 gives α / (2σ²) exactly.
-/// Integer α: binomial expansion in log space; fractional α: the two-series
-/// form of Mironov et al. Never NaN; +inf only if the value overflows.
+/// Integer α: binomial expansion of A_α − 1 in log space; fractional α:
+/// trapezoid integration of A_α (tests check it against Mironov et al.'s
+/// two-series form).
 /// Throws std::invalid_argument on bad q, σ or α.
 double compute_rdp(double sample_rate, double noise_multiplier, double order);
 
@@ -31,7 +32,7 @@ struct RdpOptions {
 /// ε for a δ, and the order α that achieved it.
 struct RdpEpsilon {
   double epsilon = 0.0;
-  double order = 0.0;  ///< 0 when ε = 0 came from the KL bound or T = 0
+  double order = 0.0;  ///< the minimising α; 0 when T = 0
 };
 
 /// Composes events (add/remove adjacency) and converts to (ε, δ)-DP with
