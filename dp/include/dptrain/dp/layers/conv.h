@@ -81,6 +81,11 @@ struct WSConv2dOptions : ConvOptions<2> {
   WSConv2dOptions(int64_t in_channels, int64_t out_channels,
                   torch::ExpandingArray<2> kernel_size)
       : ConvOptions<2>(in_channels, out_channels, kernel_size) {}
+  /// From Conv2d options (the chained setters of the base return those), so
+  /// WSConv2d(WSConv2dOptions(2, 4, 3).stride(2)) works. A base setter
+  /// returns ConvOptions<2>&, which drops eps: call .eps() last.
+  /* implicit */ WSConv2dOptions(const ConvOptions<2>& conv)  // NOLINT
+      : ConvOptions<2>(conv) {}
   /// Floor on fan_in · var(W) inside the rsqrt (NFNet: 1e-4).
   TORCH_ARG(double, eps) = 1e-4;
 };
