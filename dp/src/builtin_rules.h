@@ -17,4 +17,5 @@ std::shared_ptr<const LayerRule> make_rms_norm_rule();
 std::shared_ptr<const LayerRule> make_scale_rule();
 std::shared_ptr<const LayerRule> make_bias_rule();
 std::shared_ptr<const LayerRule> make_embedding_rule();
+std::shared_ptr<const LayerRule> make_softplus_scale_rule();
 }  // namespace dptrain::dp::detail

@@ -8,6 +8,7 @@
 #include "dptrain/dp/layers/embedding.h"
 #include "dptrain/dp/layers/linear.h"
 #include "dptrain/dp/layers/normalization.h"
+#include "dptrain/dp/layers/softplus_scale.h"
 #include "dptrain/dp/rule_registry.h"
 
 namespace dptrain::dp {
@@ -76,6 +77,7 @@ void add_builtin_rules(RuleRegistry& registry) {
   registry.add<ScaleImpl>(detail::make_scale_rule());
   registry.add<BiasImpl>(detail::make_bias_rule());
   registry.add<EmbeddingImpl>(detail::make_embedding_rule());
+  registry.add<SoftplusScaleImpl>(detail::make_softplus_scale_rule());
 }
 
 std::shared_ptr<const RuleRegistry> builtin_rules() {
