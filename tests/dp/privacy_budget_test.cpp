@@ -1,0 +1,135 @@
+#include "dptrain/dp/privacy_budget.h"
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <sstream>
+#include <stdexcept>
+#include <string>
+
+namespace dptrain::dp {
+namespace {
+
+using accountant::AccountantKind;
+using accountant::PoissonSampledGaussian;
+
+template <typename Fn>
+std::string error_of(Fn&& fn) {
+  try {
+    fn();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "(no exception)";
+}
+
+TEST(PrivacyBudget, StopsBeforeTheStepThatWouldPassTheTarget) {
+  PrivacyBudgetOptions options;
+  options.delta = 1e-5;
+  options.target_epsilon = 2.0;
+  PrivacyBudget budget(options);
+  const PoissonSampledGaussian step{0.01, 1.5, 1};
+  int64_t taken = 0;
+  while (budget.allows_step(step) && taken < 100000) {
+    budget.record(step);
+    ++taken;
+  }
+  ASSERT_GT(taken, 100);
+  ASSERT_LT(taken, 100000);
+  EXPECT_LE(budget.epsilon(), 2.0);
+  // The refused step would have passed the target (the accountant says so).
+  accountant::EventHistory one_more = budget.history();
+  accountant::append_event(one_more, step);
+  EXPECT_GT(
+      accountant::guaranteed_epsilon(AccountantKind::kRdp, one_more, 1e-5),
+      2.0);
+}
+
+TEST(PrivacyBudget, ANewNoiseLevelIsCheckedAgainstWhatWasSpent) {
+  PrivacyBudgetOptions options;
+  options.delta = 1e-5;
+  options.target_epsilon = 2.0;
+  PrivacyBudget budget(options);
+  const PoissonSampledGaussian noisy{0.05, 2.0, 1};
+  for (int i = 0; i < 50; ++i) {
+    ASSERT_TRUE(budget.allows_step(noisy));
+    budget.record(noisy);
+  }
+  const PoissonSampledGaussian light{0.05, 0.6, 1};
+  int64_t taken = 0;
+  while (budget.allows_step(light) && taken < 100000) {
+    budget.record(light);
+    ++taken;
+  }
+  EXPECT_LE(budget.epsilon(), 2.0);
+  accountant::EventHistory one_more = budget.history();
+  accountant::append_event(one_more, light);
+  EXPECT_GT(
+      accountant::guaranteed_epsilon(AccountantKind::kRdp, one_more, 1e-5),
+      2.0);
+}
+
+TEST(PrivacyBudget, WithoutTargetItOnlyReports) {
+  PrivacyBudgetOptions options;
+  options.delta = 1e-5;
+  PrivacyBudget budget(options);
+  EXPECT_DOUBLE_EQ(budget.epsilon(), 0.0);
+  const PoissonSampledGaussian step{0.5, 0.5, 1000};
+  EXPECT_TRUE(budget.allows_step(step));
+  budget.record(step);
+  EXPECT_EQ(budget.steps(), 1000);
+  EXPECT_GT(budget.epsilon(), 10.0);
+}
+
+TEST(PrivacyBudget, HistoryRoundTripKeepsEpsilon) {
+  PrivacyBudgetOptions options;
+  options.delta = 1e-5;
+  options.target_epsilon = 8.0;
+  PrivacyBudget original(options);
+  original.record({0.01, 1.1, 300});
+  original.record({0.02, 0.9, 20});
+  PrivacyBudget resumed(options);
+  torch::serialize::OutputArchive out;
+  original.save(out);
+  std::stringstream bytes;
+  out.save_to(bytes);
+  torch::serialize::InputArchive in;
+  in.load_from(bytes);
+  resumed.load(in);
+  EXPECT_EQ(resumed.steps(), 320);
+  EXPECT_DOUBLE_EQ(resumed.epsilon(), original.epsilon());
+}
+
+TEST(PrivacyBudget, LoadRefusesAnotherDelta) {
+  PrivacyBudgetOptions options;
+  options.delta = 1e-5;
+  PrivacyBudget original(options);
+  original.record({0.01, 1.1, 30});
+  options.delta = 1e-6;
+  PrivacyBudget other(options);
+  torch::serialize::OutputArchive out;
+  original.save(out);
+  std::stringstream bytes;
+  out.save_to(bytes);
+  torch::serialize::InputArchive in;
+  in.load_from(bytes);
+  EXPECT_NE(error_of([&] {
+              other.load(in);
+            }).find("privacy budget checkpoint mismatch: delta is"),
+            std::string::npos);
+  EXPECT_EQ(other.steps(), 0);
+}
+
+TEST(PrivacyBudget, RejectsBadOptions) {
+  PrivacyBudgetOptions options;
+  options.delta = 1.0;
+  EXPECT_EQ(error_of([&] { PrivacyBudget{options}; }),
+            "delta must be in (0, 1), got 1");
+  options.delta = 1e-5;
+  options.target_epsilon = -1;
+  EXPECT_EQ(error_of([&] { PrivacyBudget{options}; }),
+            "target_epsilon must be > 0, got -1");
+}
+
+}  // namespace
+}  // namespace dptrain::dp
