@@ -12,6 +12,16 @@
 namespace dptrain::datasets::detail {
 namespace fs = std::filesystem;
 
+namespace {
+// zlib prefixes its messages with the path; ours already starts with it.
+std::string zlib_message(gzFile f, const std::string& path, int* err) {
+  std::string msg = gzerror(f, err);
+  const std::string prefix = path + ": ";
+  if (msg.compare(0, prefix.size(), prefix) == 0) msg.erase(0, prefix.size());
+  return msg;
+}
+}  // namespace
+
 bool is_file(const std::string& path) {
   std::error_code ec;
   return fs::is_regular_file(path, ec);
@@ -42,15 +52,14 @@ std::vector<std::uint8_t> read_file(const std::string& path) {
     const int got = gzread(f.get(), out.data() + old, kChunk);
     if (got < 0) {
       int err = 0;
-      const char* msg = gzerror(f.get(), &err);
-      throw DatasetError(path, std::string("read error (corrupt or truncated "
-                                           "gzip data?): ") + msg);
+      const std::string msg = zlib_message(f.get(), path, &err);
+      throw DatasetError(path, "truncated or corrupt gzip data: " + msg);
     }
     out.resize(old + static_cast<std::size_t>(got));
     if (got == 0) break;
   }
   int err = Z_OK;
-  const char* msg = gzerror(f.get(), &err);
+  const std::string msg = zlib_message(f.get(), path, &err);
   if (err != Z_OK && err != Z_STREAM_END) {
     throw DatasetError(path, std::string("truncated or corrupt gzip data: ") +
                                  msg);

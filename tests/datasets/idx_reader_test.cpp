@@ -99,7 +99,15 @@ TEST(IdxReader, RejectsTruncatedGzipStream) {
   write_file(dir.file("img.gz"), gz);
   write_file(dir.file("lab"), idx_labels(Bytes(50, 0)));
   EXPECT_THAT(error_of([&] { load_idx(dir.file("img.gz"), dir.file("lab")); }),
-              HasSubstr(dir.file("img.gz") + ": "));
+              HasSubstr(dir.file("img.gz") +
+                        ": truncated or corrupt gzip data: unexpected end of "
+                        "file"));
+  // A corrupted deflate stream (garbage after the gzip header).
+  gz = read_bytes(dir.file("full.gz"));
+  for (std::size_t i = 20; i < 60; ++i) gz[i] ^= 0x5a;
+  write_file(dir.file("bad.gz"), gz);
+  EXPECT_THAT(error_of([&] { load_idx(dir.file("bad.gz"), dir.file("lab")); }),
+              HasSubstr(dir.file("bad.gz") + ": truncated or corrupt gzip data"));
 }
 
 TEST(IdxReader, RejectsCountMismatch) {
