@@ -1,0 +1,99 @@
+// The model registry: names, defaults, counts without allocation.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+
+#include "dptrain/models/registry.h"
+
+namespace m = dptrain::models;
+
+namespace {
+
+template <typename F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const std::invalid_argument& e) {
+    return e.what();
+  }
+  return "(no exception)";
+}
+
+TEST(Registry, ListsThePapersModels) {
+  const auto names = m::list_models();
+  for (const char* n : {"cnn", "mlp", "wrn-16-4", "wrn-40-4", "wrn-28-10",
+                        "nf-resnet-50", "nfnet-f0", "nfnet-f1", "nfnet-f3"}) {
+    EXPECT_NE(std::find(names.begin(), names.end(), n), names.end()) << n;
+  }
+}
+
+TEST(Registry, UnknownNameListsKnownOnes) {
+  const auto msg = error_of([] { m::make_model("resnet-18"); });
+  EXPECT_NE(msg.find("unknown model 'resnet-18'; known: cnn, mlp, wrn-16-4"),
+            std::string::npos)
+      << msg;
+  EXPECT_NE(error_of([] { m::model_info("wrn-16"); }).find("unknown model 'wrn-16'"),
+            std::string::npos);
+}
+
+TEST(Registry, BadDepthOrOptionNamesIt) {
+  EXPECT_NE(error_of([] { m::model_info("wrn-17-4"); })
+                .find("depth must be 6n + 4 with n >= 1, got 17"),
+            std::string::npos);
+  EXPECT_NE(error_of([] { m::make_model("cnn", m::ModelOptions().num_classes(-2)); })
+                .find("num_classes must be >= 1, got -2"),
+            std::string::npos);
+}
+
+TEST(Registry, InfoCountsMatchPublishedWithoutBuilding) {
+  EXPECT_EQ(m::model_info("wrn-16-4").parameters, 2753818);
+  EXPECT_EQ(m::model_info("wrn-40-4").parameters, 8961306);
+  EXPECT_EQ(m::model_info("wrn-28-10").parameters, 36500378);
+  EXPECT_EQ(m::model_info("nf-resnet-50").parameters, 25557048);
+  EXPECT_EQ(m::model_info("nfnet-f0").parameters, 71489284);
+  EXPECT_EQ(m::model_info("nfnet-f1").parameters, 132634256);
+  EXPECT_EQ(m::model_info("NFNet-F3").parameters, 254924200);
+  // Head for 10 classes instead of 1000: 3072·990 + 990 fewer.
+  EXPECT_EQ(m::model_info("nfnet-f0", m::ModelOptions().num_classes(10)).parameters,
+            71489284 - 3073 * 990);
+}
+
+TEST(Registry, DefaultsPerFamily) {
+  auto cnn = m::model_info("cnn");
+  EXPECT_EQ(cnn.in_channels, 1);
+  EXPECT_EQ(cnn.image_size, 28);
+  EXPECT_EQ(cnn.num_classes, 10);
+  EXPECT_EQ(cnn.parameters, 26010);
+  auto f0 = m::model_info("nfnet-f0");
+  EXPECT_EQ(f0.num_classes, 1000);
+  EXPECT_EQ(f0.image_size, 192);
+  EXPECT_EQ(f0.family, "nfnet");
+  EXPECT_FALSE(f0.summary.empty());
+}
+
+TEST(Registry, BuiltModelsAgreeWithInfo) {
+  for (const char* name : {"cnn", "mlp", "wrn-16-4", "wrn-10-2"}) {
+    auto opts = m::ModelOptions().num_classes(7);
+    auto model = m::make_model(name, opts);
+    const auto info = m::model_info(name, opts);
+    EXPECT_EQ(m::count_parameters(*model), info.parameters) << name;
+    EXPECT_EQ(model->num_classes(), 7) << name;
+    auto x = torch::randn({2, info.in_channels, info.image_size, info.image_size});
+    EXPECT_EQ(model->forward(x).sizes(), (std::vector<int64_t>{2, 7})) << name;
+  }
+}
+
+TEST(Registry, CnnOnCifarShapedInput) {
+  auto model = m::make_model("cnn", m::ModelOptions().in_channels(3).image_size(32));
+  EXPECT_EQ(model->forward(torch::randn({1, 3, 32, 32})).size(1), 10);
+}
+
+TEST(Registry, SlowNfModelsBuildWithInfoCounts) {
+  for (const char* name : {"nf-resnet-50", "nfnet-f0"}) {
+    auto model = m::make_model(name);
+    EXPECT_EQ(m::count_parameters(*model), m::model_info(name).parameters) << name;
+  }
+}
+
+}  // namespace

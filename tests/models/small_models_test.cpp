@@ -1,0 +1,80 @@
+// The tanh CNN and the MLP: shapes, parameter counts (by hand from the
+// architecture), input checks.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "dptrain/models/small_models.h"
+
+namespace m = dptrain::models;
+
+namespace {
+
+template <typename F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const std::invalid_argument& e) {
+    return e.what();
+  }
+  return "(no exception)";
+}
+
+TEST(TanhCnn, ForwardShapeOnFashionMnist) {
+  m::TanhCnn net;
+  auto y = net->forward(torch::randn({5, 1, 28, 28}));
+  EXPECT_EQ(y.sizes(), (std::vector<int64_t>{5, 10}));
+}
+
+TEST(TanhCnn, ParameterCountMatchesPapernotArchitecture) {
+  // conv1 16·1·8·8 + 16 = 1040; conv2 32·16·4·4 + 32 = 8224;
+  // fc1 512·32 + 32 = 16416; classifier 32·10 + 10 = 330.
+  m::TanhCnn net;
+  EXPECT_EQ(m::count_parameters(*net), 26010);
+  EXPECT_EQ(net->fc1->options.in_features(), 512);
+}
+
+TEST(TanhCnn, OtherImageSizeSetsFirstLinear) {
+  // 3×32×32: 32 → conv1 15 → pool 14 → conv2 6 → pool 5: 32·5·5 = 800.
+  m::TanhCnn net(m::TanhCnnOptions().in_channels(3).image_size(32));
+  EXPECT_EQ(net->fc1->options.in_features(), 800);
+  EXPECT_EQ(net->forward(torch::randn({2, 3, 32, 32})).size(1), 10);
+}
+
+TEST(TanhCnn, RejectsWrongImageSize) {
+  m::TanhCnn net;
+  EXPECT_NE(error_of([&] { net->forward(torch::randn({2, 1, 32, 32})); })
+                .find("images must be 28x28"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { net->forward(torch::randn({2, 3, 28, 28})); })
+                .find("images must be [N, 1, H, W], got [2, 3, 28, 28]"),
+            std::string::npos);
+  EXPECT_NE(error_of([] { m::TanhCnn(m::TanhCnnOptions().image_size(15)); })
+                .find("image_size must be >= 16, got 15"),
+            std::string::npos);
+  // The smallest size leaves a 1×1 map: fc1 has conv2_channels inputs.
+  EXPECT_EQ(m::TanhCnn(m::TanhCnnOptions().image_size(16))->fc1->options.in_features(), 32);
+}
+
+TEST(TanhCnn, RejectsZeroClasses) {
+  EXPECT_NE(error_of([] { m::TanhCnn(m::TanhCnnOptions().num_classes(0)); })
+                .find("num_classes must be >= 1, got 0"),
+            std::string::npos);
+}
+
+TEST(Mlp, ShapesAndCount) {
+  m::Mlp net;  // 784 → 256 → 10
+  EXPECT_EQ(m::count_parameters(*net), 784 * 256 + 256 + 256 * 10 + 10);
+  EXPECT_EQ(net->forward(torch::randn({3, 1, 28, 28})).sizes(),
+            (std::vector<int64_t>{3, 10}));
+  m::Mlp deep(m::MlpOptions().hidden({8, 4}).image_size(4).num_classes(3));
+  EXPECT_EQ(m::count_parameters(*deep), 16 * 8 + 8 + 8 * 4 + 4 + 4 * 3 + 3);
+  EXPECT_TRUE(deep->named_parameters().contains("hidden.1.weight"));
+}
+
+TEST(Mlp, RejectsBadHiddenWidth) {
+  EXPECT_NE(error_of([] { m::Mlp(m::MlpOptions().hidden({0})); })
+                .find("hidden width must be >= 1, got 0"),
+            std::string::npos);
+}
+
+}  // namespace
