@@ -1,0 +1,34 @@
+// One image-classification run from a TrainConfig: load the data set, build
+// the model by name, train privately, evaluate. What `dptrain train` calls.
+#pragma once
+
+#include <string>
+#include <utility>
+
+#include "dptrain/datasets/image_dataset.h"
+#include "dptrain/train/classifier_trainer.h"
+#include "dptrain/train/config.h"
+
+namespace dptrain::train {
+
+/// The training and evaluation sets a config names. `config.dataset` is
+/// "fashion-mnist" (Debian's package) or a path (IDX or CIFAR folder, HDF5
+/// file). With validation_fraction > 0 the evaluation set is carved from the
+/// training set (seeded by config.seed, or 0) and the test split is unused.
+struct ImageData {
+  datasets::ImageDataset train;
+  datasets::ImageDataset eval;
+  std::string eval_split;  ///< "test" or "validation"
+};
+ImageData load_image_data(const TrainConfig& config);
+
+struct RunResult {
+  FitResult fit;
+  std::string summary_json;
+};
+
+/// Validates the config, loads data, builds config.model, trains, and returns
+/// the result with its summary JSON (which names the evaluation split).
+RunResult run_image_training(const TrainConfig& config);
+
+}  // namespace dptrain::train

@@ -1,0 +1,52 @@
+// What happens to the privatised gradient: the optimizer, the learning-rate
+// schedule and parameter averaging (EMA), bundled for the trainer. All of it
+// is post-processing of the noisy gradient, so none of it costs privacy.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "dptrain/train/config.h"
+
+namespace torch::nn {
+class Module;
+}
+namespace torch::serialize {
+class InputArchive;
+class OutputArchive;
+}  // namespace torch::serialize
+
+namespace dptrain::train {
+
+/// Optimizer + schedule + EMA as the config says (optimizer, lr, momentum,
+/// nesterov, weight_decay, lr_schedule, warmup_steps, ema_decay).
+class Optimization {
+ public:
+  /// `parameters`: the trainable parameters (GradientEngine::parameters()).
+  Optimization(std::vector<at::Tensor> parameters, torch::nn::Module& model,
+               const TrainConfig& config, std::int64_t total_steps);
+  ~Optimization();
+  Optimization(const Optimization&) = delete;
+  Optimization& operator=(const Optimization&) = delete;
+
+  /// Sets the learning rate of step `step` (0-based), applies the optimizer
+  /// to the parameters' .grad, then updates the EMA from `model`.
+  void step(torch::nn::Module& model, std::int64_t step);
+  /// The learning rate used at `step`.
+  double learning_rate(std::int64_t step) const;
+  bool has_ema() const;
+  /// Exchanges the model's parameters with the EMA's (call twice to undo).
+  void swap_ema(torch::nn::Module& model);
+
+  void save(torch::serialize::OutputArchive& archive) const;
+  void load(torch::serialize::InputArchive& archive);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace dptrain::train
