@@ -46,7 +46,7 @@ struct ClippingOptions {
 struct ClipDiagnostics {
   /// Each example's gradient norm (of the mean over its K rows), [B] in
   /// flat mode, [B, L] per layer; float64 on the CPU.
-  torch::Tensor norms;
+  at::Tensor norms;
   /// Fraction of examples whose gradient was scaled down (any layer).
   double fraction_clipped = 0.0;
   /// Quantiles 0, .25, .5, .75, 1 of the total (all-layer) norms; empty if B=0.
@@ -65,12 +65,12 @@ struct ClipResult {
 namespace detail {
 /// Clip factors from norms [B] or [B, L] and per-layer thresholds; applies
 /// normalize. Returns factors of the same shape.
-torch::Tensor clip_factors(const torch::Tensor& norms,
+at::Tensor clip_factors(const at::Tensor& norms,
                            const ClippingOptions& options,
                            int64_t num_layers);
 /// Fills diagnostics from norms ([B] or [B, L]) and factors.
-ClipDiagnostics make_diagnostics(const torch::Tensor& norms,
-                                 const torch::Tensor& factors,
+ClipDiagnostics make_diagnostics(const at::Tensor& norms,
+                                 const at::Tensor& factors,
                                  const ClippingOptions& options);
 }  // namespace detail
 

@@ -31,7 +31,7 @@ enum class Activation {
 };
 
 /// f(x), elementwise, same shape and dtype.
-torch::Tensor activate(const torch::Tensor& x, Activation activation);
+at::Tensor activate(const at::Tensor& x, Activation activation);
 
 /// Name as accepted by parse_activation: "relu", "scaled_gelu", ...
 std::string to_string(Activation activation);
