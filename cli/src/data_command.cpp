@@ -26,8 +26,9 @@ void print_text(const datasets::DatasetSummary& summary) {
   std::cout << "path:   " << summary.path << "\n"
             << "format: " << summary.format << "\n";
   for (const auto& [name, s] : summary.splits) {
-    std::cout << name << ": " << s.count << " examples, shape [C, H, W] = "
-              << shape_string(s.shape) << ", " << s.classes << " classes"
+    std::cout << name << ": " << s.count
+              << " examples, shape [C, H, W] = " << shape_string(s.shape)
+              << ", " << s.classes << " classes"
               << (s.has_groups ? ", with group ids" : "") << "\n"
               << "  per class:";
     for (std::size_t c = 0; c < s.class_counts.size(); ++c) {
@@ -46,9 +47,8 @@ void print_json(const datasets::DatasetSummary& summary) {
                     {"class_counts", s.class_counts},
                     {"has_groups", s.has_groups}};
   }
-  nlohmann::ordered_json out = {{"path", summary.path},
-                                {"format", summary.format},
-                                {"splits", splits}};
+  nlohmann::ordered_json out = {
+      {"path", summary.path}, {"format", summary.format}, {"splits", splits}};
   std::cout << out.dump(2) << "\n";
 }
 

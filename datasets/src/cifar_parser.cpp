@@ -22,12 +22,12 @@ CifarRecords parse_cifar(const std::uint8_t* data, std::size_t size,
   }
   if (size % out.record_bytes != 0) {
     throw DatasetError(
-        name, "truncated data: " + std::to_string(size) +
-                  " bytes is not a whole number of " + format + " records of " +
-                  std::to_string(out.record_bytes) + " bytes (" +
-                  std::to_string(size / out.record_bytes) +
-                  " whole records and " + std::to_string(size % out.record_bytes) +
-                  " bytes left over)");
+        name,
+        "truncated data: " + std::to_string(size) +
+            " bytes is not a whole number of " + format + " records of " +
+            std::to_string(out.record_bytes) + " bytes (" +
+            std::to_string(size / out.record_bytes) + " whole records and " +
+            std::to_string(size % out.record_bytes) + " bytes left over)");
   }
   const std::size_t n = size / out.record_bytes;
   // CIFAR-100 stores <coarse><fine>; pick the requested byte.

@@ -80,11 +80,9 @@ ImageDataset load_cifar_files(const std::vector<std::string>& paths,
   }
   auto x = images.size() == 1 ? images[0] : torch::cat(images, 0);
   auto y = labels.size() == 1 ? labels[0] : torch::cat(labels, 0);
-  return ImageDataset(std::move(x), std::move(y),
-                      cifar_num_classes(variant, label), {},
-                      paths.size() == 1
-                          ? paths[0]
-                          : fs::path(paths[0]).parent_path().string());
+  return ImageDataset(
+      std::move(x), std::move(y), cifar_num_classes(variant, label), {},
+      paths.size() == 1 ? paths[0] : fs::path(paths[0]).parent_path().string());
 }
 
 ImageDataset load_cifar10(const std::string& dir, Split split) {

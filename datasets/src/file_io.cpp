@@ -61,8 +61,8 @@ std::vector<std::uint8_t> read_file(const std::string& path) {
   int err = Z_OK;
   const std::string msg = zlib_message(f.get(), path, &err);
   if (err != Z_OK && err != Z_STREAM_END) {
-    throw DatasetError(path, std::string("truncated or corrupt gzip data: ") +
-                                 msg);
+    throw DatasetError(path,
+                       std::string("truncated or corrupt gzip data: ") + msg);
   }
   out.shrink_to_fit();
   return out;

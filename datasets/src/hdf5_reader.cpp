@@ -100,8 +100,8 @@ std::string pick_dataset(hid_t file, const std::string& path,
   for (const auto& n : names) {
     list += (list.empty() ? "\"" : ", \"") + join(split, n) + "\"";
   }
-  throw DatasetError(path, std::string("missing dataset: no ") + what +
-                               " dataset " + list);
+  throw DatasetError(
+      path, std::string("missing dataset: no ") + what + " dataset " + list);
 }
 
 struct Shape {
@@ -115,7 +115,8 @@ Shape describe(hid_t dset, const std::string& path, const std::string& name) {
   Handle space(H5Dget_space(dset), &H5Sclose);
   Handle type(H5Dget_type(dset), &H5Tclose);
   if (!space.ok() || !type.ok()) {
-    throw DatasetError(path, "cannot read the shape of dataset \"" + name + "\"");
+    throw DatasetError(path,
+                       "cannot read the shape of dataset \"" + name + "\"");
   }
   Shape s;
   const int rank = H5Sget_simple_extent_ndims(space.get());
@@ -156,29 +157,31 @@ std::string type_string(const Shape& s) {
 at::Tensor read_int_vector(hid_t file, const std::string& path,
                            const std::string& name, const char* what) {
   Handle dset(H5Dopen2(file, name.c_str(), H5P_DEFAULT), &H5Dclose);
-  if (!dset.ok()) throw DatasetError(path, "cannot open dataset \"" + name + "\"");
+  if (!dset.ok())
+    throw DatasetError(path, "cannot open dataset \"" + name + "\"");
   const Shape s = describe(dset.get(), path, name);
   if (s.cls != H5T_INTEGER) {
-    throw DatasetError(path, std::string("wrong dtype: ") + what + " dataset \"" +
-                                 name + "\" must hold integers, got " +
-                                 type_string(s));
+    throw DatasetError(
+        path, std::string("wrong dtype: ") + what + " dataset \"" + name +
+                  "\" must hold integers, got " + type_string(s));
   }
   const bool vector_like =
-      !s.dims.empty() &&
-      std::all_of(s.dims.begin() + 1, s.dims.end(), [](hsize_t d) { return d == 1; });
+      !s.dims.empty() && std::all_of(s.dims.begin() + 1, s.dims.end(),
+                                     [](hsize_t d) { return d == 1; });
   if (!vector_like) {
-    throw DatasetError(path, std::string("wrong rank: ") + what + " dataset \"" +
-                                 name + "\" must be [N] (or [N, 1, ...]), got " +
+    throw DatasetError(path, std::string("wrong rank: ") + what +
+                                 " dataset \"" + name +
+                                 "\" must be [N] (or [N, 1, ...]), got " +
                                  dims_string(s.dims));
   }
-  if (s.dims[0] > static_cast<hsize_t>(std::numeric_limits<int32_t>::max()) * 64) {
+  if (s.dims[0] >
+      static_cast<hsize_t>(std::numeric_limits<int32_t>::max()) * 64) {
     throw DatasetError(path, std::string(what) + " dataset \"" + name +
                                  "\" is too large: " + dims_string(s.dims));
   }
   auto out = torch::empty({static_cast<int64_t>(s.dims[0])}, torch::kLong);
-  if (s.dims[0] > 0 &&
-      H5Dread(dset.get(), H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT,
-              out.data_ptr<int64_t>()) < 0) {
+  if (s.dims[0] > 0 && H5Dread(dset.get(), H5T_NATIVE_INT64, H5S_ALL, H5S_ALL,
+                               H5P_DEFAULT, out.data_ptr<int64_t>()) < 0) {
     throw DatasetError(path, "cannot read dataset \"" + name + "\"");
   }
   return out;
@@ -187,7 +190,8 @@ at::Tensor read_int_vector(hid_t file, const std::string& path,
 // Reads uint8 [N, H, W, C] in blocks of rows into [N, C, H, W], so the
 // transient buffer stays small however large the set.
 at::Tensor read_images(hid_t dset, const std::string& path,
-                       const std::string& name, const Shape& s) {
+                       const std::string& name, const Shape& s,
+                       std::size_t block_bytes) {
   const bool has_c = s.dims.size() == 4;
   const hsize_t n = s.dims[0], h = s.dims[1], w = s.dims[2],
                 c = has_c ? s.dims[3] : 1;
@@ -195,38 +199,38 @@ at::Tensor read_images(hid_t dset, const std::string& path,
   hsize_t per_image = 1;
   for (hsize_t d : {h, w, c}) {
     if (d == 0) {
-      throw DatasetError(path, "images dataset \"" + name +
-                                   "\" has a zero dimension: " +
-                                   dims_string(s.dims));
+      throw DatasetError(path,
+                         "images dataset \"" + name +
+                             "\" has a zero dimension: " + dims_string(s.dims));
     }
     if (per_image > kMaxBytes / d) {
-      throw DatasetError(path, "images dataset \"" + name + "\" is too large: " +
-                                   dims_string(s.dims));
+      throw DatasetError(path, "images dataset \"" + name +
+                                   "\" is too large: " + dims_string(s.dims));
     }
     per_image *= d;
   }
   if (n > 0 && per_image > kMaxBytes / n) {
-    throw DatasetError(path, "images dataset \"" + name + "\" is too large: " +
-                                 dims_string(s.dims));
+    throw DatasetError(path, "images dataset \"" + name +
+                                 "\" is too large: " + dims_string(s.dims));
   }
   auto out = torch::empty({static_cast<int64_t>(n), static_cast<int64_t>(c),
                            static_cast<int64_t>(h), static_cast<int64_t>(w)},
                           torch::kByte);
   if (n == 0) return out;
-  const hsize_t block = std::max<hsize_t>(1, (hsize_t{64} << 20) / per_image);
-  auto buf = torch::empty({static_cast<int64_t>(std::min(block, n)),
-                           static_cast<int64_t>(h), static_cast<int64_t>(w),
-                           static_cast<int64_t>(c)},
-                          torch::kByte);
+  const hsize_t block = std::max<hsize_t>(1, block_bytes / per_image);
+  auto buf = torch::empty(
+      {static_cast<int64_t>(std::min(block, n)), static_cast<int64_t>(h),
+       static_cast<int64_t>(w), static_cast<int64_t>(c)},
+      torch::kByte);
   Handle file_space(H5Dget_space(dset), &H5Sclose);
   for (hsize_t start = 0; start < n; start += block) {
     const hsize_t rows = std::min(block, n - start);
     std::vector<hsize_t> offset(s.dims.size(), 0), count(s.dims);
     offset[0] = start;
     count[0] = rows;
-    Handle mem_space(H5Screate_simple(static_cast<int>(count.size()),
-                                      count.data(), nullptr),
-                     &H5Sclose);
+    Handle mem_space(
+        H5Screate_simple(static_cast<int>(count.size()), count.data(), nullptr),
+        &H5Sclose);
     if (!file_space.ok() || !mem_space.ok() ||
         H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, offset.data(),
                             nullptr, count.data(), nullptr) < 0 ||
@@ -254,7 +258,8 @@ ImageDataset load_hdf5(const std::string& path, const Hdf5Options& options) {
   Handle file = open_file(path);
   const std::string images_name =
       options.images_dataset.empty()
-          ? pick_dataset(file.get(), path, options.split, {"x", "images"}, "images")
+          ? pick_dataset(file.get(), path, options.split, {"x", "images"},
+                         "images")
           : pick_dataset(file.get(), path, options.split,
                          {options.images_dataset}, "images");
 
@@ -271,11 +276,13 @@ ImageDataset load_hdf5(const std::string& path, const Hdf5Options& options) {
                                    "\" must be uint8, got " + type_string(s));
     }
     if (s.dims.size() != 3 && s.dims.size() != 4) {
-      throw DatasetError(path, "wrong rank: images dataset \"" + images_name +
-                                   "\" must be [N, H, W, C] or [N, H, W], got " +
-                                   dims_string(s.dims));
+      throw DatasetError(path,
+                         "wrong rank: images dataset \"" + images_name +
+                             "\" must be [N, H, W, C] or [N, H, W], got " +
+                             dims_string(s.dims));
     }
-    images = read_images(dset.get(), path, images_name, s);
+    images =
+        read_images(dset.get(), path, images_name, s, options.read_block_bytes);
   }
 
   const std::string& label_path =
@@ -343,10 +350,9 @@ ImageDataset load_hdf5(const std::string& path, const Hdf5Options& options) {
                              ", expected >= -1 (-1 = unknown)");
     }
   }
-  return ImageDataset(std::move(images), std::move(labels), classes,
-                      std::move(groups), options.split.empty()
-                                             ? path
-                                             : path + ":" + options.split);
+  return ImageDataset(
+      std::move(images), std::move(labels), classes, std::move(groups),
+      options.split.empty() ? path : path + ":" + options.split);
 }
 
 std::vector<std::string> hdf5_splits(const std::string& path) {

@@ -117,10 +117,11 @@ IdxArray parse_idx(const std::uint8_t* data, std::size_t size,
   const std::size_t payload = size - header_bytes;
   if (bytes != payload) {
     throw DatasetError(
-        name, std::string(bytes > payload ? "truncated data" : "trailing data") +
-                  ": header dimensions " + dims_string(out.dims) + " need " +
-                  std::to_string(bytes) + " bytes of data, the file has " +
-                  std::to_string(payload));
+        name,
+        std::string(bytes > payload ? "truncated data" : "trailing data") +
+            ": header dimensions " + dims_string(out.dims) + " need " +
+            std::to_string(bytes) + " bytes of data, the file has " +
+            std::to_string(payload));
   }
   out.data = data + header_bytes;
   out.data_bytes = payload;

@@ -15,8 +15,7 @@ void require_uint8(const IdxArray& a, const std::string& path,
                    const char* what) {
   if (a.type != IdxType::kUint8) {
     char code[8];
-    std::snprintf(code, sizeof code, "0x%02x",
-                  static_cast<unsigned>(a.type));
+    std::snprintf(code, sizeof code, "0x%02x", static_cast<unsigned>(a.type));
     throw DatasetError(path, std::string(what) +
                                  " must have element type uint8 (0x08), got " +
                                  code);
@@ -74,10 +73,10 @@ ImageDataset load_idx(const std::string& images_path,
   for (std::size_t i = 0; i < labels.data_bytes; ++i) {
     const std::int64_t y = labels.data[i];
     if (num_classes > 0 && y >= num_classes) {
-      throw DatasetError(labels_path,
-                         "label out of range: example " + std::to_string(i) +
-                             " has label " + std::to_string(y) +
-                             ", expected 0.." + std::to_string(num_classes - 1));
+      throw DatasetError(labels_path, "label out of range: example " +
+                                          std::to_string(i) + " has label " +
+                                          std::to_string(y) + ", expected 0.." +
+                                          std::to_string(num_classes - 1));
     }
     max_label = std::max(max_label, y);
   }

@@ -9,7 +9,8 @@ namespace dptrain::datasets {
 namespace {
 
 std::string where(const std::string& name) {
-  return name.empty() ? std::string("ImageDataset") : "ImageDataset(" + name + ")";
+  return name.empty() ? std::string("ImageDataset")
+                      : "ImageDataset(" + name + ")";
 }
 
 std::string sizes_string(const at::Tensor& t) {
@@ -67,10 +68,10 @@ ImageDataset::ImageDataset(at::Tensor images, at::Tensor labels,
     const auto lo = labels.min().item<int64_t>();
     const auto hi = labels.max().item<int64_t>();
     if (lo < 0 || hi >= num_classes) {
-      throw std::invalid_argument(
-          w + ": label out of range: labels span [" + std::to_string(lo) +
-          ", " + std::to_string(hi) + "], expected 0.." +
-          std::to_string(num_classes - 1));
+      throw std::invalid_argument(w + ": label out of range: labels span [" +
+                                  std::to_string(lo) + ", " +
+                                  std::to_string(hi) + "], expected 0.." +
+                                  std::to_string(num_classes - 1));
     }
   }
   if (groups.defined()) {
@@ -110,7 +111,8 @@ Example ImageDataset::get(std::int64_t i) const {
 
 at::Tensor ImageDataset::checked_indices(const at::Tensor& indices) const {
   if (!indices.defined() || indices.dim() != 1 ||
-      !(indices.scalar_type() == at::kLong || indices.scalar_type() == at::kInt)) {
+      !(indices.scalar_type() == at::kLong ||
+        indices.scalar_type() == at::kInt)) {
     throw std::invalid_argument(where(name_) +
                                 ": indices must be an integer tensor [B]");
   }

@@ -32,9 +32,9 @@ std::pair<ImageDataset, ImageDataset> split_train_validation(
     const ImageDataset& data, std::int64_t validation_size,
     std::uint64_t seed) {
   if (validation_size < 0 || validation_size > data.size()) {
-    throw std::invalid_argument(
-        "validation_size must be in [0, " + std::to_string(data.size()) +
-        "], got " + std::to_string(validation_size));
+    throw std::invalid_argument("validation_size must be in [0, " +
+                                std::to_string(data.size()) + "], got " +
+                                std::to_string(validation_size));
   }
   const auto perm = seeded_permutation(data.size(), seed);
   std::vector<std::int64_t> val(perm.begin(), perm.begin() + validation_size);
@@ -56,9 +56,9 @@ ImageDataset subset_by_classes(const ImageDataset& data,
   for (size_t i = 0; i < classes.size(); ++i) {
     const std::int64_t c = classes[i];
     if (c < 0 || c >= data.num_classes()) {
-      throw std::invalid_argument(
-          "classes: class " + std::to_string(c) + " is outside [0, " +
-          std::to_string(data.num_classes()) + ")");
+      throw std::invalid_argument("classes: class " + std::to_string(c) +
+                                  " is outside [0, " +
+                                  std::to_string(data.num_classes()) + ")");
     }
     if (position[static_cast<size_t>(c)] >= 0) {
       throw std::invalid_argument("classes: class " + std::to_string(c) +

@@ -30,42 +30,45 @@ void fill_views(const T* in, T* out, const std::vector<ViewDraw>& draws,
   const int64_t image = C * plane;
   at::parallel_for(0, static_cast<int64_t>(draws.size()), 16,
                    [&](int64_t begin, int64_t end) {
-    std::vector<int64_t> cols(static_cast<size_t>(W));
-    std::vector<int64_t> rows(static_cast<size_t>(H));
-    for (int64_t v = begin; v < end; ++v) {
-      const ViewDraw& d = draws[static_cast<size_t>(v)];
-      for (int64_t x = 0; x < W; ++x) {
-        const int64_t cx = d.flip ? W - 1 - x : x;
-        cols[static_cast<size_t>(x)] = source_index(cx + d.dx - pad, W, mode);
-      }
-      for (int64_t y = 0; y < H; ++y) {
-        rows[static_cast<size_t>(y)] = source_index(y + d.dy - pad, H, mode);
-      }
-      const T* src = in + (v / k) * image;
-      T* dst = out + v * image;
-      for (int64_t c = 0; c < C; ++c) {
-        for (int64_t y = 0; y < H; ++y) {
-          T* drow = dst + c * plane + y * W;
-          const int64_t sy = rows[static_cast<size_t>(y)];
-          if (sy < 0) {
-            std::fill(drow, drow + W, T(0));
-            continue;
-          }
-          const T* srow = src + c * plane + sy * W;
-          for (int64_t x = 0; x < W; ++x) {
-            const int64_t sx = cols[static_cast<size_t>(x)];
-            drow[x] = sx < 0 ? T(0) : srow[sx];
-          }
-        }
-      }
-    }
-  });
+                     std::vector<int64_t> cols(static_cast<size_t>(W));
+                     std::vector<int64_t> rows(static_cast<size_t>(H));
+                     for (int64_t v = begin; v < end; ++v) {
+                       const ViewDraw& d = draws[static_cast<size_t>(v)];
+                       for (int64_t x = 0; x < W; ++x) {
+                         const int64_t cx = d.flip ? W - 1 - x : x;
+                         cols[static_cast<size_t>(x)] =
+                             source_index(cx + d.dx - pad, W, mode);
+                       }
+                       for (int64_t y = 0; y < H; ++y) {
+                         rows[static_cast<size_t>(y)] =
+                             source_index(y + d.dy - pad, H, mode);
+                       }
+                       const T* src = in + (v / k) * image;
+                       T* dst = out + v * image;
+                       for (int64_t c = 0; c < C; ++c) {
+                         for (int64_t y = 0; y < H; ++y) {
+                           T* drow = dst + c * plane + y * W;
+                           const int64_t sy = rows[static_cast<size_t>(y)];
+                           if (sy < 0) {
+                             std::fill(drow, drow + W, T(0));
+                             continue;
+                           }
+                           const T* srow = src + c * plane + sy * W;
+                           for (int64_t x = 0; x < W; ++x) {
+                             const int64_t sx = cols[static_cast<size_t>(x)];
+                             drow[x] = sx < 0 ? T(0) : srow[sx];
+                           }
+                         }
+                       }
+                     }
+                   });
 }
 
 }  // namespace
 
 std::uint64_t uniform_index(std::mt19937_64& rng, std::uint64_t n) {
-  if (n == 0) throw std::invalid_argument("uniform_index: n must be >= 1, got 0");
+  if (n == 0)
+    throw std::invalid_argument("uniform_index: n must be >= 1, got 0");
   // 2^64 mod n: draws below it would make small results more likely.
   const std::uint64_t threshold = (0 - n) % n;
   for (;;) {
@@ -131,7 +134,8 @@ at::Tensor standardize(const at::Tensor& images, const ChannelStats& stats) {
   }
   auto x = to_float(images);
   auto opts = torch::TensorOptions().dtype(torch::kFloat).device(x.device());
-  auto mean = torch::tensor(stats.mean, torch::kDouble).to(opts).view({C, 1, 1});
+  auto mean =
+      torch::tensor(stats.mean, torch::kDouble).to(opts).view({C, 1, 1});
   auto sd = torch::tensor(stats.std, torch::kDouble).to(opts).view({C, 1, 1});
   return (x - mean) / sd;
 }
@@ -146,13 +150,16 @@ at::Tensor augment_views(const at::Tensor& images, std::int64_t k,
                           : std::string("undefined")));
   }
   if (images.scalar_type() != at::kByte && images.scalar_type() != at::kFloat) {
-    throw std::invalid_argument("augment_views: images must be uint8 or "
-                                "float32, got " +
-                                std::string(c10::toString(images.scalar_type())));
+    throw std::invalid_argument(
+        "augment_views: images must be uint8 or "
+        "float32, got " +
+        std::string(c10::toString(images.scalar_type())));
   }
   if (k < 1) {
-    throw std::invalid_argument("augment_views: k (augmentation multiplicity) "
-                                "must be >= 1, got " + std::to_string(k));
+    throw std::invalid_argument(
+        "augment_views: k (augmentation multiplicity) "
+        "must be >= 1, got " +
+        std::to_string(k));
   }
   const int64_t B = images.size(0), C = images.size(1), H = images.size(2),
                 W = images.size(3);
@@ -164,7 +171,8 @@ at::Tensor augment_views(const at::Tensor& images, std::int64_t k,
   if (options.pad_mode == PadMode::kReflect && (pad >= H || pad >= W)) {
     throw std::invalid_argument(
         "augment_views: reflect padding must be < height and width, got "
-        "padding " + std::to_string(pad) + " for " + std::to_string(H) + "x" +
+        "padding " +
+        std::to_string(pad) + " for " + std::to_string(H) + "x" +
         std::to_string(W) + " images");
   }
   // Draw everything first, in row order, so threads cannot change the result.
@@ -183,8 +191,8 @@ at::Tensor augment_views(const at::Tensor& images, std::int64_t k,
       fill_views(in.data_ptr<uint8_t>(), out.data_ptr<uint8_t>(), draws, k, C,
                  H, W, pad, options.pad_mode);
     } else {
-      fill_views(in.data_ptr<float>(), out.data_ptr<float>(), draws, k, C, H,
-                 W, pad, options.pad_mode);
+      fill_views(in.data_ptr<float>(), out.data_ptr<float>(), draws, k, C, H, W,
+                 pad, options.pad_mode);
     }
   }
   return out.to(device);

@@ -22,7 +22,8 @@ class TempDir {
  public:
   TempDir() {
     std::string tmpl =
-        (std::filesystem::temp_directory_path() / "dptrain-data-XXXXXX").string();
+        (std::filesystem::temp_directory_path() / "dptrain-data-XXXXXX")
+            .string();
     if (mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp");
     path_ = tmpl;
   }
@@ -47,7 +48,8 @@ inline void put_be32(Bytes& b, std::uint32_t v) {
 }
 
 /// An IDX buffer: magic 0x0000<type><rank>, big-endian dims, then payload.
-inline Bytes idx_bytes(std::uint8_t type, const std::vector<std::uint32_t>& dims,
+inline Bytes idx_bytes(std::uint8_t type,
+                       const std::vector<std::uint32_t>& dims,
                        const Bytes& payload) {
   Bytes b = {0, 0, type, static_cast<std::uint8_t>(dims.size())};
   for (auto d : dims) put_be32(b, d);
@@ -102,7 +104,8 @@ inline Bytes cifar_records(const std::vector<std::vector<std::uint8_t>>& labels,
     b.insert(b.end(), labels[i].begin(), labels[i].end());
     for (std::size_t c = 0; c < 3; ++c)
       for (std::size_t y = 0; y < 32; ++y)
-        for (std::size_t x = 0; x < 32; ++x) b.push_back(pixel(first + i, c, y, x));
+        for (std::size_t x = 0; x < 32; ++x)
+          b.push_back(pixel(first + i, c, y, x));
   }
   return b;
 }
@@ -111,7 +114,8 @@ inline Bytes cifar_records(const std::vector<std::vector<std::uint8_t>>& labels,
 class H5Writer {
  public:
   explicit H5Writer(const std::string& path)
-      : file_(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT)) {
+      : file_(
+            H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT)) {
     if (file_ < 0) throw std::runtime_error("cannot create " + path);
   }
   ~H5Writer() { H5Fclose(file_); }
@@ -119,22 +123,26 @@ class H5Writer {
   H5Writer& operator=(const H5Writer&) = delete;
 
   void group(const std::string& name) {
-    H5Gclose(H5Gcreate2(file_, name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+    H5Gclose(
+        H5Gcreate2(file_, name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
   }
   /// Writes `data` (file type `file_type`, memory type `mem_type`).
   template <typename T>
   void dataset(const std::string& name, const std::vector<hsize_t>& dims,
                const std::vector<T>& data, hid_t file_type, hid_t mem_type) {
-    hid_t space = H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr);
+    hid_t space =
+        H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr);
     hid_t d = H5Dcreate2(file_, name.c_str(), file_type, space, H5P_DEFAULT,
                          H5P_DEFAULT, H5P_DEFAULT);
     if (d < 0) throw std::runtime_error("cannot create dataset " + name);
-    if (!data.empty()) H5Dwrite(d, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data.data());
+    if (!data.empty())
+      H5Dwrite(d, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data.data());
     H5Dclose(d);
     H5Sclose(space);
   }
   /// uint8 images [n, h, w, c] with pixel(i, c, y, x) at [i, y, x, c].
-  void images(const std::string& name, hsize_t n, hsize_t h, hsize_t w, hsize_t c) {
+  void images(const std::string& name, hsize_t n, hsize_t h, hsize_t w,
+              hsize_t c) {
     std::vector<std::uint8_t> v;
     for (hsize_t i = 0; i < n; ++i)
       for (hsize_t y = 0; y < h; ++y)
@@ -143,7 +151,8 @@ class H5Writer {
     dataset(name, {n, h, w, c}, v, H5T_STD_U8LE, H5T_NATIVE_UINT8);
   }
   void int_vector(const std::string& name, const std::vector<std::int64_t>& v,
-                  hid_t file_type = H5T_STD_I32LE, std::vector<hsize_t> dims = {}) {
+                  hid_t file_type = H5T_STD_I32LE,
+                  std::vector<hsize_t> dims = {}) {
     if (dims.empty()) dims = {v.size()};
     dataset(name, dims, v, file_type, H5T_NATIVE_INT64);
   }

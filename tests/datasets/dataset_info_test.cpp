@@ -76,16 +76,16 @@ TEST(DatasetInfo, DescribesHdf5FlatAndSplit) {
   ASSERT_EQ(flat.splits.size(), 1u);
   EXPECT_EQ(flat.splits[0].first, "all");
   EXPECT_TRUE(flat.splits[0].second.has_groups);
-  EXPECT_EQ(flat.splits[0].second.class_counts, (std::vector<std::int64_t>{0, 2}));
+  EXPECT_EQ(flat.splits[0].second.class_counts,
+            (std::vector<std::int64_t>{0, 2}));
   const auto split = describe_dataset(dir.file("split.hdf5"));
   ASSERT_EQ(split.splits.size(), 2u);
   EXPECT_EQ(split.splits[0].first, "train");
   EXPECT_EQ(split.splits[0].second.classes, 3);
   EXPECT_EQ(split.splits[1].second.count, 1);
   EXPECT_EQ(load_dataset(dir.file("split.hdf5"), "test").size(), 1);
-  EXPECT_THAT(error_of<std::invalid_argument>([&] {
-                load_dataset(dir.file("split.hdf5"), "all");
-              }),
+  EXPECT_THAT(error_of<std::invalid_argument>(
+                  [&] { load_dataset(dir.file("split.hdf5"), "all"); }),
               HasSubstr("split \"all\" is not in " + dir.file("split.hdf5") +
                         " (it has: train, test)"));
 }
@@ -97,14 +97,15 @@ TEST(DatasetInfo, RejectsUnknownPaths) {
   EXPECT_THAT(error_of([&] { describe_dataset(dir.path()); }),
               HasSubstr(dir.path() + ": not a recognised data set folder"));
   write_file(dir.file("notes.txt"), {'x'});
-  EXPECT_THAT(error_of([&] { describe_dataset(dir.file("notes.txt")); }),
-              HasSubstr(dir.file("notes.txt") + ": not a recognised data set file"));
+  EXPECT_THAT(
+      error_of([&] { describe_dataset(dir.file("notes.txt")); }),
+      HasSubstr(dir.file("notes.txt") + ": not a recognised data set file"));
   write_file(dir.file("train-images-idx3-ubyte"), idx_images(2, 2, 2));
   write_file(dir.file("train-labels-idx1-ubyte"), idx_labels({0, 1}));
-  EXPECT_THAT(error_of<std::invalid_argument>([&] {
-                load_dataset(dir.path(), "validation");
-              }),
-              HasSubstr("split must be \"train\" or \"test\", got \"validation\""));
+  EXPECT_THAT(
+      error_of<std::invalid_argument>(
+          [&] { load_dataset(dir.path(), "validation"); }),
+      HasSubstr("split must be \"train\" or \"test\", got \"validation\""));
 }
 
 TEST(DatasetInfo, PropagatesFileErrors) {

@@ -62,6 +62,23 @@ TEST(Hdf5Reader, ReadsImagesLabelsAndGroups) {
   EXPECT_EQ(d.get(1).label, 4);
 }
 
+TEST(Hdf5Reader, ReadsInBlocksOfRows) {
+  TempDir dir;
+  {
+    H5Writer f(dir.file("d.h5"));
+    f.images("x", 7, 3, 2, 3);
+    f.int_vector("y", {0, 1, 2, 3, 4, 5, 6});
+  }
+  for (std::size_t block : {1, 18, 40, 1000}) {  // 1 row, 1 row, 2 rows, all
+    Hdf5Options o;
+    o.read_block_bytes = block;
+    const auto d = load_hdf5(dir.file("d.h5"), o);
+    ASSERT_EQ(d.size(), 7);
+    expect_pattern(d, 3, 3, 2);
+    EXPECT_EQ(d.get(6).label, 6);
+  }
+}
+
 TEST(Hdf5Reader, ReadsRank3AsOneChannel) {
   TempDir dir;
   {
@@ -144,10 +161,10 @@ TEST_F(Hdf5BadInput, MissingFileOrNotHdf5) {
 TEST_F(Hdf5BadInput, MissingDatasets) {
   EXPECT_THAT(error_for([](H5Writer& f) { f.int_vector("y", {0}); }),
               HasSubstr(path_ + ": missing dataset: no images dataset \"x\", "
-                        "\"images\""));
+                                "\"images\""));
   EXPECT_THAT(error_for([](H5Writer& f) { f.images("x", 1, 2, 2, 1); }),
               HasSubstr(path_ + ": missing dataset: no labels dataset \"y\", "
-                        "\"labels\""));
+                                "\"labels\""));
   Hdf5Options o;
   o.groups_dataset = "site";
   EXPECT_THAT(error_for(
@@ -168,12 +185,12 @@ TEST_F(Hdf5BadInput, MissingDatasets) {
 
 TEST_F(Hdf5BadInput, WrongRankOrDtype) {
   EXPECT_THAT(error_for([](H5Writer& f) {
-                f.dataset<float>("x", {1, 2, 2, 1}, {0, 0, 0, 0}, H5T_IEEE_F32LE,
-                                 H5T_NATIVE_FLOAT);
+                f.dataset<float>("x", {1, 2, 2, 1}, {0, 0, 0, 0},
+                                 H5T_IEEE_F32LE, H5T_NATIVE_FLOAT);
                 f.int_vector("y", {0});
               }),
               HasSubstr(path_ + ": wrong dtype: images dataset \"x\" must be "
-                        "uint8, got float32"));
+                                "uint8, got float32"));
   EXPECT_THAT(error_for([](H5Writer& f) {
                 f.dataset<std::int64_t>("x", {1, 2, 2, 1}, {0, 0, 0, 0},
                                         H5T_STD_I16LE, H5T_NATIVE_INT64);
@@ -181,19 +198,20 @@ TEST_F(Hdf5BadInput, WrongRankOrDtype) {
               }),
               HasSubstr("must be uint8, got int16"));
   EXPECT_THAT(error_for([](H5Writer& f) {
-                f.dataset<std::uint8_t>("x", {4, 2}, std::vector<std::uint8_t>(8),
+                f.dataset<std::uint8_t>("x", {4, 2},
+                                        std::vector<std::uint8_t>(8),
                                         H5T_STD_U8LE, H5T_NATIVE_UINT8);
                 f.int_vector("y", {0});
               }),
               HasSubstr(path_ + ": wrong rank: images dataset \"x\" must be "
-                        "[N, H, W, C] or [N, H, W], got [4, 2]"));
+                                "[N, H, W, C] or [N, H, W], got [4, 2]"));
   EXPECT_THAT(error_for([](H5Writer& f) {
                 f.images("x", 2, 2, 2, 1);
                 f.dataset<double>("y", {2}, {0.0, 1.0}, H5T_IEEE_F64LE,
                                   H5T_NATIVE_DOUBLE);
               }),
               HasSubstr(path_ + ": wrong dtype: labels dataset \"y\" must hold "
-                        "integers, got float64"));
+                                "integers, got float64"));
   EXPECT_THAT(error_for([](H5Writer& f) {
                 f.images("x", 2, 2, 2, 1);
                 f.int_vector("y", {0, 1}, H5T_STD_I32LE, {1, 2});
@@ -214,13 +232,13 @@ TEST_F(Hdf5BadInput, CountMismatchAndOutOfRange) {
                 f.int_vector("y", {0, 1});
               }),
               HasSubstr(path_ + ": image/label count mismatch: 3 images in "
-                        "\"x\", 2 labels in \"y\""));
+                                "\"x\", 2 labels in \"y\""));
   EXPECT_THAT(error_for([](H5Writer& f) {
                 f.images("x", 2, 2, 2, 1);
                 f.int_vector("y", {0, -3});
               }),
               HasSubstr(path_ + ": label out of range: dataset \"y\" holds -3, "
-                        "expected labels >= 0"));
+                                "expected labels >= 0"));
   Hdf5Options o;
   o.num_classes = 2;
   EXPECT_THAT(error_for(

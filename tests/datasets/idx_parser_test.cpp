@@ -9,8 +9,8 @@
 namespace dptrain::datasets {
 namespace {
 
-using testing::idx_bytes;
 using ::testing::HasSubstr;
+using testing::idx_bytes;
 
 // Runs parse_idx and returns the error message ("" when it succeeded).
 std::string parse_error(const testing::Bytes& b) {

@@ -24,7 +24,8 @@ void expect_pattern(const ImageDataset& d, std::int64_t n, std::int64_t h,
   for (std::int64_t i = 0; i < n; ++i)
     for (std::int64_t y = 0; y < h; ++y)
       for (std::int64_t x = 0; x < w; ++x)
-        ASSERT_EQ(acc[i][0][y][x], pixel(i, 0, y, x)) << i << "," << y << "," << x;
+        ASSERT_EQ(acc[i][0][y][x], pixel(i, 0, y, x))
+            << i << "," << y << "," << x;
 }
 
 TEST(IdxReader, ReadsRawFiles) {
@@ -75,7 +76,8 @@ TEST(IdxReader, RejectsTruncatedData) {
   write_file(dir.file("img"), img);
   write_file(dir.file("lab"), idx_labels({0, 1, 2}));
   EXPECT_THAT(error_of([&] { load_idx(dir.file("img"), dir.file("lab")); }),
-              HasSubstr(dir.file("img") + ": truncated data: header "
+              HasSubstr(dir.file("img") +
+                        ": truncated data: header "
                         "dimensions [3, 4, 4] need 48 bytes of data, the "
                         "file has 43"));
 }
@@ -106,8 +108,9 @@ TEST(IdxReader, RejectsTruncatedGzipStream) {
   gz = read_bytes(dir.file("full.gz"));
   for (std::size_t i = 20; i < 60; ++i) gz[i] ^= 0x5a;
   write_file(dir.file("bad.gz"), gz);
-  EXPECT_THAT(error_of([&] { load_idx(dir.file("bad.gz"), dir.file("lab")); }),
-              HasSubstr(dir.file("bad.gz") + ": truncated or corrupt gzip data"));
+  EXPECT_THAT(
+      error_of([&] { load_idx(dir.file("bad.gz"), dir.file("lab")); }),
+      HasSubstr(dir.file("bad.gz") + ": truncated or corrupt gzip data"));
 }
 
 TEST(IdxReader, RejectsCountMismatch) {
@@ -115,8 +118,10 @@ TEST(IdxReader, RejectsCountMismatch) {
   write_file(dir.file("img"), idx_images(3, 2, 2));
   write_file(dir.file("lab"), idx_labels({0, 1}));
   EXPECT_THAT(error_of([&] { load_idx(dir.file("img"), dir.file("lab")); }),
-              HasSubstr(dir.file("img") + ": image/label count mismatch: 3 "
-                        "images, but " + dir.file("lab") + " has 2 labels"));
+              HasSubstr(dir.file("img") +
+                        ": image/label count mismatch: 3 "
+                        "images, but " +
+                        dir.file("lab") + " has 2 labels"));
 }
 
 TEST(IdxReader, RejectsLabelOutOfRange) {
@@ -125,7 +130,7 @@ TEST(IdxReader, RejectsLabelOutOfRange) {
   write_file(dir.file("lab"), idx_labels({0, 10, 1}));
   EXPECT_THAT(error_of([&] { load_idx(dir.file("img"), dir.file("lab"), 10); }),
               HasSubstr(dir.file("lab") + ": label out of range: example 1 "
-                        "has label 10, expected 0..9"));
+                                          "has label 10, expected 0..9"));
 }
 
 TEST(IdxReader, RejectsWrongTypeAndRank) {
@@ -135,15 +140,16 @@ TEST(IdxReader, RejectsWrongTypeAndRank) {
   write_file(dir.file("img_i32"), idx_bytes(0x0C, {1, 1, 1}, {0, 0, 0, 1}));
   write_file(dir.file("img_2d"), idx_bytes(0x08, {2, 4}, Bytes(8, 1)));
   write_file(dir.file("lab_2d"), idx_bytes(0x08, {2, 1}, {0, 1}));
-  EXPECT_THAT(error_of([&] { load_idx(dir.file("img_i32"), dir.file("lab")); }),
-              HasSubstr(dir.file("img_i32") + ": an image file must have "
-                        "element type uint8 (0x08), got 0x0c"));
+  EXPECT_THAT(
+      error_of([&] { load_idx(dir.file("img_i32"), dir.file("lab")); }),
+      HasSubstr(dir.file("img_i32") + ": an image file must have "
+                                      "element type uint8 (0x08), got 0x0c"));
   EXPECT_THAT(error_of([&] { load_idx(dir.file("img_2d"), dir.file("lab")); }),
               HasSubstr(dir.file("img_2d") + ": an image file must have 3 "
-                        "dimensions [N, H, W], got 2"));
+                                             "dimensions [N, H, W], got 2"));
   EXPECT_THAT(error_of([&] { load_idx(dir.file("img"), dir.file("lab_2d")); }),
               HasSubstr(dir.file("lab_2d") + ": a label file must have 1 "
-                        "dimension [N], got 2"));
+                                             "dimension [N], got 2"));
 }
 
 TEST(IdxReader, RejectsNegativeNumClasses) {
@@ -170,7 +176,8 @@ TEST(FashionMnistReader, NamesFolderAndFilesWhenAbsent) {
   write_gzip(dir.file("train-images-idx3-ubyte.gz"), idx_images(1, 28, 28));
   EXPECT_FALSE(has_idx_split(dir.path(), Split::kTrain));
   EXPECT_THAT(error_of([&] { load_fashion_mnist(dir.path(), Split::kTrain); }),
-              HasSubstr(dir.path() + ": missing file: none of "
+              HasSubstr(dir.path() +
+                        ": missing file: none of "
                         "train-labels-idx1-ubyte.gz, train-labels-idx1-ubyte"));
   EXPECT_THAT(error_of([&] { load_fashion_mnist(dir.file("none")); }),
               HasSubstr(dir.file("none") + ": no such folder"));

@@ -9,15 +9,20 @@
 namespace dptrain::datasets {
 namespace {
 
-using ::testing::HasSubstr;
 using testing::error_of;
+using ::testing::HasSubstr;
 
 // 5 images 2x3x3 whose pixels all equal 10 * index; labels 0,1,2,0,1.
 ImageDataset small(bool groups = false) {
-  auto x = torch::arange(5, torch::kLong).mul(10).to(torch::kByte)
-               .view({5, 1, 1, 1}).expand({5, 2, 3, 3}).contiguous();
+  auto x = torch::arange(5, torch::kLong)
+               .mul(10)
+               .to(torch::kByte)
+               .view({5, 1, 1, 1})
+               .expand({5, 2, 3, 3})
+               .contiguous();
   auto y = torch::tensor({0, 1, 2, 0, 1}, torch::kLong);
-  auto g = groups ? torch::tensor({3, -1, 3, 0, 0}, torch::kLong) : at::Tensor();
+  auto g =
+      groups ? torch::tensor({3, -1, 3, 0, 0}, torch::kLong) : at::Tensor();
   return ImageDataset(x, y, 3, g, "small");
 }
 
@@ -60,17 +65,17 @@ TEST(ImageDataset, GetsBatchInIndexOrder) {
 
 TEST(ImageDataset, RejectsBadIndices) {
   const auto d = small();
-  EXPECT_THAT(error_of<std::out_of_range>([&] { d.get(5); }),
-              HasSubstr("ImageDataset(small): index 5 out of range for 5 examples"));
+  EXPECT_THAT(
+      error_of<std::out_of_range>([&] { d.get(5); }),
+      HasSubstr("ImageDataset(small): index 5 out of range for 5 examples"));
   EXPECT_THAT(error_of<std::out_of_range>([&] { d.get(-1); }),
               HasSubstr("index -1 out of range"));
   EXPECT_THAT(error_of<std::out_of_range>([&] {
                 d.get_batch(std::vector<std::int64_t>{0, 7});
               }),
               HasSubstr("index 7 out of range"));
-  EXPECT_THAT(error_of<std::invalid_argument>([&] {
-                d.get_batch(torch::zeros({2}, torch::kFloat));
-              }),
+  EXPECT_THAT(error_of<std::invalid_argument>(
+                  [&] { d.get_batch(torch::zeros({2}, torch::kFloat)); }),
               HasSubstr("indices must be an integer tensor [B]"));
 }
 
@@ -87,28 +92,26 @@ TEST(ImageDataset, SubsetsKeepClasses) {
 TEST(ImageDataset, RejectsBadStorage) {
   auto x = torch::zeros({2, 1, 2, 2}, torch::kByte);
   auto y = torch::zeros({2}, torch::kLong);
-  EXPECT_THAT(error_of<std::invalid_argument>([&] {
-                ImageDataset(x.to(torch::kFloat), y, 2);
-              }),
+  EXPECT_THAT(error_of<std::invalid_argument>(
+                  [&] { ImageDataset(x.to(torch::kFloat), y, 2); }),
               HasSubstr("images must be a uint8 tensor [N, C, H, W], got "
                         "Float [2, 1, 2, 2]"));
-  EXPECT_THAT(error_of<std::invalid_argument>([&] {
-                ImageDataset(x[0], y, 2);
-              }),
-              HasSubstr("got Byte [1, 2, 2]"));
-  EXPECT_THAT(error_of<std::invalid_argument>([&] {
-                ImageDataset(x, y.to(torch::kInt), 2);
-              }),
+  EXPECT_THAT(
+      error_of<std::invalid_argument>([&] { ImageDataset(x[0], y, 2); }),
+      HasSubstr("got Byte [1, 2, 2]"));
+  EXPECT_THAT(error_of<std::invalid_argument>(
+                  [&] { ImageDataset(x, y.to(torch::kInt), 2); }),
               HasSubstr("labels must be an int64 tensor [N], got Int [2]"));
   EXPECT_THAT(error_of<std::invalid_argument>([&] {
                 ImageDataset(x, torch::zeros({3}, torch::kLong), 2, {}, "d");
               }),
               HasSubstr("ImageDataset(d): image/label count mismatch: 2 "
                         "images, 3 labels"));
-  EXPECT_THAT(error_of<std::invalid_argument>([&] {
-                ImageDataset(x, torch::tensor({0, 2}, torch::kLong), 2);
-              }),
-              HasSubstr("label out of range: labels span [0, 2], expected 0..1"));
+  EXPECT_THAT(
+      error_of<std::invalid_argument>([&] {
+        ImageDataset(x, torch::tensor({0, 2}, torch::kLong), 2);
+      }),
+      HasSubstr("label out of range: labels span [0, 2], expected 0..1"));
   EXPECT_THAT(error_of<std::invalid_argument>([&] {
                 ImageDataset(x, torch::tensor({-1, 0}, torch::kLong), 2);
               }),

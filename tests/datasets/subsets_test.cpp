@@ -13,12 +13,14 @@
 namespace dptrain::datasets {
 namespace {
 
-using ::testing::HasSubstr;
 using testing::error_of;
+using ::testing::HasSubstr;
 
 // n one-pixel images whose value is the example index (mod 256); label i % 10.
 ImageDataset indexed(std::int64_t n) {
-  auto x = torch::arange(n, torch::kLong).remainder(256).to(torch::kByte)
+  auto x = torch::arange(n, torch::kLong)
+               .remainder(256)
+               .to(torch::kByte)
                .view({n, 1, 1, 1});
   auto y = torch::arange(n, torch::kLong).remainder(10);
   return ImageDataset(x, y, 10, {}, "indexed");
@@ -80,13 +82,11 @@ TEST(SplitTrainValidation, PartitionsDeterministically) {
 
 TEST(SplitTrainValidation, RejectsBadSize) {
   const auto d = indexed(10);
-  EXPECT_THAT(error_of<std::invalid_argument>([&] {
-                split_train_validation(d, 11, 0);
-              }),
+  EXPECT_THAT(error_of<std::invalid_argument>(
+                  [&] { split_train_validation(d, 11, 0); }),
               HasSubstr("validation_size must be in [0, 10], got 11"));
-  EXPECT_THAT(error_of<std::invalid_argument>([&] {
-                split_train_validation(d, -1, 0);
-              }),
+  EXPECT_THAT(error_of<std::invalid_argument>(
+                  [&] { split_train_validation(d, -1, 0); }),
               HasSubstr("got -1"));
 }
 
@@ -110,8 +110,9 @@ TEST(SubsetByClasses, KeepsChosenClassesAndRelabels) {
 
 TEST(SubsetByClasses, RejectsBadClassLists) {
   const auto d = indexed(10);
-  EXPECT_THAT(error_of<std::invalid_argument>([&] { subset_by_classes(d, {}); }),
-              HasSubstr("classes must not be empty"));
+  EXPECT_THAT(
+      error_of<std::invalid_argument>([&] { subset_by_classes(d, {}); }),
+      HasSubstr("classes must not be empty"));
   EXPECT_THAT(error_of<std::invalid_argument>([&] {
                 subset_by_classes(d, {1, 10});
               }),

@@ -11,8 +11,8 @@
 namespace dptrain::datasets {
 namespace {
 
-using ::testing::HasSubstr;
 using testing::error_of;
+using ::testing::HasSubstr;
 
 at::Tensor random_images(int64_t b, int64_t c, int64_t h, int64_t w,
                          uint64_t seed) {
@@ -42,7 +42,8 @@ std::vector<at::Tensor> candidates(const at::Tensor& image, int64_t p,
 // Index of the candidate `view` equals, or -1.
 int match(const at::Tensor& view, const std::vector<at::Tensor>& cands) {
   for (size_t i = 0; i < cands.size(); ++i) {
-    if (torch::equal(view.to(torch::kFloat), cands[i])) return static_cast<int>(i);
+    if (torch::equal(view.to(torch::kFloat), cands[i]))
+      return static_cast<int>(i);
   }
   return -1;
 }
@@ -78,9 +79,8 @@ TEST(ChannelStats, MatchesHandComputedValues) {
   EXPECT_NEAR(s.std[0], 0.5, 1e-12);
   EXPECT_NEAR(s.mean[1], 0.2, 1e-12);
   EXPECT_NEAR(s.std[1], 0.0, 1e-6);
-  EXPECT_THAT(error_of<std::invalid_argument>([] {
-                compute_channel_stats(ImageDataset());
-              }),
+  EXPECT_THAT(error_of<std::invalid_argument>(
+                  [] { compute_channel_stats(ImageDataset()); }),
               HasSubstr("the data set is empty"));
 }
 
@@ -91,10 +91,11 @@ TEST(Standardize, SubtractsMeanAndDividesByStdPerChannel) {
   EXPECT_TRUE(torch::allclose(y[0][0], torch::full({1, 2}, 2.0f)));
   EXPECT_TRUE(torch::allclose(y[0][1], torch::full({1, 2}, -0.5f)));
   EXPECT_EQ(standardize(x[0], {{0.5, 0.25}, {0.25, 0.5}}).dim(), 3);
-  EXPECT_THAT(error_of<std::invalid_argument>([&] {
-                standardize(x, {{0.5}, {0.5}});
-              }),
-              HasSubstr("stats have 1 means and 1 stds, images have 2 channels"));
+  EXPECT_THAT(
+      error_of<std::invalid_argument>([&] {
+        standardize(x, {{0.5}, {0.5}});
+      }),
+      HasSubstr("stats have 1 means and 1 stds, images have 2 channels"));
   EXPECT_THAT(error_of<std::invalid_argument>([&] {
                 standardize(x, {{0.5, 0.5}, {0.5, 0.0}});
               }),
@@ -196,23 +197,26 @@ TEST(AugmentViews, RejectsBadArguments) {
   const auto x = random_images(1, 1, 4, 4, 0);
   std::mt19937_64 rng(0);
   AugmentOptions o;
-  EXPECT_THAT(error_of<std::invalid_argument>([&] { augment_views(x, 0, o, rng); }),
-              HasSubstr("k (augmentation multiplicity) must be >= 1, got 0"));
+  EXPECT_THAT(
+      error_of<std::invalid_argument>([&] { augment_views(x, 0, o, rng); }),
+      HasSubstr("k (augmentation multiplicity) must be >= 1, got 0"));
   o.padding = 4;
-  EXPECT_THAT(error_of<std::invalid_argument>([&] { augment_views(x, 1, o, rng); }),
-              HasSubstr("reflect padding must be < height and width, got "
-                        "padding 4 for 4x4 images"));
+  EXPECT_THAT(
+      error_of<std::invalid_argument>([&] { augment_views(x, 1, o, rng); }),
+      HasSubstr("reflect padding must be < height and width, got "
+                "padding 4 for 4x4 images"));
   o.pad_mode = PadMode::kZero;
   EXPECT_EQ(augment_views(x, 1, o, rng).size(0), 1);  // zero padding may exceed
   o.padding = -1;
-  EXPECT_THAT(error_of<std::invalid_argument>([&] { augment_views(x, 1, o, rng); }),
-              HasSubstr("padding must be >= 0, got -1"));
+  EXPECT_THAT(
+      error_of<std::invalid_argument>([&] { augment_views(x, 1, o, rng); }),
+      HasSubstr("padding must be >= 0, got -1"));
   o.padding = 0;
-  EXPECT_THAT(error_of<std::invalid_argument>([&] { augment_views(x[0], 1, o, rng); }),
-              HasSubstr("images must be [B, C, H, W], got 3 dimensions"));
-  EXPECT_THAT(error_of<std::invalid_argument>([&] {
-                augment_views(x.to(torch::kDouble), 1, o, rng);
-              }),
+  EXPECT_THAT(
+      error_of<std::invalid_argument>([&] { augment_views(x[0], 1, o, rng); }),
+      HasSubstr("images must be [B, C, H, W], got 3 dimensions"));
+  EXPECT_THAT(error_of<std::invalid_argument>(
+                  [&] { augment_views(x.to(torch::kDouble), 1, o, rng); }),
               HasSubstr("must be uint8 or float32, got Double"));
 }
 
@@ -233,8 +237,10 @@ TEST(GetAugmentedBatch, RepeatsLabelsPerView) {
   o.padding = 1;
   const Batch b = get_augmented_batch(d, {2, 0}, 3, o, rng);
   ASSERT_EQ(b.images.sizes(), (std::vector<int64_t>{6, 1, 4, 4}));
-  EXPECT_TRUE(torch::equal(b.labels, torch::tensor({2, 2, 2, 0, 0, 0}, torch::kLong)));
-  EXPECT_TRUE(torch::equal(b.groups, torch::tensor({7, 7, 7, 5, 5, 5}, torch::kLong)));
+  EXPECT_TRUE(
+      torch::equal(b.labels, torch::tensor({2, 2, 2, 0, 0, 0}, torch::kLong)));
+  EXPECT_TRUE(
+      torch::equal(b.groups, torch::tensor({7, 7, 7, 5, 5, 5}, torch::kLong)));
   const auto cands = candidates(x[2], 1, PadMode::kReflect);
   EXPECT_GE(match(b.images[1], cands), 0);
 }

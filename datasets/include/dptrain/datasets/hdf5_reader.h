@@ -2,6 +2,7 @@
 // ImageNet, Camelyon17 and others: see datasets/README.md).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -29,6 +30,9 @@ struct Hdf5Options {
   std::string split;
   /// > 0: labels must lie in [0, num_classes). 0: max label + 1.
   std::int64_t num_classes = 0;
+  /// Images are read this many bytes' worth of rows at a time (and
+  /// transposed to channels-first), bounding the extra memory while loading.
+  std::size_t read_block_bytes = std::size_t{64} << 20;
 };
 
 /// Loads an HDF5 image set into images [N, C, H, W]. Throws DatasetError
@@ -36,7 +40,8 @@ struct Hdf5Options {
 /// dataset, images that are not uint8 or not rank 3/4, labels or groups that
 /// are not integers or not [N], an image/label count mismatch, a label
 /// outside [0, num_classes) (or negative), a group id < -1.
-ImageDataset load_hdf5(const std::string& path, const Hdf5Options& options = {});
+ImageDataset load_hdf5(const std::string& path,
+                       const Hdf5Options& options = {});
 
 /// The HDF5 groups of `path` among "train", "valid", "val", "validation" and
 /// "test" that hold an images dataset ("x" or "images"), in that order; an

@@ -29,8 +29,9 @@ ImageDataset load_idx(const std::string& images_path,
 /// `.gz` (`train-images.idx3-ubyte` spellings too). 10 classes; images
 /// [N, 1, 28, 28]. Throws DatasetError as load_idx, or naming `dir` when a
 /// file is absent.
-ImageDataset load_fashion_mnist(const std::string& dir = kDefaultFashionMnistDir,
-                                Split split = Split::kTrain);
+ImageDataset load_fashion_mnist(
+    const std::string& dir = kDefaultFashionMnistDir,
+    Split split = Split::kTrain);
 
 /// True when `dir` holds the IDX files of `split` (see load_fashion_mnist).
 bool has_idx_split(const std::string& dir, Split split);
