@@ -17,6 +17,7 @@ const GlobalOptions& global_options();
 
 void add_info_command(CLI::App& app);
 void add_data_command(CLI::App& app);
+void add_model_command(CLI::App& app);  // model info, model list
 void add_account_commands(CLI::App& app);  // account, calibrate
 
 }  // namespace dptrain::cli

@@ -31,6 +31,7 @@ int main(int argc, char** argv) {
 
   add_info_command(app);
   add_data_command(app);
+  add_model_command(app);
   add_account_commands(app);
 
   try {
