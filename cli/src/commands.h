@@ -19,5 +19,6 @@ void add_info_command(CLI::App& app);
 void add_data_command(CLI::App& app);
 void add_model_command(CLI::App& app);  // model info, model list
 void add_account_commands(CLI::App& app);  // account, calibrate
+void add_train_command(CLI::App& app);
 
 }  // namespace dptrain::cli

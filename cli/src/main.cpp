@@ -33,6 +33,7 @@ int main(int argc, char** argv) {
   add_data_command(app);
   add_model_command(app);
   add_account_commands(app);
+  add_train_command(app);
 
   try {
     app.parse(argc, argv);
