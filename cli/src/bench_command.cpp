@@ -1,0 +1,176 @@
+// `dptrain bench step --model M --batch-size B [--steps N] [--warmup N]
+// [--oracle | --only nonprivate|dp|oracle] [--json]`: the median time of a
+// non-private and a DP training step on the same model and batch, their
+// ratio, and the process's peak memory (run one variant per process with
+// --only to compare memory; scripts/bench_step.sh does both).
+#include <iomanip>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <sstream>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "commands.h"
+#include "dptrain/train/runtime.h"
+#include "dptrain/train/step_benchmark.h"
+
+namespace dptrain::cli {
+namespace {
+
+struct BenchStepFlags {
+  train::StepBenchmarkOptions options;
+  bool oracle = false;
+  std::string only;
+  std::string device = "cpu";
+  bool json = false;
+  bool profile = false;
+};
+
+double megabytes(int64_t bytes) {
+  return static_cast<double>(bytes) / (1024.0 * 1024.0);
+}
+
+std::string fixed(double value, int digits) {
+  std::ostringstream out;
+  out << std::fixed << std::setprecision(digits) << value;
+  return out.str();
+}
+
+void print_profile(const train::StepProfile& p, bool json) {
+  if (json) {
+    nlohmann::ordered_json out = {{"phases", nlohmann::json::array()},
+                                  {"layers", nlohmann::json::array()}};
+    for (const auto& ph : p.phases) {
+      out["phases"].push_back(
+          {{"variant", ph.variant}, {"name", ph.name}, {"ms", ph.ms}});
+    }
+    for (const auto& l : p.layers) {
+      out["layers"].push_back({{"path", l.path},
+                               {"type", l.type},
+                               {"input", l.input_shape},
+                               {"output", l.output_shape},
+                               {"norms_ms", l.norms_ms},
+                               {"sums_ms", l.sums_ms},
+                               {"kept", l.kept}});
+    }
+    std::cout << out.dump(2) << "\n";
+    return;
+  }
+  for (const auto& ph : p.phases) {
+    std::cout << std::left << std::setw(11) << ph.variant << std::setw(32)
+              << ph.name << std::right << std::setw(10) << fixed(ph.ms, 2)
+              << " ms\n";
+  }
+  std::cout << "\nper layer (DP step): norms ms, sums ms, path, type, "
+               "input -> output\n";
+  for (const auto& l : p.layers) {
+    std::cout << std::setw(9) << fixed(l.norms_ms, 2) << std::setw(9)
+              << fixed(l.sums_ms, 2) << (l.kept ? " kept " : "      ")
+              << l.path << "  " << l.type << "  " << l.input_shape << " -> "
+              << l.output_shape << "\n";
+  }
+}
+
+void run_bench_step(BenchStepFlags flags) {
+  auto& o = flags.options;
+  o.device = train::parse_device(flags.device);
+  if (flags.profile) {
+    print_profile(train::profile_step(o), flags.json);
+    return;
+  }
+  if (!flags.only.empty()) {
+    o.variants = {train::parse_step_variant(flags.only)};
+  } else if (flags.oracle) {
+    o.variants.push_back(train::StepVariant::kOracle);
+  }
+  const auto r = train::benchmark_step(o);
+  if (flags.json) {
+    nlohmann::ordered_json out = {{"model", r.model},
+                                  {"batch_size", r.batch_size},
+                                  {"steps", r.steps},
+                                  {"warmup_steps", o.warmup_steps},
+                                  {"parameters", r.parameters},
+                                  {"threads", r.threads},
+                                  {"device", r.device}};
+    auto put = [&out](const char* key, const std::optional<double>& v) {
+      if (v) out[key] = *v;
+    };
+    put("nonprivate_ms", r.nonprivate_ms);
+    put("dp_ms", r.dp_ms);
+    put("ratio", r.ratio);
+    put("oracle_ms", r.oracle_ms);
+    put("oracle_ratio", r.oracle_ratio);
+    out["baseline_rss_mb"] = megabytes(r.baseline_rss_bytes);
+    out["peak_rss_mb"] = megabytes(r.peak_rss_bytes);
+    std::cout << out.dump(2) << "\n";
+    return;
+  }
+  std::cout << r.model << ", batch " << r.batch_size << ", " << r.parameters
+            << " parameters, " << r.threads << " thread(s), " << r.device
+            << "; median of " << r.steps << " steps after " << o.warmup_steps
+            << " warm-up\n";
+  if (r.nonprivate_ms) {
+    std::cout << "non-private step: " << fixed(*r.nonprivate_ms, 1) << " ms\n";
+  }
+  if (r.dp_ms) {
+    std::cout << "DP step:          " << fixed(*r.dp_ms, 1) << " ms";
+    if (r.ratio) std::cout << " (" << fixed(*r.ratio, 2) << "x non-private)";
+    std::cout << "\n";
+  }
+  if (r.oracle_ms) {
+    std::cout << "oracle step:      " << fixed(*r.oracle_ms, 1) << " ms";
+    if (r.oracle_ratio) {
+      std::cout << " (" << fixed(*r.oracle_ratio, 2) << "x non-private)";
+    }
+    std::cout << "\n";
+  }
+  std::cout << "peak memory: " << fixed(megabytes(r.peak_rss_bytes), 0)
+            << " MB (after set-up " << fixed(megabytes(r.baseline_rss_bytes), 0)
+            << " MB; compare variants with --only, one per process)\n";
+}
+
+}  // namespace
+
+void add_bench_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand("bench", "Measure the cost of privacy");
+  cmd->require_subcommand(1);
+  auto flags = std::make_shared<BenchStepFlags>();
+  auto* step = cmd->add_subcommand(
+      "step", "Median time of a non-private vs a DP training step");
+  step->add_option("--model", flags->options.model,
+                   "cnn, wrn-16-4 (any image model), or seq [default cnn]");
+  step->add_option("--batch-size", flags->options.batch_size,
+                   "examples per step [default 256]");
+  step->add_option("--seq-len", flags->options.seq_len,
+                   "tokens per example of the seq model [default 128]");
+  step->add_option("--steps", flags->options.steps,
+                   "timed steps per variant [default 10]");
+  step->add_option("--warmup", flags->options.warmup_steps,
+                   "untimed steps per variant first [default 2]");
+  auto* oracle = step->add_flag(
+      "--oracle", flags->oracle,
+      "also time the microbatch oracle (B backward passes: small B only)");
+  step->add_option("--only", flags->only,
+                   "run one variant: nonprivate, dp or oracle (for its peak "
+                   "memory)")
+      ->excludes(oracle);
+  step->add_option("--noise-multiplier", flags->options.noise_multiplier,
+                   "sigma of the DP step [default 1]");
+  step->add_option("--max-grad-norm", flags->options.max_grad_norm,
+                   "C of the DP step [default 1]");
+  step->add_flag("--secure-noise", flags->options.secure_noise,
+                 "ChaCha20 noise (as a release run) instead of seeded noise");
+  step->add_option("--seed", flags->options.seed, "seed [default 0]");
+  step->add_option("--device", flags->device,
+                   "cpu, cuda, cuda:N or auto [default cpu]");
+  step->add_flag("--json", flags->json, "print one JSON object");
+  step->add_flag("--profile", flags->profile,
+                 "instead: median time of each phase of both steps and of "
+                 "each layer rule of the DP step")
+      ->excludes(oracle);
+  step->callback([flags] { run_bench_step(*flags); });
+}
+
+}  // namespace dptrain::cli

@@ -1,0 +1,478 @@
+#include "dptrain/train/step_benchmark.h"
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <stdexcept>
+#include <string>
+
+#include "dptrain/dp/clipping.h"
+#include "dptrain/dp/engine.h"
+#include "dptrain/dp/noise.h"
+#include "dptrain/dp/noise_generator.h"
+#include "dptrain/dp/optimizer.h"
+#include "dptrain/dp/oracle.h"
+#include "dptrain/dp/recording.h"
+#include "dptrain/dp/rule_registry.h"
+#include "dptrain/dp/rules.h"
+#include "dptrain/models/registry.h"
+#include "dptrain/models/sequence_mlp.h"
+
+namespace dptrain::train {
+namespace {
+
+// Both variants update the model with the same optimizer settings; a small
+// learning rate keeps random-label training far from overflow (NaN or
+// denormal arithmetic would distort the timings).
+dp::OptimizerOptions benchmark_optimizer() {
+  dp::OptimizerOptions o;
+  o.kind = dp::OptimizerKind::kSgd;
+  o.lr = 0.01;
+  o.momentum = 0.9;
+  return o;
+}
+
+double median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  const size_t n = values.size();
+  return n % 2 == 1 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
+}
+
+void synchronize(const c10::Device& device) {
+  if (device.is_cuda()) torch::cuda::synchronize();
+}
+
+}  // namespace
+
+std::string to_string(StepVariant variant) {
+  switch (variant) {
+    case StepVariant::kNonPrivate:
+      return "nonprivate";
+    case StepVariant::kDp:
+      return "dp";
+    case StepVariant::kOracle:
+      return "oracle";
+  }
+  return "unknown";
+}
+
+StepVariant parse_step_variant(const std::string& name) {
+  if (name == "nonprivate") return StepVariant::kNonPrivate;
+  if (name == "dp") return StepVariant::kDp;
+  if (name == "oracle") return StepVariant::kOracle;
+  throw std::invalid_argument(
+      "step variant must be nonprivate, dp or oracle, got '" + name + "'");
+}
+
+void validate(const StepBenchmarkOptions& o) {
+  auto at_least = [](const char* name, int64_t value, int64_t low) {
+    if (value < low) {
+      throw std::invalid_argument(std::string(name) + " must be >= " +
+                                  std::to_string(low) + ", got " +
+                                  std::to_string(value));
+    }
+  };
+  at_least("batch_size", o.batch_size, 1);
+  at_least("seq_len", o.seq_len, 1);
+  at_least("steps", o.steps, 1);
+  at_least("warmup_steps", o.warmup_steps, 0);
+  if (o.variants.empty()) {
+    throw std::invalid_argument("variants must name at least one step variant");
+  }
+  for (size_t i = 0; i < o.variants.size(); ++i) {
+    for (size_t j = 0; j < i; ++j) {
+      if (o.variants[i] == o.variants[j]) {
+        throw std::invalid_argument("variants lists '" +
+                                    to_string(o.variants[i]) + "' twice");
+      }
+    }
+  }
+  if (!(o.noise_multiplier >= 0) || !std::isfinite(o.noise_multiplier)) {
+    throw std::invalid_argument("noise_multiplier must be finite and >= 0, got " +
+                                std::to_string(o.noise_multiplier));
+  }
+  if (!(o.max_grad_norm > 0) || !std::isfinite(o.max_grad_norm)) {
+    throw std::invalid_argument("max_grad_norm must be finite and > 0, got " +
+                                std::to_string(o.max_grad_norm));
+  }
+}
+
+struct StepRunner::State {
+  StepBenchmarkOptions options;
+  std::shared_ptr<torch::nn::Module> model;
+  std::function<torch::Tensor(const torch::Tensor&)> forward;
+  // [rows] per-example losses of the model's output for targets.
+  std::function<torch::Tensor(const torch::Tensor&, const torch::Tensor&)>
+      per_example_loss;
+  torch::Tensor inputs;
+  torch::Tensor targets;
+  std::unique_ptr<dp::GradientEngine> engine;
+  std::vector<torch::Tensor> params;
+  std::unique_ptr<dp::DpOptimizer> nonprivate_optimizer;
+  std::unique_ptr<dp::DpOptimizer> dp_optimizer;
+  std::unique_ptr<dp::DpOptimizer> oracle_optimizer;
+  std::unique_ptr<dp::NoiseGenerator> noise;
+  dp::NoiseOptions noise_options;
+
+  void drop_grads() {
+    for (auto& p : params) p.mutable_grad() = torch::Tensor();
+  }
+};
+
+StepRunner::StepRunner(const StepBenchmarkOptions& options)
+    : state_(std::make_unique<State>()) {
+  validate(options);
+  auto& s = *state_;
+  s.options = options;
+  torch::manual_seed(options.seed);
+  const int64_t b = options.batch_size;
+  auto cross_entropy = [](const torch::Tensor& logits,
+                          const torch::Tensor& labels) {
+    return torch::nn::functional::cross_entropy(
+        logits, labels,
+        torch::nn::functional::CrossEntropyFuncOptions().reduction(
+            torch::kNone));
+  };
+  if (options.model == "seq") {
+    auto model = models::SequenceMlp(models::SequenceMlpOptions());
+    const int64_t vocab = model->options.vocab_size();
+    s.model = model.ptr();
+    s.forward = [model](const torch::Tensor& x) mutable {
+      return model->forward(x);
+    };
+    s.per_example_loss = [cross_entropy](const torch::Tensor& logits,
+                                         const torch::Tensor& labels) {
+      const int64_t rows = logits.size(0);
+      return cross_entropy(logits.reshape({-1, logits.size(-1)}),
+                           labels.reshape({-1}))
+          .view({rows, -1})
+          .mean(1);
+    };
+    s.inputs = torch::randint(vocab, {b, options.seq_len}, torch::kLong);
+    s.targets = torch::randint(vocab, {b, options.seq_len}, torch::kLong);
+  } else {
+    const auto info = models::model_info(options.model);
+    auto model = models::make_model(options.model);
+    s.model = model;
+    s.forward = [model](const torch::Tensor& x) { return model->forward(x); };
+    s.per_example_loss = cross_entropy;
+    s.inputs = torch::randn(
+        {b, info.in_channels, info.image_size, info.image_size});
+    s.targets = torch::randint(info.num_classes, {b}, torch::kLong);
+  }
+  s.model->to(options.device);
+  s.model->train();
+  s.inputs = s.inputs.to(options.device);
+  s.targets = s.targets.to(options.device);
+
+  s.engine = std::make_unique<dp::GradientEngine>(
+      s.model, dp::ClippingOptions(options.max_grad_norm));
+  s.params = s.engine->parameters();
+  s.nonprivate_optimizer =
+      std::make_unique<dp::DpOptimizer>(s.params, benchmark_optimizer());
+  s.dp_optimizer =
+      std::make_unique<dp::DpOptimizer>(s.params, benchmark_optimizer());
+  s.oracle_optimizer =
+      std::make_unique<dp::DpOptimizer>(s.params, benchmark_optimizer());
+  if (options.secure_noise) {
+    s.noise = std::make_unique<dp::SecureNoise>();
+  } else {
+    s.noise = std::make_unique<dp::SeededNoise>(options.seed + 1);
+  }
+  s.noise_options.noise_multiplier = options.noise_multiplier;
+  s.noise_options.max_grad_norm = options.max_grad_norm;
+  s.noise_options.expected_batch_size = static_cast<double>(b);
+  dp::validate(s.noise_options);
+}
+
+StepRunner::~StepRunner() = default;
+
+std::vector<at::Tensor> StepRunner::parameters() const {
+  return state_->params;
+}
+
+int64_t StepRunner::num_parameters() const {
+  int64_t n = 0;
+  for (const auto& p : state_->params) n += p.numel();
+  return n;
+}
+
+void StepRunner::nonprivate_backward() {
+  auto& s = *state_;
+  s.drop_grads();
+  auto loss = s.per_example_loss(s.forward(s.inputs), s.targets).mean();
+  loss.backward();
+}
+
+void StepRunner::dp_clip() {
+  auto& s = *state_;
+  s.drop_grads();
+  auto recording = s.engine->record();
+  auto losses = s.per_example_loss(s.forward(s.inputs), s.targets);
+  s.engine->clip_and_accumulate(losses);
+}
+
+void StepRunner::oracle_clip() {
+  auto& s = *state_;
+  s.drop_grads();
+  dp::microbatch_clip_and_accumulate(
+      *s.model, s.options.batch_size,
+      [&s](int64_t i) {
+        return s.per_example_loss(s.forward(s.inputs.narrow(0, i, 1)),
+                                  s.targets.narrow(0, i, 1));
+      },
+      s.engine->options());
+}
+
+void StepRunner::run(StepVariant variant) {
+  auto& s = *state_;
+  switch (variant) {
+    case StepVariant::kNonPrivate:
+      nonprivate_backward();
+      s.nonprivate_optimizer->step();
+      break;
+    case StepVariant::kDp:
+      dp_clip();
+      dp::finalize_noisy_gradient(s.params, s.noise_options, *s.noise);
+      s.dp_optimizer->step();
+      break;
+    case StepVariant::kOracle:
+      oracle_clip();
+      dp::finalize_noisy_gradient(s.params, s.noise_options, *s.noise);
+      s.oracle_optimizer->step();
+      break;
+  }
+}
+
+void StepRunner::profile_once(StepProfile& profile) {
+  auto& s = *state_;
+  const auto device = s.options.device;
+  auto clock = [&device] {
+    synchronize(device);
+    return std::chrono::steady_clock::now();
+  };
+  auto ms = [](auto start, auto stop) {
+    return std::chrono::duration<double, std::milli>(stop - start).count();
+  };
+  auto phase = [&profile](const char* variant, const char* name, double t) {
+    profile.phases.push_back({variant, name, t});
+  };
+
+  // Non-private.
+  s.drop_grads();
+  auto t0 = clock();
+  auto loss = s.per_example_loss(s.forward(s.inputs), s.targets).mean();
+  auto t1 = clock();
+  loss.backward();
+  auto t2 = clock();
+  s.nonprivate_optimizer->step();
+  auto t3 = clock();
+  phase("nonprivate", "forward", ms(t0, t1));
+  phase("nonprivate", "backward", ms(t1, t2));
+  phase("nonprivate", "optimizer", ms(t2, t3));
+
+  // DP: the engine's algorithm, one phase at a time.
+  s.drop_grads();
+  const auto registry = dp::builtin_rules();
+  std::map<const torch::nn::Module*, std::string> path_of;
+  for (const auto& item : s.model->named_modules("", true)) {
+    path_of[item.value().get()] = item.key();
+  }
+  dp::detail::Recorder recorder;
+  t0 = clock();
+  torch::Tensor losses;
+  {
+    dp::RecordingGuard guard(&recorder);
+    losses = s.per_example_loss(s.forward(s.inputs), s.targets);
+  }
+  t1 = clock();
+  auto& calls = recorder.calls;
+  std::vector<torch::Tensor> outputs;
+  for (const auto& c : calls) outputs.push_back(c.output);
+  auto grads = torch::autograd::grad({losses.sum()}, outputs, {}, false,
+                                     false, true);
+  t2 = clock();
+  phase("dp", "forward (recorded)", ms(t0, t1));
+  phase("dp", "backward to layer outputs", ms(t1, t2));
+
+  torch::NoGradGuard no_grad;
+  const int64_t batch = s.options.batch_size;
+  const size_t first_layer = profile.layers.size();
+  std::vector<std::vector<torch::Tensor>> params(calls.size());
+  std::vector<std::vector<torch::Tensor>> kept(calls.size());
+  auto total_sq = torch::zeros({batch}, s.inputs.options().dtype(torch::kDouble)
+                                            .requires_grad(false));
+  double norms_total = 0;
+  for (size_t c = 0; c < calls.size(); ++c) {
+    calls[c].grad_output = grads[c];
+    calls[c].output = torch::Tensor();
+    const auto* rule = registry->find(*calls[c].layer);
+    StepProfile::Layer layer;
+    layer.path = path_of[calls[c].layer];
+    layer.type = calls[c].layer->name();
+    layer.input_shape = c10::str(calls[c].input.sizes());
+    layer.output_shape =
+        grads[c].defined() ? c10::str(grads[c].sizes()) : std::string("-");
+    if (rule != nullptr && grads[c].defined()) {
+      params[c] = rule->parameters(*calls[c].layer);
+      const size_t n = params[c].size();
+      std::vector<bool> needed(n);
+      for (size_t j = 0; j < n; ++j) {
+        needed[j] = params[c][j].defined() && params[c][j].requires_grad();
+      }
+      std::vector<torch::Tensor> norms(n);
+      kept[c].resize(n);
+      const auto start = clock();
+      rule->squared_norms(calls[c], 1, needed, norms, kept[c]);
+      for (size_t j = 0; j < n; ++j) {
+        if (norms[j].defined()) total_sq.add_(norms[j].to(torch::kDouble));
+      }
+      layer.norms_ms = ms(start, clock());
+      norms_total += layer.norms_ms;
+    }
+    profile.layers.push_back(std::move(layer));
+  }
+  const auto sums_start = clock();
+  auto factors = dp::detail::clip_factors(total_sq.sqrt(), s.engine->options(),
+                                          1);
+  for (size_t c = 0; c < calls.size(); ++c) {
+    if (params[c].empty()) continue;
+    auto& layer = profile.layers[first_layer + c];
+    const auto start = clock();
+    const size_t n = params[c].size();
+    std::vector<torch::Tensor> row_weights(n), sums(n);
+    bool any = false;
+    for (size_t j = 0; j < n; ++j) {
+      const auto& p = params[c][j];
+      if (!p.defined() || !p.requires_grad()) continue;
+      if (kept[c][j].defined()) {
+        sums[j] = torch::tensordot(factors.to(kept[c][j].dtype()), kept[c][j],
+                                   {0}, {0});
+        kept[c][j] = torch::Tensor();
+        layer.kept = true;
+      } else {
+        row_weights[j] = factors;
+        any = true;
+      }
+    }
+    if (any) {
+      std::vector<torch::Tensor> rule_sums(n);
+      registry->find(*calls[c].layer)
+          ->weighted_sums(calls[c], row_weights, rule_sums);
+      for (size_t j = 0; j < n; ++j) {
+        if (row_weights[j].defined()) sums[j] = rule_sums[j];
+      }
+    }
+    for (size_t j = 0; j < n; ++j) {
+      if (!sums[j].defined()) continue;
+      auto& grad = params[c][j].mutable_grad();
+      grad = grad.defined() ? grad.add_(sums[j]) : sums[j].contiguous();
+    }
+    layer.sums_ms = ms(start, clock());
+  }
+  const auto sums_stop = clock();
+  calls.clear();
+  dp::finalize_noisy_gradient(s.params, s.noise_options, *s.noise);
+  const auto noise_stop = clock();
+  s.dp_optimizer->step();
+  const auto step_stop = clock();
+  phase("dp", "norms (rules)", norms_total);
+  phase("dp", "clip factors + weighted sums", ms(sums_start, sums_stop));
+  phase("dp", "noise", ms(sums_stop, noise_stop));
+  phase("dp", "optimizer", ms(noise_stop, step_stop));
+}
+
+int64_t current_rss_bytes() {
+  std::ifstream statm("/proc/self/statm");
+  int64_t size = 0, resident = 0;
+  if (!(statm >> size >> resident)) return 0;
+  return resident * static_cast<int64_t>(sysconf(_SC_PAGESIZE));
+}
+
+int64_t peak_rss_bytes() {
+  struct rusage usage {};
+  if (getrusage(RUSAGE_SELF, &usage) != 0) return 0;
+  return static_cast<int64_t>(usage.ru_maxrss) * 1024;  // Linux: kilobytes
+}
+
+StepBenchmarkResult benchmark_step(const StepBenchmarkOptions& options) {
+  StepRunner runner(options);
+  StepBenchmarkResult result;
+  result.model = options.model;
+  result.batch_size = options.batch_size;
+  result.steps = options.steps;
+  result.parameters = runner.num_parameters();
+  result.threads = at::get_num_threads();
+  result.device = options.device.str();
+  result.baseline_rss_bytes = current_rss_bytes();
+
+  for (int64_t i = 0; i < options.warmup_steps; ++i) {
+    for (auto v : options.variants) runner.run(v);
+  }
+  synchronize(options.device);
+  std::map<StepVariant, std::vector<double>> times;
+  for (int64_t i = 0; i < options.steps; ++i) {
+    for (auto v : options.variants) {
+      const auto start = std::chrono::steady_clock::now();
+      runner.run(v);
+      synchronize(options.device);
+      const auto stop = std::chrono::steady_clock::now();
+      times[v].push_back(
+          std::chrono::duration<double, std::milli>(stop - start).count());
+    }
+  }
+  auto median_of = [&](StepVariant v) -> std::optional<double> {
+    auto it = times.find(v);
+    if (it == times.end()) return std::nullopt;
+    return median(it->second);
+  };
+  result.nonprivate_ms = median_of(StepVariant::kNonPrivate);
+  result.dp_ms = median_of(StepVariant::kDp);
+  result.oracle_ms = median_of(StepVariant::kOracle);
+  if (result.nonprivate_ms && result.dp_ms) {
+    result.ratio = *result.dp_ms / *result.nonprivate_ms;
+  }
+  if (result.nonprivate_ms && result.oracle_ms) {
+    result.oracle_ratio = *result.oracle_ms / *result.nonprivate_ms;
+  }
+  result.peak_rss_bytes = peak_rss_bytes();
+  return result;
+}
+
+StepProfile profile_step(const StepBenchmarkOptions& options) {
+  StepRunner runner(options);
+  for (int64_t i = 0; i < options.warmup_steps; ++i) {
+    StepProfile ignored;
+    runner.profile_once(ignored);
+  }
+  std::vector<StepProfile> runs(static_cast<size_t>(options.steps));
+  for (auto& run : runs) runner.profile_once(run);
+  // Medians entry by entry (every run has the same entries in order).
+  StepProfile out = runs.front();
+  std::vector<double> values(runs.size());
+  for (size_t k = 0; k < out.phases.size(); ++k) {
+    for (size_t r = 0; r < runs.size(); ++r) values[r] = runs[r].phases[k].ms;
+    out.phases[k].ms = median(values);
+  }
+  for (size_t k = 0; k < out.layers.size(); ++k) {
+    for (size_t r = 0; r < runs.size(); ++r) {
+      values[r] = runs[r].layers[k].norms_ms;
+    }
+    out.layers[k].norms_ms = median(values);
+    for (size_t r = 0; r < runs.size(); ++r) {
+      values[r] = runs[r].layers[k].sums_ms;
+    }
+    out.layers[k].sums_ms = median(values);
+  }
+  return out;
+}
+
+}  // namespace dptrain::train
