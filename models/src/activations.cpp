@@ -66,8 +66,8 @@ Activation parse_activation(const std::string& name) {
   for (const auto& entry : names()) {
     known += (known.empty() ? "" : ", ") + std::string(entry.second);
   }
-  throw std::invalid_argument("activation must be one of " + known +
-                              ", got '" + name + "'");
+  throw std::invalid_argument("activation must be one of " + known + ", got '" +
+                              name + "'");
 }
 
 std::vector<std::string> activation_names() {

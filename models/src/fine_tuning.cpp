@@ -47,8 +47,9 @@ int64_t unfreeze_all(torch::nn::Module& module) {
 std::vector<std::string> prepare_fine_tuning(ImageClassifier& model,
                                              const FineTuneOptions& options) {
   if (options.num_classes < 0) {
-    throw std::invalid_argument("num_classes must be >= 0 (0 keeps the head), got " +
-                                std::to_string(options.num_classes));
+    throw std::invalid_argument(
+        "num_classes must be >= 0 (0 keeps the head), got " +
+        std::to_string(options.num_classes));
   }
   if (options.num_classes > 0) model.reset_classifier(options.num_classes);
   if (options.trainable == "all") {

@@ -51,8 +51,8 @@ void ImageClassifier::check_input(const torch::Tensor& images) const {
       images.size(1) != in_channels_) {
     std::string got = images.defined() ? c10::str(images.sizes()) : "undefined";
     throw std::invalid_argument(name() + ": images must be [N, " +
-                                std::to_string(in_channels_) +
-                                ", H, W], got " + got);
+                                std::to_string(in_channels_) + ", H, W], got " +
+                                got);
   }
 }
 
@@ -81,8 +81,7 @@ void init_head(dp::LinearImpl& head, HeadInit init) {
   if (head.bias.defined()) head.bias.zero_();
 }
 
-int64_t count_parameters(const torch::nn::Module& module,
-                         bool trainable_only) {
+int64_t count_parameters(const torch::nn::Module& module, bool trainable_only) {
   std::unordered_set<const void*> seen;
   int64_t total = 0;
   for (const auto& p : module.parameters(/*recurse=*/true)) {

@@ -22,8 +22,8 @@ SqueezeExciteImpl::SqueezeExciteImpl(int64_t in_channels, int64_t out_channels,
 }
 
 int64_t SqueezeExciteImpl::hidden_channels(int64_t in_channels, double ratio) {
-  return std::max<int64_t>(
-      1, static_cast<int64_t>(std::floor(static_cast<double>(in_channels) * ratio)));
+  return std::max<int64_t>(1, static_cast<int64_t>(std::floor(
+                                  static_cast<double>(in_channels) * ratio)));
 }
 
 torch::Tensor SqueezeExciteImpl::forward(const torch::Tensor& x) {
@@ -34,8 +34,8 @@ torch::Tensor SqueezeExciteImpl::forward(const torch::Tensor& x) {
 torch::Tensor stochastic_depth(const torch::Tensor& x, double rate,
                                bool training) {
   if (!(rate >= 0.0 && rate < 1.0)) {
-    throw std::invalid_argument("stochastic depth rate must be in [0, 1), got " +
-                                std::to_string(rate));
+    throw std::invalid_argument(
+        "stochastic depth rate must be in [0, 1), got " + std::to_string(rate));
   }
   if (!training || rate == 0.0) return x;
   std::vector<int64_t> shape(static_cast<size_t>(x.dim()), 1);
@@ -50,7 +50,8 @@ torch::Tensor max_pool_same(const torch::Tensor& x, int64_t window,
   for (int64_t d : {3, 2}) {
     const int64_t size = x.size(d);
     const int64_t out = (size + stride - 1) / stride;
-    const int64_t total = std::max<int64_t>((out - 1) * stride + window - size, 0);
+    const int64_t total =
+        std::max<int64_t>((out - 1) * stride + window - size, 0);
     pad.push_back(total / 2);
     pad.push_back(total - total / 2);
   }

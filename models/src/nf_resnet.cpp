@@ -34,35 +34,48 @@ void NFResNetOptions::validate() const {
          std::to_string(widths_.size()));
   }
   for (size_t s = 0; s < 4; ++s) {
-    if (depths_[s] < 1) fail("depths entries must be >= 1, got " + std::to_string(depths_[s]));
+    if (depths_[s] < 1)
+      fail("depths entries must be >= 1, got " + std::to_string(depths_[s]));
     if (widths_[s] < 1 ||
-        static_cast<int64_t>(std::floor(static_cast<double>(widths_[s]) * bottleneck_ratio_)) < 1) {
-      fail("widths[" + std::to_string(s) + "] · bottleneck_ratio must be >= 1, got width " +
+        static_cast<int64_t>(std::floor(static_cast<double>(widths_[s]) *
+                                        bottleneck_ratio_)) < 1) {
+      fail("widths[" + std::to_string(s) +
+           "] · bottleneck_ratio must be >= 1, got width " +
            std::to_string(widths_[s]));
     }
   }
-  if (stem_channels_ < 1) fail("stem_channels must be >= 1, got " + std::to_string(stem_channels_));
-  if (num_classes_ < 1) fail("num_classes must be >= 1, got " + std::to_string(num_classes_));
-  if (in_channels_ < 1) fail("in_channels must be >= 1, got " + std::to_string(in_channels_));
+  if (stem_channels_ < 1)
+    fail("stem_channels must be >= 1, got " + std::to_string(stem_channels_));
+  if (num_classes_ < 1)
+    fail("num_classes must be >= 1, got " + std::to_string(num_classes_));
+  if (in_channels_ < 1)
+    fail("in_channels must be >= 1, got " + std::to_string(in_channels_));
   if (!(stochastic_depth_ >= 0.0 && stochastic_depth_ < 1.0)) {
-    fail("stochastic_depth must be in [0, 1), got " + std::to_string(stochastic_depth_));
+    fail("stochastic_depth must be in [0, 1), got " +
+         std::to_string(stochastic_depth_));
   }
   if (!(dropout_ >= 0.0 && dropout_ < 1.0)) {
     fail("dropout must be in [0, 1), got " + std::to_string(dropout_));
   }
-  if (use_se_ && !(se_ratio_ > 0.0)) fail("se_ratio must be > 0, got " + std::to_string(se_ratio_));
+  if (use_se_ && !(se_ratio_ > 0.0))
+    fail("se_ratio must be > 0, got " + std::to_string(se_ratio_));
 }
 
 NFResNetOptions nf_resnet_variant(int64_t depth) {
   NFResNetOptions o;
   switch (depth) {
-    case 50: return o.depths({3, 4, 6, 3});
-    case 101: return o.depths({3, 4, 23, 3});
-    case 152: return o.depths({3, 8, 36, 3});
-    case 200: return o.depths({3, 24, 36, 3});
+    case 50:
+      return o.depths({3, 4, 6, 3});
+    case 101:
+      return o.depths({3, 4, 23, 3});
+    case 152:
+      return o.depths({3, 8, 36, 3});
+    case 200:
+      return o.depths({3, 24, 36, 3});
     default:
       throw std::invalid_argument(
-          "NF-ResNet depth must be 50, 101, 152 or 200, got " + std::to_string(depth));
+          "NF-ResNet depth must be 50, 101, 152 or 200, got " +
+          std::to_string(depth));
   }
 }
 
@@ -74,8 +87,8 @@ NFResNetBlockImpl::NFResNetBlockImpl(int64_t in_channels, int64_t out_channels,
       alpha(options.alpha()),
       stochastic_depth_rate(stochastic_depth_rate_),
       activation(options.activation()) {
-  const auto width = static_cast<int64_t>(
-      std::floor(static_cast<double>(out_channels) * options.bottleneck_ratio()));
+  const auto width = static_cast<int64_t>(std::floor(
+      static_cast<double>(out_channels) * options.bottleneck_ratio()));
   conv0 = register_module("conv0", ws_conv(in_channels, width, 1, 1));
   conv1 = register_module("conv1", ws_conv(width, width, 3, stride));
   conv2 = register_module("conv2", ws_conv(width, out_channels, 1, 1));
@@ -108,8 +121,8 @@ NFResNetImpl::NFResNetImpl(NFResNetOptions options_)
       options(std::move(options_)) {
   options.validate();
   int64_t channels = options.stem_channels();
-  stem = register_module("stem",
-                         ws_conv(options.in_channels(), channels, 7, 2));
+  stem =
+      register_module("stem", ws_conv(options.in_channels(), channels, 7, 2));
   auto list = register_module("blocks", torch::nn::ModuleList());
   int64_t num_blocks = 0;
   for (auto d : options.depths()) num_blocks += d;
@@ -159,7 +172,8 @@ int64_t nf_resnet_parameter_count(const NFResNetOptions& options) {
       total += ws_count(c, w, 1) + ws_count(w, w, 3) + ws_count(w, out, 1) + 1;
       if ((b == 0 && s > 0) || c != out) total += ws_count(c, out, 1);
       if (options.use_se()) {
-        const int64_t h = SqueezeExciteImpl::hidden_channels(out, options.se_ratio());
+        const int64_t h =
+            SqueezeExciteImpl::hidden_channels(out, options.se_ratio());
         total += out * h + h + h * out + out;
       }
       c = out;

@@ -41,27 +41,38 @@ void NFNetOptions::validate() const {
          std::to_string(stem_channels_.size()));
   }
   for (auto c : stem_channels_) {
-    if (c < 1) fail("stem_channels entries must be >= 1, got " + std::to_string(c));
+    if (c < 1)
+      fail("stem_channels entries must be >= 1, got " + std::to_string(c));
   }
-  if (group_width_ < 1) fail("group_width must be >= 1, got " + std::to_string(group_width_));
-  if (widths_[0] < 2) fail("widths[0] must be >= 2, got " + std::to_string(widths_[0]));
+  if (group_width_ < 1)
+    fail("group_width must be >= 1, got " + std::to_string(group_width_));
+  if (widths_[0] < 2)
+    fail("widths[0] must be >= 2, got " + std::to_string(widths_[0]));
   for (size_t s = 0; s < 4; ++s) {
-    if (depths_[s] < 1) fail("depths entries must be >= 1, got " + std::to_string(depths_[s]));
+    if (depths_[s] < 1)
+      fail("depths entries must be >= 1, got " + std::to_string(depths_[s]));
     const auto w = static_cast<int64_t>(
         std::floor(static_cast<double>(widths_[s]) * expansion_));
     if (w / group_width_ < 1) {
-      fail("widths[" + std::to_string(s) + "] · expansion must be >= group_width " +
-           std::to_string(group_width_) + ", got width " + std::to_string(widths_[s]));
+      fail("widths[" + std::to_string(s) +
+           "] · expansion must be >= group_width " +
+           std::to_string(group_width_) + ", got width " +
+           std::to_string(widths_[s]));
     }
   }
-  if (!(se_ratio_ > 0.0)) fail("se_ratio must be > 0, got " + std::to_string(se_ratio_));
+  if (!(se_ratio_ > 0.0))
+    fail("se_ratio must be > 0, got " + std::to_string(se_ratio_));
   if (final_conv_multiplier_ < 1) {
-    fail("final_conv_multiplier must be >= 1, got " + std::to_string(final_conv_multiplier_));
+    fail("final_conv_multiplier must be >= 1, got " +
+         std::to_string(final_conv_multiplier_));
   }
-  if (num_classes_ < 1) fail("num_classes must be >= 1, got " + std::to_string(num_classes_));
-  if (in_channels_ < 1) fail("in_channels must be >= 1, got " + std::to_string(in_channels_));
+  if (num_classes_ < 1)
+    fail("num_classes must be >= 1, got " + std::to_string(num_classes_));
+  if (in_channels_ < 1)
+    fail("in_channels must be >= 1, got " + std::to_string(in_channels_));
   if (!(stochastic_depth_ >= 0.0 && stochastic_depth_ < 1.0)) {
-    fail("stochastic_depth must be in [0, 1), got " + std::to_string(stochastic_depth_));
+    fail("stochastic_depth must be in [0, 1), got " +
+         std::to_string(stochastic_depth_));
   }
   if (!(dropout_ >= 0.0 && dropout_ < 1.0)) {
     fail("dropout must be in [0, 1), got " + std::to_string(dropout_));
@@ -70,21 +81,30 @@ void NFNetOptions::validate() const {
 
 NFNetOptions nfnet_variant(const std::string& variant) {
   std::string v = variant;
-  for (auto& ch : v) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+  for (auto& ch : v)
+    ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
   // {depths, train size, test size} of the published F-series.
-  struct Row { const char* name; std::vector<int64_t> depths; int64_t train, test; };
+  struct Row {
+    const char* name;
+    std::vector<int64_t> depths;
+    int64_t train, test;
+  };
   static const Row rows[] = {
-      {"F0", {1, 2, 6, 3}, 192, 256},     {"F1", {2, 4, 12, 6}, 224, 320},
-      {"F2", {3, 6, 18, 9}, 256, 352},    {"F3", {4, 8, 24, 12}, 320, 416},
-      {"F4", {5, 10, 30, 15}, 384, 512},  {"F5", {6, 12, 36, 18}, 416, 544},
-      {"F6", {7, 14, 42, 21}, 448, 576},  {"F7", {8, 16, 48, 24}, 480, 608},
+      {"F0", {1, 2, 6, 3}, 192, 256},    {"F1", {2, 4, 12, 6}, 224, 320},
+      {"F2", {3, 6, 18, 9}, 256, 352},   {"F3", {4, 8, 24, 12}, 320, 416},
+      {"F4", {5, 10, 30, 15}, 384, 512}, {"F5", {6, 12, 36, 18}, 416, 544},
+      {"F6", {7, 14, 42, 21}, 448, 576}, {"F7", {8, 16, 48, 24}, 480, 608},
   };
   for (const auto& row : rows) {
     if (v == row.name) {
-      return NFNetOptions().depths(row.depths).train_image_size(row.train).test_image_size(row.test);
+      return NFNetOptions()
+          .depths(row.depths)
+          .train_image_size(row.train)
+          .test_image_size(row.test);
     }
   }
-  throw std::invalid_argument("NFNet variant must be F0 ... F7, got '" + variant + "'");
+  throw std::invalid_argument("NFNet variant must be F0 ... F7, got '" +
+                              variant + "'");
 }
 
 int64_t NFNetBlockImpl::bottleneck_width(int64_t out_channels,
@@ -115,8 +135,8 @@ NFNetBlockImpl::NFNetBlockImpl(int64_t in_channels, int64_t out_channels,
   }
   se = register_module(
       "se", SqueezeExcite(out_channels, out_channels, options.se_ratio()));
-  skip_gain = register_module(
-      "skip_gain", dp::Scale(dp::ElementwiseOptions({}).init(0.0)));
+  skip_gain = register_module("skip_gain",
+                              dp::Scale(dp::ElementwiseOptions({}).init(0.0)));
 }
 
 torch::Tensor NFNetBlockImpl::forward(const torch::Tensor& x) {
@@ -146,8 +166,8 @@ NFNetImpl::NFNetImpl(NFNetOptions options_)
   const int64_t stem_out[4] = {sc[0], sc[1], sc[2], options.widths()[0] / 2};
   const int64_t stem_stride[4] = {2, 1, 1, 2};
   // A plain container so the paths read stem.conv0 … stem.conv3.
-  auto stem_module = register_module(
-      "stem", std::make_shared<torch::nn::Module>("NFNetStem"));
+  auto stem_module =
+      register_module("stem", std::make_shared<torch::nn::Module>("NFNetStem"));
   for (size_t i = 0; i < 4; ++i) {
     stem.push_back(ws_conv(stem_in[i], stem_out[i], 3, stem_stride[i]));
     stem_module->register_module("conv" + std::to_string(i), stem.back());
@@ -176,8 +196,8 @@ NFNetImpl::NFNetImpl(NFNetOptions options_)
     }
   }
   const int64_t final_channels = options.final_conv_multiplier() * channels;
-  final_conv = register_module("final_conv",
-                               ws_conv(channels, final_channels, 1, 1));
+  final_conv =
+      register_module("final_conv", ws_conv(channels, final_channels, 1, 1));
   register_classifier(final_channels, options.num_classes(),
                       HeadInit::kNormal001);
 }
@@ -208,7 +228,8 @@ int64_t nfnet_parameter_count(const NFNetOptions& options) {
     const int64_t out = options.widths()[s];
     const int64_t w = NFNetBlockImpl::bottleneck_width(out, options);
     const int64_t g = w / options.group_width();
-    const int64_t h = SqueezeExciteImpl::hidden_channels(out, options.se_ratio());
+    const int64_t h =
+        SqueezeExciteImpl::hidden_channels(out, options.se_ratio());
     for (int64_t b = 0; b < options.depths()[s]; ++b) {
       total += ws_count(c, w, 1) + 2 * ws_count(w, w, 3, g) +
                ws_count(w, out, 1) + 1 + (out * h + h) + (h * out + out);

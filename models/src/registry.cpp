@@ -21,19 +21,23 @@ int64_t or_default(int64_t value, int64_t fallback) {
 }
 
 std::string lower(std::string s) {
-  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (auto& c : s)
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return s;
 }
 
 void check_options(const ModelOptions& o) {
   if (o.num_classes() < 0) {
-    throw std::invalid_argument("num_classes must be >= 1, got " + std::to_string(o.num_classes()));
+    throw std::invalid_argument("num_classes must be >= 1, got " +
+                                std::to_string(o.num_classes()));
   }
   if (o.in_channels() < 0) {
-    throw std::invalid_argument("in_channels must be >= 1, got " + std::to_string(o.in_channels()));
+    throw std::invalid_argument("in_channels must be >= 1, got " +
+                                std::to_string(o.in_channels()));
   }
   if (o.image_size() < 0) {
-    throw std::invalid_argument("image_size must be >= 1, got " + std::to_string(o.image_size()));
+    throw std::invalid_argument("image_size must be >= 1, got " +
+                                std::to_string(o.image_size()));
   }
 }
 
@@ -60,14 +64,14 @@ Resolved resolve_cnn(const ModelOptions& o) {
   r.info.family = "cnn";
   r.info.description =
       "tanh CNN of Papernot et al. 2021 (Tramèr & Boneh 2021 end-to-end CNN)";
-  r.info.parameters = opt.conv1_channels() * opt.in_channels() * 64 +
-                      opt.conv1_channels() +
-                      opt.conv2_channels() * opt.conv1_channels() * 16 +
-                      opt.conv2_channels() + flat * opt.hidden() +
-                      opt.hidden() + opt.hidden() * opt.num_classes() +
-                      opt.num_classes();
+  r.info.parameters =
+      opt.conv1_channels() * opt.in_channels() * 64 + opt.conv1_channels() +
+      opt.conv2_channels() * opt.conv1_channels() * 16 + opt.conv2_channels() +
+      flat * opt.hidden() + opt.hidden() + opt.hidden() * opt.num_classes() +
+      opt.num_classes();
   r.info.summary = {
-      "conv1 Conv2d(" + std::to_string(opt.in_channels()) + "->16, 8x8, stride 2, pad 2) -> tanh -> MaxPool(2, stride 1)",
+      "conv1 Conv2d(" + std::to_string(opt.in_channels()) +
+          "->16, 8x8, stride 2, pad 2) -> tanh -> MaxPool(2, stride 1)",
       "conv2 Conv2d(16->32, 4x4, stride 2) -> tanh -> MaxPool(2, stride 1)",
       "fc1 Linear(" + std::to_string(flat) + "->32) -> tanh",
       "classifier Linear(32->" + std::to_string(opt.num_classes()) + ")"};
@@ -117,16 +121,18 @@ Resolved resolve_wrn(int64_t depth, int64_t width, const ModelOptions& o) {
       "pre-activation, TF SAME padding";
   r.info.parameters = wide_resnet_parameter_count(opt);
   const int64_t n = opt.blocks_per_stage();
-  r.info.summary.push_back("stem WSConv2d(" + std::to_string(opt.in_channels()) + "->16, 3x3)");
+  r.info.summary.push_back("stem WSConv2d(" +
+                           std::to_string(opt.in_channels()) + "->16, 3x3)");
   for (int s = 0; s < 3; ++s) {
-    r.info.summary.push_back(
-        "stage " + std::to_string(s) + ": " + std::to_string(n) +
-        " blocks, width " + std::to_string((16 * width) << s) + ", stride " +
-        (s == 0 ? "1" : "2"));
+    r.info.summary.push_back("stage " + std::to_string(s) + ": " +
+                             std::to_string(n) + " blocks, width " +
+                             std::to_string((16 * width) << s) + ", stride " +
+                             (s == 0 ? "1" : "2"));
   }
-  r.info.summary.push_back("relu -> final_norm GroupNorm -> mean pool -> classifier Linear(" +
-                           std::to_string(64 * width) + "->" +
-                           std::to_string(opt.num_classes()) + ")");
+  r.info.summary.push_back(
+      "relu -> final_norm GroupNorm -> mean pool -> classifier Linear(" +
+      std::to_string(64 * width) + "->" + std::to_string(opt.num_classes()) +
+      ")");
   r.info.num_classes = opt.num_classes();
   r.info.in_channels = opt.in_channels();
   r.info.image_size = or_default(o.image_size(), 32);
@@ -149,16 +155,17 @@ Resolved resolve_nf_resnet(int64_t depth, const ModelOptions& o) {
       "convs, scaled relu, alpha 0.2, skip gains initialised to 1 (JAX "
       "Privacy DP config)";
   r.info.parameters = nf_resnet_parameter_count(opt);
-  r.info.summary.push_back("stem WSConv2d(" + std::to_string(opt.in_channels()) +
-                           "->64, 7x7, stride 2) -> MaxPool(3, stride 2, SAME)");
+  r.info.summary.push_back(
+      "stem WSConv2d(" + std::to_string(opt.in_channels()) +
+      "->64, 7x7, stride 2) -> MaxPool(3, stride 2, SAME)");
   for (size_t s = 0; s < 4; ++s) {
-    r.info.summary.push_back("stage " + std::to_string(s) + ": " +
-                             std::to_string(opt.depths()[s]) +
-                             " bottleneck blocks, width " +
-                             std::to_string(opt.widths()[s]));
+    r.info.summary.push_back(
+        "stage " + std::to_string(s) + ": " + std::to_string(opt.depths()[s]) +
+        " bottleneck blocks, width " + std::to_string(opt.widths()[s]));
   }
-  r.info.summary.push_back("scaled relu -> mean pool -> classifier Linear(2048->" +
-                           std::to_string(opt.num_classes()) + ")");
+  r.info.summary.push_back(
+      "scaled relu -> mean pool -> classifier Linear(2048->" +
+      std::to_string(opt.num_classes()) + ")");
   r.info.num_classes = opt.num_classes();
   r.info.in_channels = opt.in_channels();
   r.info.image_size = or_default(o.image_size(), 224);
@@ -174,23 +181,25 @@ Resolved resolve_nfnet(const std::string& variant, const ModelOptions& o) {
                  .stochastic_depth(o.stochastic_depth());
   Resolved r;
   r.info.family = "nfnet";
-  r.info.description =
-      "NFNet-" + variant + " (Brock et al. 2021): scaled WS convs, scaled "
-      "gelu, grouped 3x3 convs, squeeze-excite, alpha 0.2";
+  r.info.description = "NFNet-" + variant +
+                       " (Brock et al. 2021): scaled WS convs, scaled "
+                       "gelu, grouped 3x3 convs, squeeze-excite, alpha 0.2";
   r.info.parameters = nfnet_parameter_count(opt);
-  r.info.summary.push_back("stem 4 WSConv2d 3x3 (16, 32, 64, 128; strides 2, 1, 1, 2)");
+  r.info.summary.push_back(
+      "stem 4 WSConv2d 3x3 (16, 32, 64, 128; strides 2, 1, 1, 2)");
   for (size_t s = 0; s < 4; ++s) {
-    r.info.summary.push_back("stage " + std::to_string(s) + ": " +
-                             std::to_string(opt.depths()[s]) +
-                             " NF blocks, width " +
-                             std::to_string(opt.widths()[s]));
+    r.info.summary.push_back(
+        "stage " + std::to_string(s) + ": " + std::to_string(opt.depths()[s]) +
+        " NF blocks, width " + std::to_string(opt.widths()[s]));
   }
-  r.info.summary.push_back("final_conv WSConv2d(1536->3072, 1x1) -> mean pool -> classifier Linear(3072->" +
-                           std::to_string(opt.num_classes()) + ")");
+  r.info.summary.push_back(
+      "final_conv WSConv2d(1536->3072, 1x1) -> mean pool -> classifier "
+      "Linear(3072->" +
+      std::to_string(opt.num_classes()) + ")");
   r.info.summary.push_back("published train/test sizes " +
                            std::to_string(opt.train_image_size()) + "/" +
-                           std::to_string(opt.test_image_size()) +
-                           "; depths " + join(opt.depths()));
+                           std::to_string(opt.test_image_size()) + "; depths " +
+                           join(opt.depths()));
   r.info.num_classes = opt.num_classes();
   r.info.in_channels = opt.in_channels();
   r.info.image_size = or_default(o.image_size(), opt.train_image_size());
@@ -208,9 +217,11 @@ Resolved resolve(const std::string& raw_name, const ModelOptions& o) {
     r = resolve_cnn(o);
   } else if (name == "mlp") {
     r = resolve_mlp(o);
-  } else if (std::regex_match(name, m, std::regex("wrn-([0-9]{1,4})-([0-9]{1,4})"))) {
+  } else if (std::regex_match(name, m,
+                              std::regex("wrn-([0-9]{1,4})-([0-9]{1,4})"))) {
     r = resolve_wrn(std::stoll(m[1]), std::stoll(m[2]), o);
-  } else if (std::regex_match(name, m, std::regex("nf-resnet-(50|101|152|200)"))) {
+  } else if (std::regex_match(name, m,
+                              std::regex("nf-resnet-(50|101|152|200)"))) {
     r = resolve_nf_resnet(std::stoll(m[1]), o);
   } else if (std::regex_match(name, m, std::regex("nfnet-(f[0-7])"))) {
     r = resolve_nfnet("F" + m[1].str().substr(1), o);
@@ -219,9 +230,11 @@ Resolved resolve(const std::string& raw_name, const ModelOptions& o) {
   }
   if (!found) {
     std::string known;
-    for (const auto& n : list_models()) known += (known.empty() ? "" : ", ") + n;
-    throw std::invalid_argument("unknown model '" + raw_name + "'; known: " +
-                                known + " (and wrn-D-K for any D = 6n+4, K >= 1)");
+    for (const auto& n : list_models())
+      known += (known.empty() ? "" : ", ") + n;
+    throw std::invalid_argument("unknown model '" + raw_name +
+                                "'; known: " + known +
+                                " (and wrn-D-K for any D = 6n+4, K >= 1)");
   }
   r.info.name = name;
   if (r.info.family != "cnn" && r.info.family != "mlp" && o.image_size() != 0) {
@@ -242,10 +255,10 @@ ModelInfo model_info(const std::string& name, const ModelOptions& options) {
 }
 
 std::vector<std::string> list_models() {
-  return {"cnn",          "mlp",           "wrn-16-4",      "wrn-28-10",
-          "wrn-40-4",     "nf-resnet-50",  "nf-resnet-101", "nf-resnet-152",
+  return {"cnn",           "mlp",          "wrn-16-4",      "wrn-28-10",
+          "wrn-40-4",      "nf-resnet-50", "nf-resnet-101", "nf-resnet-152",
           "nf-resnet-200", "nfnet-f0",     "nfnet-f1",      "nfnet-f2",
-          "nfnet-f3",     "nfnet-f4",      "nfnet-f5",      "nfnet-f6",
+          "nfnet-f3",      "nfnet-f4",     "nfnet-f5",      "nfnet-f6",
           "nfnet-f7"};
 }
 

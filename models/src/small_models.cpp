@@ -54,8 +54,8 @@ int64_t TanhCnnImpl::feature_side(int64_t image_size) {
   // conv1: (s + 4 − 8)/2 + 1; pool −1; conv2: (p − 4)/2 + 1; pool −1.
   // The smallest size with a non-empty map is 16 (→ 7, 6, 2, 1).
   if (image_size < 16) {
-    throw std::invalid_argument(
-        "TanhCnn: image_size must be >= 16, got " + std::to_string(image_size));
+    throw std::invalid_argument("TanhCnn: image_size must be >= 16, got " +
+                                std::to_string(image_size));
   }
   const int64_t after_conv1 = (image_size + 4 - 8) / 2 + 1 - 1;
   return (after_conv1 - 4) / 2 + 1 - 1;
@@ -77,8 +77,8 @@ MlpImpl::MlpImpl(MlpOptions options_)
       options(std::move(options_)) {
   check_positive("Mlp", "image_size", options.image_size());
   auto list = register_module("hidden", torch::nn::ModuleList());
-  int64_t width = options.in_channels() * options.image_size() *
-                  options.image_size();
+  int64_t width =
+      options.in_channels() * options.image_size() * options.image_size();
   for (int64_t h : options.hidden()) {
     check_positive("Mlp", "hidden width", h);
     hidden.emplace_back(width, h);

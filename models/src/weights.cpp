@@ -111,8 +111,9 @@ LoadReport load_checked(torch::nn::Module& module, const std::string& path,
     if (it == source.shapes.end()) {
       missing.push_back(name);
     } else if (it->second != tensor.sizes().vec()) {
-      mis_shaped.push_back(name + " (file " + c10::str(at::IntArrayRef(it->second)) +
-                           ", model " + c10::str(tensor.sizes()) + ")");
+      mis_shaped.push_back(name + " (file " +
+                           c10::str(at::IntArrayRef(it->second)) + ", model " +
+                           c10::str(tensor.sizes()) + ")");
     } else {
       targets.emplace_back(name, tensor);
     }
@@ -123,7 +124,8 @@ LoadReport load_checked(torch::nn::Module& module, const std::string& path,
     }
   }
   if (!missing.empty() || !unexpected.empty() || !mis_shaped.empty()) {
-    std::string msg = "weights file '" + path + "' does not match the model; nothing was loaded";
+    std::string msg = "weights file '" + path +
+                      "' does not match the model; nothing was loaded";
     if (!missing.empty()) msg += "; missing: " + list(missing);
     if (!unexpected.empty()) msg += "; unexpected: " + list(unexpected);
     if (!mis_shaped.empty()) msg += "; mis-shaped: " + list(mis_shaped);
@@ -132,7 +134,8 @@ LoadReport load_checked(torch::nn::Module& module, const std::string& path,
   std::vector<torch::Tensor> values;
   values.reserve(targets.size());
   for (const auto& [name, tensor] : targets) {
-    values.push_back(source.read(name).to(tensor.device(), tensor.scalar_type()));
+    values.push_back(
+        source.read(name).to(tensor.device(), tensor.scalar_type()));
   }
   torch::NoGradGuard no_grad;
   for (size_t i = 0; i < targets.size(); ++i) {
@@ -145,7 +148,8 @@ LoadReport load_checked(torch::nn::Module& module, const std::string& path,
 void require_readable(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   if (!f) {
-    throw std::invalid_argument("weights file '" + path + "' cannot be opened for reading");
+    throw std::invalid_argument("weights file '" + path +
+                                "' cannot be opened for reading");
   }
 }
 
@@ -155,7 +159,8 @@ herr_t collect_link(hid_t group, const char* name, const H5L_info_t* /*info*/,
   if (obj < 0) return 0;
   const bool is_dataset = H5Iget_type(obj) == H5I_DATASET;
   H5Oclose(obj);
-  if (is_dataset) static_cast<std::vector<std::string>*>(data)->emplace_back(name);
+  if (is_dataset)
+    static_cast<std::vector<std::string>*>(data)->emplace_back(name);
   return 0;
 }
 
@@ -164,12 +169,14 @@ std::string dotted(std::string hdf5_path) {
   return hdf5_path;
 }
 
-void write_string_attribute(hid_t file, const char* key, const std::string& value) {
+void write_string_attribute(hid_t file, const char* key,
+                            const std::string& value) {
   Handle type(H5Tcopy(H5T_C_S1), H5Tclose);
   H5Tset_size(type.get(), value.size());
   Handle space(H5Screate(H5S_SCALAR), H5Sclose);
-  Handle attr(H5Acreate2(file, key, type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT),
-              H5Aclose);
+  Handle attr(
+      H5Acreate2(file, key, type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT),
+      H5Aclose);
   if (!attr.ok() || H5Awrite(attr.get(), type.get(), value.data()) < 0) {
     throw std::runtime_error(key);
   }
@@ -177,9 +184,11 @@ void write_string_attribute(hid_t file, const char* key, const std::string& valu
 
 }  // namespace
 
-void save_weights_hdf5(const torch::nn::Module& module, const std::string& path) {
+void save_weights_hdf5(const torch::nn::Module& module,
+                       const std::string& path) {
   QuietHdf5 quiet;
-  Handle file(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
+  Handle file(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT),
+              H5Fclose);
   if (!file.ok()) {
     throw std::invalid_argument("cannot create weights file '" + path + "'");
   }
@@ -189,21 +198,26 @@ void save_weights_hdf5(const torch::nn::Module& module, const std::string& path)
     Handle attr(H5Acreate2(file.get(), "dptrain_format_version", H5T_STD_I32LE,
                            space.get(), H5P_DEFAULT, H5P_DEFAULT),
                 H5Aclose);
-    if (!attr.ok() || H5Awrite(attr.get(), H5T_NATIVE_INT, &kFormatVersion) < 0) {
+    if (!attr.ok() ||
+        H5Awrite(attr.get(), H5T_NATIVE_INT, &kFormatVersion) < 0) {
       throw std::runtime_error("dptrain_format_version");
     }
     for (const auto& [name, tensor] : named_tensors(module)) {
-      const auto t = tensor.detach().to(torch::kCPU, torch::kFloat).contiguous();
+      const auto t =
+          tensor.detach().to(torch::kCPU, torch::kFloat).contiguous();
       std::vector<hsize_t> dims(t.sizes().begin(), t.sizes().end());
-      Handle ds_space(t.dim() == 0 ? H5Screate(H5S_SCALAR)
-                                   : H5Screate_simple(t.dim(), dims.data(), nullptr),
+      Handle ds_space(t.dim() == 0
+                          ? H5Screate(H5S_SCALAR)
+                          : H5Screate_simple(t.dim(), dims.data(), nullptr),
                       H5Sclose);
-      Handle dset(H5Dcreate2(file.get(), name.c_str(), H5T_IEEE_F32LE, ds_space.get(),
-                             H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
-                  H5Dclose);
+      Handle dset(
+          H5Dcreate2(file.get(), name.c_str(), H5T_IEEE_F32LE, ds_space.get(),
+                     H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+          H5Dclose);
       if (!dset.ok()) throw std::runtime_error(name);
-      if (t.numel() > 0 && H5Dwrite(dset.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL,
-                                    H5P_DEFAULT, t.data_ptr<float>()) < 0) {
+      if (t.numel() > 0 &&
+          H5Dwrite(dset.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT,
+                   t.data_ptr<float>()) < 0) {
         throw std::runtime_error(name);
       }
     }
@@ -218,10 +232,11 @@ LoadReport load_weights_hdf5(torch::nn::Module& module, const std::string& path,
   require_readable(path);
   QuietHdf5 quiet;
   if (H5Fis_hdf5(path.c_str()) <= 0) {
-    throw std::invalid_argument("weights file '" + path + "' is not an HDF5 file");
+    throw std::invalid_argument("weights file '" + path +
+                                "' is not an HDF5 file");
   }
-  auto file = std::make_shared<Handle>(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT),
-                                       H5Fclose);
+  auto file = std::make_shared<Handle>(
+      H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
   if (!file->ok()) {
     throw std::invalid_argument("cannot open HDF5 weights file '" + path + "'");
   }
@@ -247,24 +262,28 @@ LoadReport load_weights_hdf5(torch::nn::Module& module, const std::string& path,
   }
   if (!bad_type.empty()) {
     throw std::invalid_argument("weights file '" + path +
-                                "' has non-floating-point datasets: " + list(bad_type) +
-                                "; nothing was loaded");
+                                "' has non-floating-point datasets: " +
+                                list(bad_type) + "; nothing was loaded");
   }
   source.read = [&](const std::string& name) {
     const auto& shape = source.shapes.at(name);
     auto t = torch::empty(shape, torch::kDouble);
-    Handle dset(H5Dopen2(file->get(), hdf5_name.at(name).c_str(), H5P_DEFAULT), H5Dclose);
-    if (t.numel() > 0 && H5Dread(dset.get(), H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL,
-                                 H5P_DEFAULT, t.data_ptr<double>()) < 0) {
-      throw std::invalid_argument("cannot read dataset '" + name + "' of weights file '" +
-                                  path + "'; nothing was loaded");
+    Handle dset(H5Dopen2(file->get(), hdf5_name.at(name).c_str(), H5P_DEFAULT),
+                H5Dclose);
+    if (t.numel() > 0 &&
+        H5Dread(dset.get(), H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT,
+                t.data_ptr<double>()) < 0) {
+      throw std::invalid_argument("cannot read dataset '" + name +
+                                  "' of weights file '" + path +
+                                  "'; nothing was loaded");
     }
     return t;
   };
   return load_checked(module, path, source, options);
 }
 
-void save_weights_torch(const torch::nn::Module& module, const std::string& path) {
+void save_weights_torch(const torch::nn::Module& module,
+                        const std::string& path) {
   torch::serialize::OutputArchive archive;
   module.save(archive);
   try {
@@ -279,7 +298,8 @@ namespace {
 
 // Walks a torch::save archive alongside the module tree, collecting every
 // tensor it holds under its dotted path (and submodule archives).
-void index_archive(torch::serialize::InputArchive& archive, const std::string& prefix,
+void index_archive(torch::serialize::InputArchive& archive,
+                   const std::string& prefix,
                    std::map<std::string, torch::Tensor>& tensors,
                    std::vector<std::string>& other) {
   for (const auto& key : archive.keys()) {
@@ -301,15 +321,17 @@ void index_archive(torch::serialize::InputArchive& archive, const std::string& p
 
 }  // namespace
 
-LoadReport load_weights_torch(torch::nn::Module& module, const std::string& path,
+LoadReport load_weights_torch(torch::nn::Module& module,
+                              const std::string& path,
                               const LoadOptions& options) {
   require_readable(path);
   torch::serialize::InputArchive archive;
   try {
     archive.load_from(path);
   } catch (const c10::Error& e) {
-    throw std::invalid_argument("weights file '" + path +
-                                "' is not a LibTorch archive: " + e.what_without_backtrace());
+    throw std::invalid_argument(
+        "weights file '" + path +
+        "' is not a LibTorch archive: " + e.what_without_backtrace());
   }
   std::map<std::string, torch::Tensor> tensors;
   std::vector<std::string> other;
@@ -326,12 +348,14 @@ enum class Format { kHdf5, kTorch };
 Format format_of(const std::string& path) {
   const auto dot = path.find_last_of('.');
   std::string ext = dot == std::string::npos ? "" : path.substr(dot);
-  std::transform(ext.begin(), ext.end(), ext.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) {
+    return static_cast<char>(std::tolower(c));
+  });
   if (ext == ".h5" || ext == ".hdf5") return Format::kHdf5;
   if (ext == ".pt" || ext == ".pth") return Format::kTorch;
-  throw std::invalid_argument("weights file '" + path +
-                              "' must end in .h5, .hdf5 (HDF5), .pt or .pth (LibTorch)");
+  throw std::invalid_argument(
+      "weights file '" + path +
+      "' must end in .h5, .hdf5 (HDF5), .pt or .pth (LibTorch)");
 }
 }  // namespace
 
@@ -345,8 +369,9 @@ void save_weights(const torch::nn::Module& module, const std::string& path) {
 
 LoadReport load_weights(torch::nn::Module& module, const std::string& path,
                         const LoadOptions& options) {
-  return format_of(path) == Format::kHdf5 ? load_weights_hdf5(module, path, options)
-                                          : load_weights_torch(module, path, options);
+  return format_of(path) == Format::kHdf5
+             ? load_weights_hdf5(module, path, options)
+             : load_weights_torch(module, path, options);
 }
 
 }  // namespace dptrain::models

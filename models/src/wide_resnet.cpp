@@ -35,7 +35,8 @@ int64_t ws_conv_count(int64_t in, int64_t out, int64_t k) {
 void WideResNetOptions::validate() const {
   const std::string who = wrn_name(*this);
   if (depth_ < 10 || (depth_ - 4) % 6 != 0) {
-    throw std::invalid_argument(who + ": depth must be 6n + 4 with n >= 1, got " +
+    throw std::invalid_argument(who +
+                                ": depth must be 6n + 4 with n >= 1, got " +
                                 std::to_string(depth_));
   }
   if (width_ < 1) {
@@ -54,9 +55,11 @@ void WideResNetOptions::validate() const {
       stem_channels_ % norm_groups_ != 0 ||
       (stem_channels_ * width_) % norm_groups_ != 0) {
     throw std::invalid_argument(
-        who + ": norm_groups must divide stem_channels and stem_channels * "
-              "width, got norm_groups " + std::to_string(norm_groups_) +
-        ", stem_channels " + std::to_string(stem_channels_));
+        who +
+        ": norm_groups must divide stem_channels and stem_channels * "
+        "width, got norm_groups " +
+        std::to_string(norm_groups_) + ", stem_channels " +
+        std::to_string(stem_channels_));
   }
   if (!(dropout_ >= 0.0 && dropout_ < 1.0)) {
     throw std::invalid_argument(who + ": dropout must be in [0, 1), got " +
@@ -71,11 +74,13 @@ WideResNetBlockImpl::WideResNetBlockImpl(int64_t in_channels,
     : activation(options.activation()) {
   const int64_t g = options.norm_groups();
   norm0 = register_module("norm0", group_norm(g, in_channels));
-  conv0 = register_module("conv0", ws_conv(in_channels, out_channels, 3, stride));
+  conv0 =
+      register_module("conv0", ws_conv(in_channels, out_channels, 3, stride));
   norm1 = register_module("norm1", group_norm(g, out_channels));
   conv1 = register_module("conv1", ws_conv(out_channels, out_channels, 3, 1));
   if (projection) {
-    shortcut_norm = register_module("shortcut_norm", group_norm(g, in_channels));
+    shortcut_norm =
+        register_module("shortcut_norm", group_norm(g, in_channels));
     shortcut_conv = register_module(
         "shortcut_conv", ws_conv(in_channels, out_channels, 1, stride));
   }
@@ -83,8 +88,7 @@ WideResNetBlockImpl::WideResNetBlockImpl(int64_t in_channels,
 
 torch::Tensor WideResNetBlockImpl::forward(const torch::Tensor& x) {
   const auto a = activate(x, activation);
-  const auto shortcut =
-      shortcut_conv ? shortcut_conv(shortcut_norm(a)) : x;
+  const auto shortcut = shortcut_conv ? shortcut_conv(shortcut_norm(a)) : x;
   auto h = conv0(norm0(a));
   h = conv1(norm1(activate(h, activation)));
   return h + shortcut;
@@ -95,8 +99,8 @@ WideResNetImpl::WideResNetImpl(WideResNetOptions options_)
       options(std::move(options_)) {
   options.validate();
   int64_t channels = options.stem_channels();
-  stem = register_module(
-      "stem", ws_conv(options.in_channels(), channels, 3, 1));
+  stem =
+      register_module("stem", ws_conv(options.in_channels(), channels, 3, 1));
   auto stages = register_module("stages", torch::nn::ModuleList());
   const int64_t n = options.blocks_per_stage();
   for (int64_t s = 0; s < 3; ++s) {

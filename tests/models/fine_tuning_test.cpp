@@ -20,7 +20,8 @@ std::string error_of(F&& f) {
 }
 
 m::WideResNet tiny_wrn() {
-  return m::WideResNet(m::WideResNetOptions(10, 1).stem_channels(4).norm_groups(2));
+  return m::WideResNet(
+      m::WideResNetOptions(10, 1).stem_channels(4).norm_groups(2));
 }
 
 TEST(FineTuning, ResetClassifierChangesClassesKeepsDtype) {
@@ -30,23 +31,28 @@ TEST(FineTuning, ResetClassifierChangesClassesKeepsDtype) {
   EXPECT_EQ(net->num_classes(), 3);
   EXPECT_EQ(net->classifier()->weight.scalar_type(), torch::kDouble);
   EXPECT_EQ(net->named_parameters()["classifier.weight"].size(0), 3);
-  EXPECT_EQ(net->forward(torch::randn({2, 3, 8, 8}, torch::kDouble)).size(1), 3);
+  EXPECT_EQ(net->forward(torch::randn({2, 3, 8, 8}, torch::kDouble)).size(1),
+            3);
   // Fan-in init (Haiku VarianceScaling(1.0)): bias zero, weight truncated
   // at ±2σ with σ = 1/(√16 · 0.8796) for the 16 pooled features.
-  EXPECT_TRUE(torch::equal(net->classifier()->bias, torch::zeros({3}, torch::kDouble)));
+  EXPECT_TRUE(
+      torch::equal(net->classifier()->bias, torch::zeros({3}, torch::kDouble)));
   EXPECT_LE(net->classifier()->weight.abs().max().item<double>(),
             2.0 / (4.0 * 0.87962566103423978) + 1e-12);
-  EXPECT_NE(error_of([&] { net->reset_classifier(0); })
-                .find("num_classes must be >= 1, got 0"),
+  EXPECT_NE(error_of([&] {
+              net->reset_classifier(0);
+            }).find("num_classes must be >= 1, got 0"),
             std::string::npos);
 }
 
 TEST(FineTuning, OnlyClassifierTrains) {
   auto net = tiny_wrn();
   auto names = m::train_only_classifier(*net);
-  EXPECT_EQ(names, (std::vector<std::string>{"classifier.weight", "classifier.bias"}));
+  EXPECT_EQ(names,
+            (std::vector<std::string>{"classifier.weight", "classifier.bias"}));
   for (const auto& p : net->named_parameters()) {
-    EXPECT_EQ(p.value().requires_grad(), p.key().rfind("classifier.", 0) == 0) << p.key();
+    EXPECT_EQ(p.value().requires_grad(), p.key().rfind("classifier.", 0) == 0)
+        << p.key();
   }
   EXPECT_EQ(m::count_parameters(*net, /*trainable_only=*/true), 16 * 10 + 10);
   m::unfreeze_all(*net);
@@ -57,7 +63,8 @@ TEST(FineTuning, PatternSelectsLayers) {
   auto net = tiny_wrn();
   auto names = m::set_trainable(*net, "^stages\\.2\\.|^final_norm\\.");
   for (const auto& n : names) {
-    EXPECT_TRUE(n.rfind("stages.2.", 0) == 0 || n.rfind("final_norm.", 0) == 0) << n;
+    EXPECT_TRUE(n.rfind("stages.2.", 0) == 0 || n.rfind("final_norm.", 0) == 0)
+        << n;
   }
   EXPECT_FALSE(net->stem->weight.requires_grad());
   EXPECT_TRUE(net->final_norm->weight.requires_grad());
@@ -78,16 +85,19 @@ TEST(FineTuning, PrepareResetsHeadAndFreezes) {
 
 TEST(FineTuning, BadPatternsAreNamed) {
   auto net = tiny_wrn();
-  EXPECT_NE(error_of([&] { m::set_trainable(*net, "[oops"); })
-                .find("trainable pattern '[oops' is not a valid regex"),
+  EXPECT_NE(error_of([&] {
+              m::set_trainable(*net, "[oops");
+            }).find("trainable pattern '[oops' is not a valid regex"),
             std::string::npos);
-  EXPECT_NE(error_of([&] { m::set_trainable(*net, "^decoder"); })
-                .find("trainable pattern '^decoder' matches no parameter"),
+  EXPECT_NE(error_of([&] {
+              m::set_trainable(*net, "^decoder");
+            }).find("trainable pattern '^decoder' matches no parameter"),
             std::string::npos);
   // A failed pattern leaves the model as it was.
   EXPECT_TRUE(net->stem->weight.requires_grad());
-  EXPECT_NE(error_of([&] { m::prepare_fine_tuning(*net, {-1, "all"}); })
-                .find("num_classes must be >= 0 (0 keeps the head), got -1"),
+  EXPECT_NE(error_of([&] {
+              m::prepare_fine_tuning(*net, {-1, "all"});
+            }).find("num_classes must be >= 0 (0 keeps the head), got -1"),
             std::string::npos);
 }
 

@@ -30,7 +30,11 @@ struct Case {
 
 std::vector<Case> cases() {
   return {
-      {"TanhCnn", [] { return std::make_shared<m::TanhCnnImpl>(m::TanhCnnOptions().num_classes(4)); },
+      {"TanhCnn",
+       [] {
+         return std::make_shared<m::TanhCnnImpl>(
+             m::TanhCnnOptions().num_classes(4));
+       },
        1, 28},
       {"Mlp",
        [] {
@@ -40,8 +44,10 @@ std::vector<Case> cases() {
        1, 6},
       {"WideResNet",
        [] {
-         return std::make_shared<m::WideResNetImpl>(
-             m::WideResNetOptions(10, 1).stem_channels(4).norm_groups(2).num_classes(3));
+         return std::make_shared<m::WideResNetImpl>(m::WideResNetOptions(10, 1)
+                                                        .stem_channels(4)
+                                                        .norm_groups(2)
+                                                        .num_classes(3));
        },
        3, 7},
       {"NFResNet",
@@ -69,9 +75,11 @@ std::vector<Case> cases() {
   };
 }
 
-torch::Tensor row_loss(const torch::Tensor& logits, const torch::Tensor& labels) {
+torch::Tensor row_loss(const torch::Tensor& logits,
+                       const torch::Tensor& labels) {
   namespace F = torch::nn::functional;
-  return F::cross_entropy(logits, labels, F::CrossEntropyFuncOptions().reduction(torch::kNone));
+  return F::cross_entropy(logits, labels,
+                          F::CrossEntropyFuncOptions().reduction(torch::kNone));
 }
 
 std::vector<torch::Tensor> take_grads(torch::nn::Module& net) {
@@ -102,7 +110,8 @@ void check_against_oracle(const Case& c, const std::string& freeze_pattern) {
   if (!freeze_pattern.empty()) m::set_trainable(*net, freeze_pattern);
   const int64_t batch = 3;
   for (int64_t k : {1, 2}) {
-    auto x = torch::randn({batch * k, c.channels, c.side, c.side}, torch::kDouble);
+    auto x =
+        torch::randn({batch * k, c.channels, c.side, c.side}, torch::kDouble);
     auto y = torch::randint(net->num_classes(), {batch * k}, torch::kLong);
     torch::Tensor norms;
     {
@@ -127,18 +136,22 @@ void check_against_oracle(const Case& c, const std::string& freeze_pattern) {
           },
           opts);
       const auto want_grads = take_grads(*net);
-      dp::GradientEngine engine(std::static_pointer_cast<torch::nn::Module>(net), opts);
+      dp::GradientEngine engine(
+          std::static_pointer_cast<torch::nn::Module>(net), opts);
       dp::ClipResult got;
       {
         auto recording = engine.record();
         got = engine.clip_and_accumulate(row_loss(net->forward(x), y), k);
       }
       const auto got_grads = take_grads(*net);
-      const std::string where = c.name + " K=" + std::to_string(k) +
-                                (mode == dp::ClipMode::kFlat ? " flat" : " per-layer") +
-                                (freeze_pattern.empty() ? "" : " frozen");
-      ASSERT_EQ(got.diagnostics->norms.sizes(), want.diagnostics->norms.sizes()) << where;
-      EXPECT_LE(rel_diff(got.diagnostics->norms, want.diagnostics->norms), 1e-9) << where;
+      const std::string where =
+          c.name + " K=" + std::to_string(k) +
+          (mode == dp::ClipMode::kFlat ? " flat" : " per-layer") +
+          (freeze_pattern.empty() ? "" : " frozen");
+      ASSERT_EQ(got.diagnostics->norms.sizes(), want.diagnostics->norms.sizes())
+          << where;
+      EXPECT_LE(rel_diff(got.diagnostics->norms, want.diagnostics->norms), 1e-9)
+          << where;
       ASSERT_EQ(got_grads.size(), want_grads.size());
       const auto params = net->named_parameters();
       for (size_t i = 0; i < got_grads.size(); ++i) {
@@ -149,7 +162,8 @@ void check_against_oracle(const Case& c, const std::string& freeze_pattern) {
         }
         ASSERT_TRUE(got_grads[i].defined()) << where << " " << name;
         ASSERT_TRUE(want_grads[i].defined()) << where << " " << name;
-        EXPECT_LE(rel_diff(got_grads[i], want_grads[i]), 1e-9) << where << " " << name;
+        EXPECT_LE(rel_diff(got_grads[i], want_grads[i]), 1e-9)
+            << where << " " << name;
       }
     }
   }
@@ -157,14 +171,20 @@ void check_against_oracle(const Case& c, const std::string& freeze_pattern) {
 
 class ModelGradients : public ::testing::TestWithParam<Case> {};
 
-TEST_P(ModelGradients, MatchMicrobatchOracle) { check_against_oracle(GetParam(), ""); }
+TEST_P(ModelGradients, MatchMicrobatchOracle) {
+  check_against_oracle(GetParam(), "");
+}
 
 TEST_P(ModelGradients, MatchMicrobatchOracleWithFrozenLayers) {
   // Train the classifier and the last stage / hidden layer only.
-  check_against_oracle(GetParam(), "^classifier\\.|^blocks\\.4\\.|^stages\\.2\\.|^fc1\\.|^hidden\\.1\\.");
+  check_against_oracle(
+      GetParam(),
+      "^classifier\\.|^blocks\\.4\\.|^stages\\.2\\.|^fc1\\.|^hidden\\.1\\.");
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, ModelGradients, ::testing::ValuesIn(cases()),
-                         [](const auto& param_info) { return param_info.param.name; });
+                         [](const auto& param_info) {
+                           return param_info.param.name;
+                         });
 
 }  // namespace

@@ -103,9 +103,10 @@ TEST(NFResNet, ForwardShapeAndPaths) {
   EXPECT_EQ(net->forward(torch::randn({2, 3, 21, 21})).sizes(),
             (std::vector<int64_t>{2, 5}));
   const auto p = net->named_parameters();
-  for (const char* name : {"stem.weight", "blocks.0.conv0.weight",
-                           "blocks.0.conv_shortcut.weight", "blocks.1.conv2.gain",
-                           "blocks.4.skip_gain.scale", "classifier.weight"}) {
+  for (const char* name :
+       {"stem.weight", "blocks.0.conv0.weight", "blocks.0.conv_shortcut.weight",
+        "blocks.1.conv2.gain", "blocks.4.skip_gain.scale",
+        "classifier.weight"}) {
     EXPECT_TRUE(p.contains(name)) << name;
   }
   EXPECT_FALSE(p.contains("blocks.2.conv_shortcut.weight"));
@@ -138,8 +139,9 @@ TEST(NFNet, StochasticDepthDropsWholeRowsInTraining) {
   // Binomial(400, 0.75): mean 300, sd 8.7; ±4 sd two-sided.
   EXPECT_NEAR(kept.sum().item<double>(), 300.0, 35.0);
   EXPECT_TRUE(torch::equal(m::stochastic_depth(x, 0.25, false), x));
-  EXPECT_NE(error_of([&] { m::stochastic_depth(x, 1.0, true); })
-                .find("stochastic depth rate must be in [0, 1), got 1"),
+  EXPECT_NE(error_of([&] {
+              m::stochastic_depth(x, 1.0, true);
+            }).find("stochastic depth rate must be in [0, 1), got 1"),
             std::string::npos);
 }
 
@@ -158,17 +160,21 @@ TEST(NFCommon, SamePoolingMatchesTensorFlow) {
 }
 
 TEST(NFVariants, RejectUnknownNames) {
-  EXPECT_NE(error_of([] { m::nfnet_variant("F9"); })
-                .find("NFNet variant must be F0 ... F7, got 'F9'"),
+  EXPECT_NE(error_of([] {
+              m::nfnet_variant("F9");
+            }).find("NFNet variant must be F0 ... F7, got 'F9'"),
             std::string::npos);
-  EXPECT_NE(error_of([] { m::nf_resnet_variant(34); })
-                .find("NF-ResNet depth must be 50, 101, 152 or 200, got 34"),
+  EXPECT_NE(error_of([] {
+              m::nf_resnet_variant(34);
+            }).find("NF-ResNet depth must be 50, 101, 152 or 200, got 34"),
             std::string::npos);
-  EXPECT_NE(error_of([] { m::NFNet(tiny_nfnet().group_width(16)); })
-                .find("must be >= group_width 16"),
+  EXPECT_NE(error_of([] {
+              m::NFNet(tiny_nfnet().group_width(16));
+            }).find("must be >= group_width 16"),
             std::string::npos);
-  EXPECT_NE(error_of([] { m::NFResNet(tiny_nf_resnet().depths({1, 1})); })
-                .find("depths and widths must have 4 entries, got 2 and 4"),
+  EXPECT_NE(error_of([] {
+              m::NFResNet(tiny_nf_resnet().depths({1, 1}));
+            }).find("depths and widths must have 4 entries, got 2 and 4"),
             std::string::npos);
 }
 
@@ -197,8 +203,9 @@ TEST(Activations, NamesRoundTripAndUnknownIsRejected) {
   for (const auto& n : m::activation_names()) {
     EXPECT_EQ(m::to_string(m::parse_activation(n)), n);
   }
-  EXPECT_NE(error_of([] { m::parse_activation("swishy"); })
-                .find("activation must be one of identity, relu"),
+  EXPECT_NE(error_of([] {
+              m::parse_activation("swishy");
+            }).find("activation must be one of identity, relu"),
             std::string::npos);
 }
 

@@ -33,16 +33,19 @@ TEST(Registry, UnknownNameListsKnownOnes) {
   EXPECT_NE(msg.find("unknown model 'resnet-18'; known: cnn, mlp, wrn-16-4"),
             std::string::npos)
       << msg;
-  EXPECT_NE(error_of([] { m::model_info("wrn-16"); }).find("unknown model 'wrn-16'"),
-            std::string::npos);
+  EXPECT_NE(
+      error_of([] { m::model_info("wrn-16"); }).find("unknown model 'wrn-16'"),
+      std::string::npos);
 }
 
 TEST(Registry, BadDepthOrOptionNamesIt) {
-  EXPECT_NE(error_of([] { m::model_info("wrn-17-4"); })
-                .find("depth must be 6n + 4 with n >= 1, got 17"),
+  EXPECT_NE(error_of([] {
+              m::model_info("wrn-17-4");
+            }).find("depth must be 6n + 4 with n >= 1, got 17"),
             std::string::npos);
-  EXPECT_NE(error_of([] { m::make_model("cnn", m::ModelOptions().num_classes(-2)); })
-                .find("num_classes must be >= 1, got -2"),
+  EXPECT_NE(error_of([] {
+              m::make_model("cnn", m::ModelOptions().num_classes(-2));
+            }).find("num_classes must be >= 1, got -2"),
             std::string::npos);
 }
 
@@ -55,8 +58,9 @@ TEST(Registry, InfoCountsMatchPublishedWithoutBuilding) {
   EXPECT_EQ(m::model_info("nfnet-f1").parameters, 132634256);
   EXPECT_EQ(m::model_info("NFNet-F3").parameters, 254924200);
   // Head for 10 classes instead of 1000: 3072·990 + 990 fewer.
-  EXPECT_EQ(m::model_info("nfnet-f0", m::ModelOptions().num_classes(10)).parameters,
-            71489284 - 3073 * 990);
+  EXPECT_EQ(
+      m::model_info("nfnet-f0", m::ModelOptions().num_classes(10)).parameters,
+      71489284 - 3073 * 990);
 }
 
 TEST(Registry, DefaultsPerFamily) {
@@ -79,20 +83,23 @@ TEST(Registry, BuiltModelsAgreeWithInfo) {
     const auto info = m::model_info(name, opts);
     EXPECT_EQ(m::count_parameters(*model), info.parameters) << name;
     EXPECT_EQ(model->num_classes(), 7) << name;
-    auto x = torch::randn({2, info.in_channels, info.image_size, info.image_size});
+    auto x =
+        torch::randn({2, info.in_channels, info.image_size, info.image_size});
     EXPECT_EQ(model->forward(x).sizes(), (std::vector<int64_t>{2, 7})) << name;
   }
 }
 
 TEST(Registry, CnnOnCifarShapedInput) {
-  auto model = m::make_model("cnn", m::ModelOptions().in_channels(3).image_size(32));
+  auto model =
+      m::make_model("cnn", m::ModelOptions().in_channels(3).image_size(32));
   EXPECT_EQ(model->forward(torch::randn({1, 3, 32, 32})).size(1), 10);
 }
 
 TEST(Registry, SlowNfModelsBuildWithInfoCounts) {
   for (const char* name : {"nf-resnet-50", "nfnet-f0"}) {
     auto model = m::make_model(name);
-    EXPECT_EQ(m::count_parameters(*model), m::model_info(name).parameters) << name;
+    EXPECT_EQ(m::count_parameters(*model), m::model_info(name).parameters)
+        << name;
   }
 }
 

@@ -42,22 +42,28 @@ TEST(TanhCnn, OtherImageSizeSetsFirstLinear) {
 
 TEST(TanhCnn, RejectsWrongImageSize) {
   m::TanhCnn net;
-  EXPECT_NE(error_of([&] { net->forward(torch::randn({2, 1, 32, 32})); })
-                .find("images must be 28x28"),
+  EXPECT_NE(error_of([&] {
+              net->forward(torch::randn({2, 1, 32, 32}));
+            }).find("images must be 28x28"),
             std::string::npos);
-  EXPECT_NE(error_of([&] { net->forward(torch::randn({2, 3, 28, 28})); })
-                .find("images must be [N, 1, H, W], got [2, 3, 28, 28]"),
+  EXPECT_NE(error_of([&] {
+              net->forward(torch::randn({2, 3, 28, 28}));
+            }).find("images must be [N, 1, H, W], got [2, 3, 28, 28]"),
             std::string::npos);
-  EXPECT_NE(error_of([] { m::TanhCnn(m::TanhCnnOptions().image_size(15)); })
-                .find("image_size must be >= 16, got 15"),
+  EXPECT_NE(error_of([] {
+              m::TanhCnn(m::TanhCnnOptions().image_size(15));
+            }).find("image_size must be >= 16, got 15"),
             std::string::npos);
   // The smallest size leaves a 1×1 map: fc1 has conv2_channels inputs.
-  EXPECT_EQ(m::TanhCnn(m::TanhCnnOptions().image_size(16))->fc1->options.in_features(), 32);
+  EXPECT_EQ(m::TanhCnn(m::TanhCnnOptions().image_size(16))
+                ->fc1->options.in_features(),
+            32);
 }
 
 TEST(TanhCnn, RejectsZeroClasses) {
-  EXPECT_NE(error_of([] { m::TanhCnn(m::TanhCnnOptions().num_classes(0)); })
-                .find("num_classes must be >= 1, got 0"),
+  EXPECT_NE(error_of([] {
+              m::TanhCnn(m::TanhCnnOptions().num_classes(0));
+            }).find("num_classes must be >= 1, got 0"),
             std::string::npos);
 }
 
@@ -72,8 +78,9 @@ TEST(Mlp, ShapesAndCount) {
 }
 
 TEST(Mlp, RejectsBadHiddenWidth) {
-  EXPECT_NE(error_of([] { m::Mlp(m::MlpOptions().hidden({0})); })
-                .find("hidden width must be >= 1, got 0"),
+  EXPECT_NE(error_of([] {
+              m::Mlp(m::MlpOptions().hidden({0}));
+            }).find("hidden width must be >= 1, got 0"),
             std::string::npos);
 }
 

@@ -35,7 +35,8 @@ std::string temp_path(const std::string& name) {
 
 m::WideResNet tiny_wrn(int64_t classes = 4) {
   return m::WideResNet(
-      m::WideResNetOptions(10, 1).stem_channels(4).norm_groups(2).num_classes(classes));
+      m::WideResNetOptions(10, 1).stem_channels(4).norm_groups(2).num_classes(
+          classes));
 }
 
 bool same_weights(torch::nn::Module& a, torch::nn::Module& b) {
@@ -84,15 +85,19 @@ TEST_P(Weights, LoadsIntoDoubleModel) {
 TEST_P(Weights, MismatchReportsEveryNameAndLoadsNothing) {
   m::TanhCnn small;  // saved: conv1, conv2, fc1, classifier (10 classes)
   m::save_weights(*small, path_);
-  // Target: 3 classes (mis-shaped head) and 3 input channels (mis-shaped conv1).
+  // Target: 3 classes (mis-shaped head) and 3 input channels (mis-shaped
+  // conv1).
   m::TanhCnn other(m::TanhCnnOptions().num_classes(3).in_channels(3));
   auto before = other->conv2->weight.clone();
   const auto msg = error_of([&] { m::load_weights(*other, path_); });
   EXPECT_NE(msg.find("nothing was loaded"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("mis-shaped: conv1.weight (file [16, 1, 8, 8], model [16, 3, 8, 8])"),
-            std::string::npos)
+  EXPECT_NE(
+      msg.find(
+          "mis-shaped: conv1.weight (file [16, 1, 8, 8], model [16, 3, 8, 8])"),
+      std::string::npos)
       << msg;
-  EXPECT_NE(msg.find("classifier.weight (file [10, 32], model [3, 32])"), std::string::npos)
+  EXPECT_NE(msg.find("classifier.weight (file [10, 32], model [3, 32])"),
+            std::string::npos)
       << msg;
   // conv2 matched but must not have been copied (no half-load).
   EXPECT_TRUE(torch::equal(other->conv2->weight, before));
@@ -110,11 +115,13 @@ TEST_P(Weights, ExcludeKeepsAFreshHead) {
   auto b = tiny_wrn(3);
   auto head = b->classifier()->weight.clone();
   auto report = m::load_weights(*b, path_, {"^classifier\\."});
-  EXPECT_EQ(report.skipped, (std::vector<std::string>{"classifier.weight", "classifier.bias"}));
+  EXPECT_EQ(report.skipped,
+            (std::vector<std::string>{"classifier.weight", "classifier.bias"}));
   EXPECT_TRUE(torch::equal(b->classifier()->weight, head));
   EXPECT_TRUE(torch::equal(b->stem->weight, a->stem->weight));
-  EXPECT_NE(error_of([&] { m::load_weights(*b, path_, {"("}); })
-                .find("exclude pattern '(' is not a valid regex"),
+  EXPECT_NE(error_of([&] {
+              m::load_weights(*b, path_, {"("});
+            }).find("exclude pattern '(' is not a valid regex"),
             std::string::npos);
 }
 
@@ -134,23 +141,26 @@ TEST(WeightsHdf5, AcceptsNestedGroupsAndFloat64) {
     const auto dot = p.key().find('.');
     const std::string group = "/" + p.key().substr(0, dot);
     if (H5Lexists(file, group.c_str(), H5P_DEFAULT) <= 0) {
-      H5Gclose(H5Gcreate2(file, group.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+      H5Gclose(H5Gcreate2(file, group.c_str(), H5P_DEFAULT, H5P_DEFAULT,
+                          H5P_DEFAULT));
     }
     auto t = torch::randn(p.value().sizes(), torch::kDouble).contiguous();
     written[p.key()] = t;
     std::vector<hsize_t> dims(t.sizes().begin(), t.sizes().end());
     hid_t space = H5Screate_simple(t.dim(), dims.data(), nullptr);
     const std::string name = group + "/" + p.key().substr(dot + 1);
-    hid_t dset = H5Dcreate2(file, name.c_str(), H5T_IEEE_F64LE, space, H5P_DEFAULT,
-                            H5P_DEFAULT, H5P_DEFAULT);
-    H5Dwrite(dset, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, t.data_ptr<double>());
+    hid_t dset = H5Dcreate2(file, name.c_str(), H5T_IEEE_F64LE, space,
+                            H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    H5Dwrite(dset, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT,
+             t.data_ptr<double>());
     H5Dclose(dset);
     H5Sclose(space);
   }
   H5Fclose(file);
   m::load_weights_hdf5(*net, path);
   for (const auto& p : net->named_parameters()) {
-    EXPECT_TRUE(torch::equal(p.value(), written[p.key()].to(torch::kFloat))) << p.key();
+    EXPECT_TRUE(torch::equal(p.value(), written[p.key()].to(torch::kFloat)))
+        << p.key();
   }
   std::remove(path.c_str());
 }
@@ -177,23 +187,30 @@ TEST(WeightsHdf5, ScalarParametersAreRankZeroDatasets) {
 
 TEST(WeightsFiles, BadFilesAreNamed) {
   m::TanhCnn net;
-  EXPECT_NE(error_of([&] { m::load_weights(*net, "/nonexistent/w.h5"); })
-                .find("weights file '/nonexistent/w.h5' cannot be opened for reading"),
-            std::string::npos);
+  EXPECT_NE(
+      error_of([&] {
+        m::load_weights(*net, "/nonexistent/w.h5");
+      }).find("weights file '/nonexistent/w.h5' cannot be opened for reading"),
+      std::string::npos);
   const auto junk = temp_path("junk.h5");
   std::ofstream(junk) << "not hdf5";
-  EXPECT_NE(error_of([&] { m::load_weights(*net, junk); }).find("is not an HDF5 file"),
+  EXPECT_NE(error_of([&] {
+              m::load_weights(*net, junk);
+            }).find("is not an HDF5 file"),
             std::string::npos);
   const auto junk_pt = temp_path("junk.pt");
   std::ofstream(junk_pt) << "not a zip";
-  EXPECT_NE(error_of([&] { m::load_weights(*net, junk_pt); })
-                .find("is not a LibTorch archive"),
+  EXPECT_NE(error_of([&] {
+              m::load_weights(*net, junk_pt);
+            }).find("is not a LibTorch archive"),
             std::string::npos);
-  EXPECT_NE(error_of([&] { m::save_weights(*net, "w.bin"); })
-                .find("weights file 'w.bin' must end in .h5, .hdf5"),
+  EXPECT_NE(error_of([&] {
+              m::save_weights(*net, "w.bin");
+            }).find("weights file 'w.bin' must end in .h5, .hdf5"),
             std::string::npos);
-  EXPECT_NE(error_of([&] { m::save_weights(*net, "/nonexistent/dir/w.h5"); })
-                .find("cannot create weights file '/nonexistent/dir/w.h5'"),
+  EXPECT_NE(error_of([&] {
+              m::save_weights(*net, "/nonexistent/dir/w.h5");
+            }).find("cannot create weights file '/nonexistent/dir/w.h5'"),
             std::string::npos);
   std::remove(junk.c_str());
   std::remove(junk_pt.c_str());

@@ -22,9 +22,12 @@ std::string error_of(F&& f) {
 }
 
 TEST(WideResNet, ConfigCountsMatchPublished) {
-  EXPECT_EQ(m::wide_resnet_parameter_count(m::WideResNetOptions(16, 4)), 2753818);
-  EXPECT_EQ(m::wide_resnet_parameter_count(m::WideResNetOptions(40, 4)), 8961306);
-  EXPECT_EQ(m::wide_resnet_parameter_count(m::WideResNetOptions(28, 10)), 36500378);
+  EXPECT_EQ(m::wide_resnet_parameter_count(m::WideResNetOptions(16, 4)),
+            2753818);
+  EXPECT_EQ(m::wide_resnet_parameter_count(m::WideResNetOptions(40, 4)),
+            8961306);
+  EXPECT_EQ(m::wide_resnet_parameter_count(m::WideResNetOptions(28, 10)),
+            36500378);
 }
 
 TEST(WideResNet, Wrn16x4InstanceHasPublishedCount) {
@@ -33,21 +36,27 @@ TEST(WideResNet, Wrn16x4InstanceHasPublishedCount) {
 }
 
 TEST(WideResNet, SlowLargeInstancesHavePublishedCounts) {
-  EXPECT_EQ(m::count_parameters(*m::WideResNet(m::WideResNetOptions(40, 4))), 8961306);
-  EXPECT_EQ(m::count_parameters(*m::WideResNet(m::WideResNetOptions(28, 10))), 36500378);
+  EXPECT_EQ(m::count_parameters(*m::WideResNet(m::WideResNetOptions(40, 4))),
+            8961306);
+  EXPECT_EQ(m::count_parameters(*m::WideResNet(m::WideResNetOptions(28, 10))),
+            36500378);
 }
 
 TEST(WideResNet, ConfigCountMatchesInstanceAtTinyWidths) {
-  for (auto opt : {m::WideResNetOptions(10, 1).stem_channels(4).norm_groups(2),
-                   m::WideResNetOptions(16, 2).stem_channels(4).norm_groups(4).num_classes(3),
-                   m::WideResNetOptions(10, 3).in_channels(1).stem_channels(8).norm_groups(8)}) {
+  for (auto opt :
+       {m::WideResNetOptions(10, 1).stem_channels(4).norm_groups(2),
+        m::WideResNetOptions(16, 2).stem_channels(4).norm_groups(4).num_classes(
+            3),
+        m::WideResNetOptions(10, 3).in_channels(1).stem_channels(8).norm_groups(
+            8)}) {
     m::WideResNet net(opt);
     EXPECT_EQ(m::count_parameters(*net), m::wide_resnet_parameter_count(opt));
   }
 }
 
 TEST(WideResNet, ModulePathsFollowTheDocumentedLayout) {
-  m::WideResNet net(m::WideResNetOptions(16, 1).stem_channels(4).norm_groups(2));
+  m::WideResNet net(
+      m::WideResNetOptions(16, 1).stem_channels(4).norm_groups(2));
   const auto params = net->named_parameters();
   for (const char* name :
        {"stem.weight", "stem.gain", "stem.bias", "stages.0.0.norm0.weight",
@@ -61,7 +70,9 @@ TEST(WideResNet, ModulePathsFollowTheDocumentedLayout) {
 }
 
 TEST(WideResNet, ForwardShapesWithSamePadding) {
-  m::WideResNet net(m::WideResNetOptions(10, 1).stem_channels(4).norm_groups(2).num_classes(7));
+  m::WideResNet net(
+      m::WideResNetOptions(10, 1).stem_channels(4).norm_groups(2).num_classes(
+          7));
   EXPECT_EQ(net->forward(torch::randn({2, 3, 32, 32})).sizes(),
             (std::vector<int64_t>{2, 7}));
   // Odd size: SAME keeps ceil(H / stride): 7 → 7 → 4 → 2.
@@ -78,7 +89,8 @@ TEST(WideResNet, ForwardShapesWithSamePadding) {
 TEST(WideResNet, RowsAreIndependent) {
   // GroupNorm normalises per example: row 0's logits do not depend on row 1.
   torch::manual_seed(3);
-  m::WideResNet net(m::WideResNetOptions(10, 1).stem_channels(4).norm_groups(2));
+  m::WideResNet net(
+      m::WideResNetOptions(10, 1).stem_channels(4).norm_groups(2));
   auto x = torch::randn({2, 3, 8, 8});
   auto both = net->forward(x);
   auto alone = net->forward(x.slice(0, 0, 1));
@@ -86,23 +98,28 @@ TEST(WideResNet, RowsAreIndependent) {
 }
 
 TEST(WideResNet, RejectsBadOptions) {
-  EXPECT_NE(error_of([] { m::WideResNet(m::WideResNetOptions(15, 4)); })
-                .find("depth must be 6n + 4 with n >= 1, got 15"),
+  EXPECT_NE(error_of([] {
+              m::WideResNet(m::WideResNetOptions(15, 4));
+            }).find("depth must be 6n + 4 with n >= 1, got 15"),
             std::string::npos);
-  EXPECT_NE(error_of([] { m::WideResNet(m::WideResNetOptions(16, 0)); })
-                .find("width must be >= 1, got 0"),
+  EXPECT_NE(error_of([] {
+              m::WideResNet(m::WideResNetOptions(16, 0));
+            }).find("width must be >= 1, got 0"),
             std::string::npos);
-  EXPECT_NE(error_of([] { m::WideResNet(m::WideResNetOptions(16, 1).norm_groups(3)); })
-                .find("norm_groups must divide"),
+  EXPECT_NE(error_of([] {
+              m::WideResNet(m::WideResNetOptions(16, 1).norm_groups(3));
+            }).find("norm_groups must divide"),
             std::string::npos);
-  EXPECT_NE(error_of([] { m::WideResNet(m::WideResNetOptions(16, 1).dropout(1.0)); })
-                .find("dropout must be in [0, 1), got 1"),
+  EXPECT_NE(error_of([] {
+              m::WideResNet(m::WideResNetOptions(16, 1).dropout(1.0));
+            }).find("dropout must be in [0, 1), got 1"),
             std::string::npos);
 }
 
 TEST(WideResNet, DropoutOnlyInTraining) {
   torch::manual_seed(1);
-  m::WideResNet net(m::WideResNetOptions(10, 1).stem_channels(4).norm_groups(2).dropout(0.5));
+  m::WideResNet net(
+      m::WideResNetOptions(10, 1).stem_channels(4).norm_groups(2).dropout(0.5));
   auto x = torch::randn({2, 3, 8, 8});
   net->eval();
   EXPECT_TRUE(torch::equal(net->forward(x), net->forward(x)));

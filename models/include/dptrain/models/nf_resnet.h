@@ -22,8 +22,8 @@ namespace dptrain::models {
 struct NFResNetOptions {
   TORCH_ARG(std::vector<int64_t>, depths) = std::vector<int64_t>{3, 4, 6, 3};
   /// Output width of each stage (4 stages, strides 1, 2, 2, 2).
-  TORCH_ARG(std::vector<int64_t>, widths) =
-      std::vector<int64_t>{256, 512, 1024, 2048};
+  TORCH_ARG(std::vector<int64_t>, widths) = std::vector<int64_t>{256, 512, 1024,
+                                                                 2048};
   /// Channels of the 7×7 stride-2 stem convolution.
   TORCH_ARG(int64_t, stem_channels) = 64;
   /// Bottleneck width = ⌊width · bottleneck_ratio⌋.
@@ -40,7 +40,6 @@ struct NFResNetOptions {
   /// Initial value of every block's skip_gain: 0 (SkipInit) in the NFNet
   /// sources; JAX Privacy's ImageNet DP config (De et al.) uses 1.
   TORCH_ARG(double, skip_init_gain) = 0.0;
-
 
   // TORCH_ARG leaves the access at private.
  public:

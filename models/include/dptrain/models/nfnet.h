@@ -23,12 +23,12 @@ namespace dptrain::models {
 struct NFNetOptions {
   TORCH_ARG(std::vector<int64_t>, depths) = std::vector<int64_t>{1, 2, 6, 3};
   /// Output width of each stage (4 stages, strides 1, 2, 2, 2).
-  TORCH_ARG(std::vector<int64_t>, widths) =
-      std::vector<int64_t>{256, 512, 1536, 1536};
+  TORCH_ARG(std::vector<int64_t>, widths) = std::vector<int64_t>{256, 512, 1536,
+                                                                 1536};
   /// Channels of the first three stem convolutions (3×3, strides 2, 1, 1);
   /// the fourth (stride 2) has widths[0] / 2.
-  TORCH_ARG(std::vector<int64_t>, stem_channels) =
-      std::vector<int64_t>{16, 32, 64};
+  TORCH_ARG(std::vector<int64_t>, stem_channels) = std::vector<int64_t>{16, 32,
+                                                                        64};
   /// Channels per group of the grouped 3×3 convolutions.
   TORCH_ARG(int64_t, group_width) = 128;
   /// Bottleneck width = group_width · ⌊⌊out · expansion⌋ / group_width⌋.
@@ -48,7 +48,6 @@ struct NFNetOptions {
   /// Resolutions of the published training and evaluation (informative).
   TORCH_ARG(int64_t, train_image_size) = 192;
   TORCH_ARG(int64_t, test_image_size) = 256;
-
 
   // TORCH_ARG leaves the access at private.
  public:
@@ -76,8 +75,8 @@ class NFNetBlockImpl : public torch::nn::Module {
   double beta, alpha, stochastic_depth_rate;
   int64_t stride;
   Activation activation;
-  dp::WSConv2d conv0{nullptr}, conv1{nullptr}, conv1b{nullptr},
-      conv2{nullptr}, conv_shortcut{nullptr};
+  dp::WSConv2d conv0{nullptr}, conv1{nullptr}, conv1b{nullptr}, conv2{nullptr},
+      conv_shortcut{nullptr};
   SqueezeExcite se{nullptr};
   dp::Scale skip_gain{nullptr};  ///< scalar, initialised to 0 (SkipInit)
 };

@@ -38,7 +38,7 @@ struct ModelInfo {
   int64_t num_classes = 0;
   int64_t in_channels = 0;
   int64_t image_size = 0;
-  int64_t parameters = 0;   ///< exact count, from the configuration
+  int64_t parameters = 0;  ///< exact count, from the configuration
   /// Architecture summary, one line per stage or layer.
   std::vector<std::string> summary;
 };
@@ -50,8 +50,7 @@ std::shared_ptr<ImageClassifier> make_model(const std::string& name,
                                             const ModelOptions& options = {});
 
 /// Describes the named model without allocating it (fast even for F7).
-ModelInfo model_info(const std::string& name,
-                     const ModelOptions& options = {});
+ModelInfo model_info(const std::string& name, const ModelOptions& options = {});
 
 /// Canonical names of the registered models (wrn-D-K listed for the
 /// published D, K only).

@@ -37,7 +37,8 @@ struct LoadOptions {
 
 /// Writes every parameter and buffer of `module` to `path` (HDF5, replaced
 /// if present). Throws std::invalid_argument naming the file on an I/O error.
-void save_weights_hdf5(const torch::nn::Module& module, const std::string& path);
+void save_weights_hdf5(const torch::nn::Module& module,
+                       const std::string& path);
 
 /// Reads weights written in the layout above into `module` (converted to
 /// each tensor's dtype and device). Throws std::invalid_argument listing,
@@ -47,11 +48,13 @@ LoadReport load_weights_hdf5(torch::nn::Module& module, const std::string& path,
                              const LoadOptions& options = {});
 
 /// torch::save of the module's parameters and buffers.
-void save_weights_torch(const torch::nn::Module& module, const std::string& path);
+void save_weights_torch(const torch::nn::Module& module,
+                        const std::string& path);
 
 /// Reads a torch::save file with the same checks and all-or-nothing
 /// behaviour as load_weights_hdf5.
-LoadReport load_weights_torch(torch::nn::Module& module, const std::string& path,
+LoadReport load_weights_torch(torch::nn::Module& module,
+                              const std::string& path,
                               const LoadOptions& options = {});
 
 /// By extension: ".h5"/".hdf5" → HDF5, ".pt"/".pth" → LibTorch; throws

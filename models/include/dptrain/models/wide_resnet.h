@@ -37,7 +37,6 @@ struct WideResNetOptions {
   TORCH_ARG(double, dropout) = 0.0;
   TORCH_ARG(Activation, activation) = Activation::kRelu;
 
-
   // TORCH_ARG leaves the access at private.
  public:
   /// Throws std::invalid_argument naming the bad option.
@@ -52,9 +51,8 @@ struct WideResNetOptions {
 ///   the first block of a stage (1×1, stride of the stage), else x.
 class WideResNetBlockImpl : public torch::nn::Module {
  public:
-  WideResNetBlockImpl(int64_t in_channels, int64_t out_channels,
-                      int64_t stride, bool projection,
-                      const WideResNetOptions& options);
+  WideResNetBlockImpl(int64_t in_channels, int64_t out_channels, int64_t stride,
+                      bool projection, const WideResNetOptions& options);
   /// [N, in, H, W] → [N, out, ceil(H/stride), ceil(W/stride)].
   torch::Tensor forward(const torch::Tensor& x);
 
