@@ -31,11 +31,10 @@ std::string with_commas(std::int64_t n) {
 }
 
 void run_info(const ModelInfoOptions& o) {
-  const auto info = models::model_info(
-      o.name, models::ModelOptions()
-                  .num_classes(o.num_classes)
-                  .in_channels(o.in_channels)
-                  .image_size(o.image_size));
+  const auto info = models::model_info(o.name, models::ModelOptions()
+                                                   .num_classes(o.num_classes)
+                                                   .in_channels(o.in_channels)
+                                                   .image_size(o.image_size));
   if (o.json) {
     nlohmann::ordered_json out = {
         {"name", info.name},
