@@ -10,9 +10,12 @@
 //  - weighted sum: from kept per-example gradients (a [B]×[B, |W|] product)
 //    if B·|W| ≤ kMaxKeptElements, else one batch weight gradient with G
 //    scaled per row (the non-private weight gradient's cost).
-// WSConv2d: the per-example gradient of Ŵ is materialised, then mapped
-// through the (linear, example-independent) standardisation backward; no
-// ghost form exists for it.
+// WSConv2d: the per-example gradient of Ŵ is materialised; the norms of the
+// gradients of W and gain follow from three reductions over it, because the
+// standardisation backward is, per output channel, a scaled orthogonal
+// projection (ws_norms). Only the weighted sum goes through ws_backward, on
+// one summed cotangent. Per-example d_W is never formed (except for tied
+// weights, per_example_grads).
 #include <torch/torch.h>
 
 #include <type_traits>
@@ -43,6 +46,39 @@ std::pair<torch::Tensor, torch::Tensor> ws_backward(const torch::Tensor& d_what,
   auto vc = (v * centered).sum({2, 3, 4}, true);
   auto d_w = (v - v_mean) / s - vc * centered * (active / (s * s * s));
   return {d_w, d_gain};
+}
+
+// Squared norms of the per-example gradients of W and gain from per-example
+// cotangents x = dŴ [B, out, ...], without mapping x through ws_backward.
+// Per output channel o (n = fan-in, c = W_o − μ_o, s = √max(Σc², eps)):
+//   d_gain_o = x_o·c / s,
+//   d_W_o = gain_o/s · (x_o − mean(x_o)·1 − active·(x_o·ĉ)ĉ), ĉ = c/‖c‖.
+// ĉ ⟂ 1 (c has zero mean), so the bracket is an orthogonal projection and
+//   ‖d_W_o‖² = (gain_o/s)² · (‖x_o‖² − (Σx_o)²/n − active·(x_o·c)²/s²)
+// (with active, s² = Σc²). Three reductions over x instead of the ~10
+// elementwise passes of ws_backward on [B, out, ...] and no [B, |W|] result.
+// Returns {‖d_W‖² [B], d_gain [B, out, 1, 1, 1]}.
+std::pair<torch::Tensor, torch::Tensor> ws_norms(const torch::Tensor& x,
+                                                 const WSConv2dImpl& layer) {
+  const auto& w = layer.weight;
+  const int64_t out = w.size(0);
+  const int64_t batch = x.size(0);
+  const double n = static_cast<double>(w[0].numel());
+  auto c = w.reshape({out, -1});
+  c = c - c.mean(1, true);
+  auto n_var = c.pow(2).sum(1);  // [out]
+  auto s = torch::sqrt(torch::clamp_min(n_var, layer.options.eps()));
+  auto active = (n_var >= layer.options.eps()).to(w.dtype());
+  auto xs = x.reshape({batch, out, -1});
+  auto sq = xs.pow(2).sum(2);  // [B, out]
+  auto sx = xs.sum(2);
+  auto dot = (xs * c).sum(2);
+  auto inv_s = 1.0 / s;
+  auto proj = sq - sx * sx / n - active * (dot * inv_s).pow(2);
+  auto scale = (layer.gain.reshape({out}) * inv_s).pow(2);
+  auto norm_w = (torch::clamp_min(proj, 0) * scale).sum(1);
+  auto d_gain = (dot * inv_s).view({batch, out, 1, 1, 1});
+  return {norm_w, d_gain};
 }
 
 template <size_t D, typename Layer>
@@ -81,12 +117,15 @@ class ConvRule final : public LayerRule {
     }
     auto pe = per_example_weight(call, l, group_size);
     if constexpr (kWs) {
-      auto [d_w, d_gain] = ws_backward(pe, l);
+      // Norms without per-example d_W; the weighted sum then maps one
+      // summed cotangent through ws_backward (weighted_sums).
+      auto [norm_w, d_gain] = ws_norms(pe, l);
       if (need_gain) {
         per_example[2] = d_gain;
         norms[2] = squared_norm_per_example(d_gain);
       }
-      pe = d_w;
+      if (need_w) norms[0] = norm_w;
+      return;
     }
     if (need_w) {
       norms[0] = squared_norm_per_example(pe);
