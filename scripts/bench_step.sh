@@ -20,10 +20,10 @@ dptrain=${DPTRAIN:-$here/build/cli/dptrain}
 
 run() {
   "$dptrain" --threads "$threads" bench step --model "$model" \
-    --batch-size "$batch" --steps "$steps" --json "$@"
+    --batch-size "$batch" --json "$@"
 }
 
-timing=$(run)
+timing=$(run --steps "$steps")
 # Memory: fewer steps suffice (the peak is reached in the first step).
 nonprivate=$(run --only nonprivate --steps 2 --warmup 1)
 dp=$(run --only dp --steps 2 --warmup 1)
