@@ -7,24 +7,16 @@
 #include <string>
 
 #include "reference_table.h"
+#include "error_helpers.h"
 
 namespace dptrain::accountant {
 namespace {
 
+using dptrain::test_support::expect_error;
+
 using testing::num;
 using testing::read_table;
 using testing::Row;
-
-template <typename Fn>
-void expect_error(Fn fn, const std::string& text) {
-  try {
-    fn();
-    ADD_FAILURE() << "expected std::invalid_argument containing: " << text;
-  } catch (const std::invalid_argument& e) {
-    EXPECT_NE(std::string(e.what()).find(text), std::string::npos)
-        << "message was: " << e.what();
-  }
-}
 
 NoiseCalibrationOptions noise_options(double target, double q, std::int64_t steps,
                                       AccountantKind kind = AccountantKind::kRdp) {

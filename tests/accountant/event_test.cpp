@@ -7,20 +7,12 @@
 #include <stdexcept>
 #include <string>
 
+#include "error_helpers.h"
+
 namespace dptrain::accountant {
 namespace {
 
-// Expects `fn` to throw std::invalid_argument whose message contains `text`.
-template <typename Fn>
-void expect_error(Fn fn, const std::string& text) {
-  try {
-    fn();
-    ADD_FAILURE() << "expected std::invalid_argument containing: " << text;
-  } catch (const std::invalid_argument& e) {
-    EXPECT_NE(std::string(e.what()).find(text), std::string::npos)
-        << "message was: " << e.what();
-  }
-}
+using dptrain::test_support::expect_error;
 
 TEST(PoissonSampledGaussian, RejectsBadFieldsByNameAndValue) {
   const double nan = std::numeric_limits<double>::quiet_NaN();

@@ -5,8 +5,10 @@
 
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 #include "dptrain/datasets/errors.h"
+#include "error_helpers.h"
 
 namespace dptrain::datasets::testing {
 
@@ -14,16 +16,7 @@ namespace dptrain::datasets::testing {
 /// failure and returns "" when it throws nothing (or something else).
 template <typename E = DatasetError, typename F>
 std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "unexpected exception type: " << e.what();
-    return "";
-  }
-  ADD_FAILURE() << "no exception thrown";
-  return "";
+  return test_support::error_of<E>(std::forward<F>(f));
 }
 
 }  // namespace dptrain::datasets::testing

@@ -8,19 +8,12 @@
 #include <string>
 
 #include "dptrain/datasets/errors.h"
+#include "error_helpers.h"
 
 namespace ds = dptrain::datasets;
 
 namespace {
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "<no exception>";
-}
+using dptrain::test_support::error_of;
 }  // namespace
 
 TEST(TextDataset, CutsNonOverlappingSequencesAndDropsTail) {
