@@ -1,4 +1,5 @@
-// `dptrain train`: private training of an image classifier. Flags map 1:1 to
+// `dptrain train`: private training of an image classifier (--task classify)
+// or a Griffin / Hawk byte-level language model (--task lm). Flags map 1:1 to
 // TrainConfig fields; `--config FILE` reads the same keys from TOML and flags
 // given on the command line override the file.
 #include <fstream>
@@ -11,6 +12,7 @@
 #include "dptrain/train/checkpoint.h"
 #include "dptrain/train/config.h"
 #include "dptrain/train/image_run.h"
+#include "dptrain/train/lm_trainer.h"
 
 namespace dptrain::cli {
 namespace {
@@ -28,8 +30,9 @@ void add_train_command(CLI::App& app) {
   auto* cmd = app.add_subcommand(
       "train",
       "Train a model with DP-SGD. Give --target-epsilon (noise is calibrated) or "
-      "--noise-multiplier (epsilon is reported). Privacy unit: one example; "
-      "adjacency: add/remove one example; Poisson sampling.");
+      "--noise-multiplier (epsilon is reported). Privacy unit: one example "
+      "(--task lm: one sequence of --sequence-length bytes); adjacency: "
+      "add/remove one unit; Poisson sampling.");
   auto flags = std::make_shared<TrainConfig>();
   auto bindings = std::make_shared<std::vector<Binding>>();
   auto config_file = std::make_shared<std::string>();
@@ -43,13 +46,27 @@ void add_train_command(CLI::App& app) {
                        [](TrainConfig& d, const TrainConfig& s) { d.field = s.field; }})
 
   cmd->add_option("--config", *config_file, "TOML file with the same keys as the flags");
-  DPTRAIN_FLAG("--task", task, "classify (images) [default classify]");
+  DPTRAIN_FLAG("--task", task,
+               "classify (images) or lm (byte-level language model) [default classify]");
   DPTRAIN_FLAG("--dataset", dataset,
-               "fashion-mnist, or a path: IDX folder, CIFAR folder, HDF5 file "
-               "[default fashion-mnist]");
+               "fashion-mnist, or a path: IDX folder, CIFAR folder, HDF5 file; "
+               "--task lm: text:FILE [default fashion-mnist]");
   DPTRAIN_FLAG("--validation-fraction", validation_fraction,
                "carve this fraction of train (seeded) and evaluate on it instead of test");
-  DPTRAIN_FLAG("--model", model, "model name (see `dptrain model list`) [default cnn]");
+  DPTRAIN_FLAG("--model", model,
+               "model name (see `dptrain model list`; --task lm: griffin-tiny, hawk-tiny, "
+               "griffin-25m, hawk-25m, ...) [default cnn]");
+  DPTRAIN_FLAG("--sequence-length", sequence_length,
+               "--task lm: bytes per sequence = one privacy unit [default 128]");
+  DPTRAIN_SWITCH("--freeze-embeddings", freeze_embeddings,
+                 "--task lm: do not train the tied embedding");
+  bindings->push_back(
+      {cmd->add_option("--train-blocks", flags->train_blocks,
+                       "--task lm: train only these residual blocks, e.g. 0,2")
+           ->delimiter(','),
+       [](TrainConfig& d, const TrainConfig& s) { d.train_blocks = s.train_blocks; }});
+  DPTRAIN_FLAG("--init-checkpoint", init_checkpoint,
+               "--task lm: start from a RecurrentGemma-named .safetensors or .h5 file");
   DPTRAIN_FLAG("--target-epsilon", target_epsilon, "privacy budget; noise is calibrated to it");
   DPTRAIN_FLAG("--delta", delta, "delta of (epsilon, delta)-DP [default 1e-5]");
   DPTRAIN_FLAG("--noise-multiplier", noise_multiplier,
@@ -96,10 +113,11 @@ void add_train_command(CLI::App& app) {
     for (const auto& b : *bindings) {
       if (b.option->count() > 0) b.copy(config, *flags);
     }
-    const auto result = train::run_image_training(config);
-    std::cout << result.summary_json << std::endl;
+    const auto summary = config.task == "lm" ? train::run_lm_training(config).summary_json
+                                             : train::run_image_training(config).summary_json;
+    std::cout << summary << std::endl;
     if (!config.summary.empty()) {
-      train::write_file_atomically(config.summary, result.summary_json + "\n");
+      train::write_file_atomically(config.summary, summary + "\n");
     }
   });
 }

@@ -39,6 +39,12 @@ std::string as_string(const toml::value& v) {
   if (v.is_string()) return v.as_string().str;
   throw std::invalid_argument("expected a string");
 }
+std::vector<std::int64_t> as_int_list(const toml::value& v) {
+  if (!v.is_array()) throw std::invalid_argument("expected an array of integers");
+  std::vector<std::int64_t> out;
+  for (const auto& x : v.as_array()) out.push_back(as_int(x));
+  return out;
+}
 
 #define DPTRAIN_KEY(name, field, conv) \
   {name, [](const toml::value& v, TrainConfig& c) { c.field = conv(v); }}
@@ -49,6 +55,10 @@ const std::map<std::string, Setter>& setters() {
       DPTRAIN_KEY("dataset", dataset, as_string),
       DPTRAIN_KEY("validation-fraction", validation_fraction, as_double),
       DPTRAIN_KEY("model", model, as_string),
+      DPTRAIN_KEY("sequence-length", sequence_length, as_int),
+      DPTRAIN_KEY("freeze-embeddings", freeze_embeddings, as_bool),
+      DPTRAIN_KEY("train-blocks", train_blocks, as_int_list),
+      DPTRAIN_KEY("init-checkpoint", init_checkpoint, as_string),
       DPTRAIN_KEY("target-epsilon", target_epsilon, as_double),
       DPTRAIN_KEY("delta", delta, as_double),
       DPTRAIN_KEY("noise-multiplier", noise_multiplier, as_double),
@@ -110,6 +120,20 @@ void require_one_of(const std::string& flag, const std::string& value,
 
 void TrainConfig::validate() const {
   require_one_of("task", task, {"classify", "lm"});
+  require(sequence_length >= 2, "sequence-length", "must be >= 2", str(sequence_length));
+  for (const auto b : train_blocks) {
+    require(b >= 0, "train-blocks", "must list block indices >= 0", str(b));
+  }
+  if (task != "lm") {
+    if (freeze_embeddings || !train_blocks.empty() || !init_checkpoint.empty()) {
+      throw std::invalid_argument(
+          "--freeze-embeddings, --train-blocks and --init-checkpoint need --task lm, got --task " +
+          task);
+    }
+  } else if (augmult > 0) {
+    throw std::invalid_argument("--augmult is for images; --task lm has no augmentation, got " +
+                                str(augmult));
+  }
   require(validation_fraction >= 0.0 && validation_fraction < 1.0, "validation-fraction",
           "must be in [0, 1)", str(validation_fraction));
   require(std::isfinite(target_epsilon) && target_epsilon >= 0.0, "target-epsilon",
@@ -188,6 +212,10 @@ std::string to_json(const TrainConfig& c) {
       {"dataset", c.dataset},
       {"validation_fraction", c.validation_fraction},
       {"model", c.model},
+      {"sequence_length", c.sequence_length},
+      {"freeze_embeddings", c.freeze_embeddings},
+      {"train_blocks", c.train_blocks},
+      {"init_checkpoint", c.init_checkpoint},
       {"target_epsilon", c.target_epsilon},
       {"delta", c.delta},
       {"noise_multiplier", c.noise_multiplier},

@@ -18,6 +18,13 @@ struct TrainConfig {
   double validation_fraction = 0.0;    ///< carved from train (seeded); 0 = test on test split
   std::string model = "cnn";
 
+  // Language models (--task lm): one sequence of `sequence_length` bytes is
+  // one privacy unit.
+  std::int64_t sequence_length = 128;     ///< bytes per sequence (>= 2)
+  bool freeze_embeddings = false;         ///< the tied embedding is not trained
+  std::vector<std::int64_t> train_blocks; ///< non-empty: train only these residual blocks
+  std::string init_checkpoint;            ///< .safetensors or .h5 with published names
+
   // Privacy.
   double target_epsilon = 0.0;   ///< > 0: calibrate noise_multiplier to reach it
   double delta = 1e-5;

@@ -1,0 +1,317 @@
+// Private language-model training (Griffin / Hawk on byte-level text) through
+// the shared private loop: learning a repetitive text, ε from an independent
+// accountant, resume, frozen parts, checkpoints that `generate` rebuilds,
+// initial weights from safetensors, and the flag-naming errors.
+#include "dptrain/train/lm_trainer.h"
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "dptrain/accountant/rdp_accountant.h"
+#include "dptrain/models/safetensors.h"
+
+namespace dptrain::train {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string repetitive_text(int copies) {
+  std::string s;
+  for (int i = 0; i < copies; ++i) s += "the cat sat on the mat. ";
+  return s;
+}
+
+models::Griffin tiny_model(const std::string& name, std::uint64_t seed) {
+  torch::manual_seed(seed);
+  return models::Griffin(models::griffin_config(name));
+}
+
+TrainConfig lm_config() {
+  TrainConfig c;
+  c.task = "lm";
+  c.model = "hawk-tiny";
+  c.sequence_length = 24;
+  c.noise_multiplier = 0.5;
+  c.max_grad_norm = 1.0;
+  c.batch_size = 16;
+  c.max_physical_batch_size = 10;  // several physical chunks
+  c.steps = 4;
+  c.optimizer = "adam";
+  c.lr = 0.02;
+  c.seed = 7;
+  return c;
+}
+
+template <typename F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "<no exception>";
+}
+
+class LmTraining : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ =
+        fs::temp_directory_path() /
+        ("dptrain_lm_" +
+         std::string(
+             ::testing::UnitTest::GetInstance()->current_test_info()->name()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  std::string path(const std::string& name) const {
+    return (dir_ / name).string();
+  }
+  std::string write_text(const std::string& name,
+                         const std::string& text) const {
+    std::ofstream(path(name), std::ios::binary) << text;
+    return path(name);
+  }
+  static void quiet(LmTrainer& t) {
+    t.log = [](const std::string&) {};
+  }
+  fs::path dir_;
+};
+
+TEST_F(LmTraining, LearnsRepetitiveTextAndReportsPerplexityAndEpsilon) {
+  const datasets::TextDataset train(repetitive_text(40), 24);  // 40 sequences
+  const datasets::TextDataset heldout(repetitive_text(4), 24);
+  auto config = lm_config();
+  config.steps = 10;
+  config.batch_size = 8;
+  config.lr = 0.05;
+  config.ema_decay = 0.8;
+  LmTrainer trainer(tiny_model("hawk-tiny", 1), config);
+  std::string log;
+  trainer.log = [&](const std::string& line) { log += line + "\n"; };
+  const auto r = trainer.fit(train, &heldout);
+  EXPECT_EQ(r.steps, 10);
+  // A uniform byte model has perplexity 256; the tiny model starts near it.
+  EXPECT_GT(r.initial_eval.perplexity, 150.0);
+  EXPECT_LT(r.eval.perplexity, 0.5 * r.initial_eval.perplexity);
+  EXPECT_GT(r.ema_eval.sequences, 0);
+  EXPECT_NEAR(r.eval.perplexity, std::exp(r.eval.loss),
+              1e-9 * r.eval.perplexity);
+  EXPECT_EQ(r.eval.tokens, 4 * 23);
+  accountant::RdpAccountant rdp;
+  rdp.compose({8.0 / 40.0, 0.5, 10});
+  EXPECT_DOUBLE_EQ(r.epsilon, rdp.get_epsilon(1e-5).epsilon);
+  // One epoch = ceil(1/q) = 5 steps: 2 epoch records, ε growing.
+  ASSERT_EQ(r.epochs.size(), 2U);
+  EXPECT_LT(r.epochs.front().epsilon, r.epochs.back().epsilon);
+  EXPECT_NE(log.find("privacy unit: one sequence of 24 bytes"),
+            std::string::npos)
+      << log;
+  EXPECT_NE(log.find("adjacency = add/remove one sequence of 24 bytes"),
+            std::string::npos)
+      << log;
+  EXPECT_NE(log.find("perplexity"), std::string::npos) << log;
+  const auto j = nlohmann::json::parse(lm_summary_json(r, config));
+  for (const char* key :
+       {"perplexity", "ema_perplexity", "epsilon", "delta", "noise_multiplier",
+        "sample_rate", "steps", "accountant", "wall_seconds", "privacy_unit"}) {
+    EXPECT_TRUE(j.contains(key)) << key;
+  }
+  EXPECT_DOUBLE_EQ(j.at("sample_rate").get<double>(), 0.2);
+}
+
+TEST_F(LmTraining, ResumedRunEqualsUninterruptedRun) {
+  const datasets::TextDataset train(repetitive_text(20), 24);
+  auto config = lm_config();
+  config.model = "griffin-tiny";
+  config.ema_decay = 0.5;
+  auto full_model = tiny_model("griffin-tiny", 5);
+  LmTrainer full(full_model, config);
+  quiet(full);
+  full.fit(train);
+
+  auto part = config;
+  part.steps = 2;
+  part.checkpoint = path("lm.ckpt");
+  LmTrainer first(tiny_model("griffin-tiny", 5), part);
+  quiet(first);
+  first.fit(train);
+
+  auto resume = config;
+  resume.checkpoint = path("lm.ckpt");
+  resume.resume = true;
+  auto resumed_model = tiny_model("griffin-tiny", 99);
+  LmTrainer resumed(resumed_model, resume);
+  quiet(resumed);
+  EXPECT_EQ(resumed.fit(train).steps, 4);
+  const auto a = full_model->parameters();
+  const auto b = resumed_model->parameters();
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i)
+    EXPECT_TRUE(torch::equal(a[i], b[i])) << i;
+  EXPECT_DOUBLE_EQ(resumed.epsilon(), full.epsilon());
+
+  // A different sequence length is another run.
+  auto other = resume;
+  other.sequence_length = 12;
+  LmTrainer refused(tiny_model("griffin-tiny", 5), other);
+  quiet(refused);
+  const auto msg = error_of(
+      [&] { refused.fit(datasets::TextDataset(repetitive_text(20), 12)); });
+  EXPECT_NE(msg.find("belongs to another run"), std::string::npos) << msg;
+}
+
+TEST_F(LmTraining, FrozenEmbeddingsAndChosenBlocksStayUnchanged) {
+  const datasets::TextDataset train(repetitive_text(20), 24);
+  auto config = lm_config();
+  config.model = "griffin-tiny";
+  config.train_blocks = {1};
+  auto model = tiny_model("griffin-tiny", 2);
+  const auto before = models::published_parameters(*model);
+  LmTrainer trainer(model, config);
+  quiet(trainer);
+  trainer.fit(train);
+  const auto after = models::published_parameters(*model);
+  int changed = 0;
+  for (size_t i = 0; i < before.size(); ++i) {
+    const bool same = torch::equal(before[i].second, after[i].second);
+    if (before[i].first.rfind("blocks.1.", 0) == 0) {
+      changed += same ? 0 : 1;
+    } else {
+      EXPECT_TRUE(same) << before[i].first << " should be frozen";
+    }
+  }
+  EXPECT_GT(changed, 0);
+
+  auto freeze = lm_config();
+  freeze.freeze_embeddings = true;
+  auto hawk = tiny_model("hawk-tiny", 2);
+  const auto embedding = hawk->embedder->weight.detach().clone();
+  LmTrainer frozen(hawk, freeze);
+  quiet(frozen);
+  frozen.fit(train);
+  EXPECT_TRUE(torch::equal(embedding, hawk->embedder->weight));
+}
+
+TEST_F(LmTraining, CheckpointRebuildsTheModelForGeneration) {
+  const datasets::TextDataset train(repetitive_text(20), 24);
+  auto config = lm_config();
+  config.checkpoint = path("gen.ckpt");
+  auto model = tiny_model("hawk-tiny", 3);
+  LmTrainer trainer(model, config);
+  quiet(trainer);
+  trainer.fit(train);
+  const auto loaded = load_lm_checkpoint(config.checkpoint);
+  EXPECT_EQ(loaded->config().name, "hawk-tiny");
+  const auto a = model->parameters();
+  const auto b = loaded->parameters();
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i)
+    EXPECT_TRUE(torch::equal(a[i], b[i])) << i;
+  GenerateRequest request;
+  request.checkpoint = config.checkpoint;
+  request.prompt = "the cat";
+  request.num_bytes = 12;
+  request.temperature = 0.7;
+  request.seed = 5;
+  const auto text = generate_from_checkpoint(request);
+  EXPECT_EQ(text.size(), 12U);
+  model->eval();
+  EXPECT_EQ(text, model->generate("the cat", 12, {0.7, 5}));
+}
+
+TEST_F(LmTraining, GenerateErrorsNameTheFlag) {
+  GenerateRequest r;
+  r.checkpoint = path("none.ckpt");
+  r.prompt = "x";
+  auto bad = r;
+  bad.prompt = "";
+  EXPECT_EQ(error_of([&] { generate_from_checkpoint(bad); }),
+            "--prompt must not be empty");
+  bad = r;
+  bad.num_bytes = -3;
+  EXPECT_EQ(error_of([&] { generate_from_checkpoint(bad); }),
+            "--num-bytes must be >= 0, got -3");
+  bad = r;
+  bad.temperature = -1;
+  EXPECT_EQ(error_of([&] { generate_from_checkpoint(bad); }),
+            "--temperature must be >= 0 (0 = greedy), got -1");
+  EXPECT_NE(
+      error_of([&] { generate_from_checkpoint(r); }).find(path("none.ckpt")),
+      std::string::npos);
+}
+
+TEST_F(LmTraining, RunErrorsNameTheFlag) {
+  const auto file = write_text("t.txt", repetitive_text(10));
+  auto c = lm_config();
+  c.dataset = file;  // no text: prefix
+  EXPECT_EQ(error_of([&] { run_lm_training(c); }),
+            "--dataset for --task lm must be text:FILE, got '" + file + "'");
+  c.dataset = "text:" + file;
+  c.model = "resnet-9000";
+  EXPECT_EQ(error_of([&] { run_lm_training(c); }).rfind("--model: ", 0), 0U);
+  c.model = "hawk-tiny";
+  c.train_blocks = {0, 7};
+  EXPECT_NE(error_of([&] {
+              run_lm_training(c);
+            }).find("--train-blocks 7 is not a block of --model hawk-tiny"),
+            std::string::npos);
+  c.train_blocks = {};
+  c.init_checkpoint = path("w.bin");
+  EXPECT_EQ(error_of([&] { run_lm_training(c); }),
+            "--init-checkpoint must be a .safetensors or .h5 file, got '" +
+                path("w.bin") + "'");
+  c.init_checkpoint = "";
+  c.sequence_length = 1;
+  EXPECT_EQ(error_of([&] { run_lm_training(c); }),
+            "--sequence-length must be >= 2, got 1");
+  c.sequence_length = 200;  // 240 bytes: one sequence only
+  EXPECT_NE(error_of([&] { run_lm_training(c); }).find("at least 2 are needed"),
+            std::string::npos);
+  c.sequence_length = 24;
+  c.augmult = 2;
+  EXPECT_NE(
+      error_of([&] { run_lm_training(c); }).find("--augmult is for images"),
+      std::string::npos);
+  TrainConfig image;
+  image.target_epsilon = 1;
+  image.epochs = 1;
+  image.freeze_embeddings = true;
+  EXPECT_NE(error_of([&] { image.validate(); }).find("need --task lm"),
+            std::string::npos);
+}
+
+TEST_F(LmTraining, InitCheckpointFromSafetensorsIsLoaded) {
+  const auto file = write_text("t.txt", repetitive_text(20));
+  auto source = tiny_model("hawk-tiny", 11);
+  {
+    torch::NoGradGuard g;
+    for (auto& p : source->parameters()) p.add_(torch::randn_like(p) * 0.2);
+  }
+  models::write_safetensors(path("init.safetensors"),
+                            models::published_parameters(*source));
+  auto c = lm_config();
+  c.dataset = "text:" + file;
+  c.steps = 1;
+  c.init_checkpoint = path("init.safetensors");
+  const auto summary = nlohmann::json::parse(run_lm_training(c).summary_json);
+  // The held-out tail is the last 10% (2 sequences); its perplexity before
+  // training is the source model's.
+  const datasets::TextDataset all(repetitive_text(20), 24);
+  const auto tail = all.batch({18, 19});
+  source->eval();
+  torch::NoGradGuard g;
+  const double expected =
+      std::exp(source->sequence_losses(tail).mean().item<double>());
+  EXPECT_NEAR(summary.at("initial_perplexity").get<double>(), expected,
+              1e-4 * expected);
+  EXPECT_EQ(summary.at("eval_sequences").get<int>(), 2);
+}
+
+}  // namespace
+}  // namespace dptrain::train

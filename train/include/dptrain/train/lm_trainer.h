@@ -1,0 +1,141 @@
+// Private training of a Griffin / Hawk byte-level language model on a
+// TextDataset, with the same private step loop as image training
+// (private_loop.h).
+//
+// Privacy unit: ONE SEQUENCE of `sequence_length` bytes. Each DP-SGD step
+// clips each sampled sequence's gradient; the guarantee (ε, δ) is for adding
+// or removing one sequence. Text of one author that spans k sequences is
+// protected only with group privacy over k units.
+//
+//   auto model = models::Griffin(models::griffin_config("hawk-tiny"));
+//   TrainConfig config;  config.task = "lm";  config.target_epsilon = 8;
+//   LmTrainer trainer(model, config);
+//   LmFitResult r = trainer.fit(train_text, &heldout_text);
+//   r.eval.perplexity, r.epsilon
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "dptrain/accountant/event.h"
+#include "dptrain/datasets/text_dataset.h"
+#include "dptrain/models/griffin.h"
+#include "dptrain/train/config.h"
+
+namespace dptrain::train {
+
+/// Next-byte prediction quality on a text data set.
+struct LmEvalResult {
+  std::int64_t sequences = 0;
+  std::int64_t tokens = 0;  ///< predictions: sequences · (L − 1)
+  double loss = 0.0;        ///< mean per-token cross-entropy (nats)
+  double perplexity = 0.0;  ///< exp(loss); 256 for a uniform byte model
+};
+
+/// One line of the per-epoch log.
+struct LmEpochRecord {
+  std::int64_t epoch = 0;  ///< 1-based
+  std::int64_t step = 0;
+  /// Mean per-token loss over the epoch's sampled sequences: NOT PRIVATE.
+  double train_loss = 0.0;
+  LmEvalResult eval;      ///< last iterate on the held-out text
+  LmEvalResult ema_eval;  ///< EMA parameters (sequences 0 when no EMA)
+  double epsilon = 0.0;
+  double seconds = 0.0;
+};
+
+/// What fit() did.
+struct LmFitResult {
+  std::int64_t steps = 0;
+  double sample_rate = 0.0;
+  double noise_multiplier = 0.0;
+  double epsilon = 0.0;
+  double epsilon_rdp = 0.0;
+  double epsilon_prv_upper = 0.0;  ///< NaN if not computed
+  double delta = 0.0;
+  bool stopped_by_budget = false;
+  std::string privacy_note;
+  LmEvalResult initial_eval;  ///< held-out, before training
+  LmEvalResult eval;
+  LmEvalResult ema_eval;
+  std::vector<LmEpochRecord> epochs;
+  double wall_seconds = 0.0;
+};
+
+/// Trains a Griffin / Hawk model privately. config.freeze_embeddings and
+/// config.train_blocks are applied here (before the engine is built);
+/// config.model, config.dataset and config.init_checkpoint are not read (the
+/// caller built the model and the data).
+class LmTrainer {
+ public:
+  /// Validates `config` (std::invalid_argument naming the flag), e.g. a
+  /// --train-blocks index outside the model.
+  LmTrainer(models::Griffin model, TrainConfig config);
+  ~LmTrainer();
+  LmTrainer(const LmTrainer&) = delete;
+  LmTrainer& operator=(const LmTrainer&) = delete;
+
+  /// Trains on `train`, evaluating on `eval` (held-out text) before training
+  /// and after every epoch when given. Throws std::invalid_argument for a
+  /// batch larger than the data set or sequences of another length than
+  /// config.sequence_length.
+  LmFitResult fit(const datasets::TextDataset& train,
+                  const datasets::TextDataset* eval = nullptr);
+
+  /// Per-token loss and perplexity of the current (or EMA) parameters.
+  LmEvalResult evaluate(const datasets::TextDataset& data,
+                        bool use_ema = false);
+
+  double epsilon() const;
+  const accountant::EventHistory& privacy_history() const;
+  models::Griffin model() const;
+
+  std::function<void(const LmEpochRecord&)> on_epoch;
+  std::function<void(const std::string&)> log = nullptr;
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+/// The run's summary as one JSON object: perplexity, ema_perplexity,
+/// initial_perplexity, loss, epsilon, delta, noise_multiplier, sample_rate,
+/// steps, accountant, privacy_unit, wall_seconds, config, ...
+std::string lm_summary_json(const LmFitResult& result,
+                            const TrainConfig& config);
+
+/// What `dptrain train --task lm` does: reads config.dataset ("text:FILE"),
+/// holds out the last validation_fraction (0 means 0.1) of its sequences,
+/// builds config.model (a Griffin / Hawk config name), loads
+/// config.init_checkpoint (.safetensors, .h5) if given, trains and returns
+/// the summary JSON. Throws std::invalid_argument naming the flag for bad
+/// input.
+struct LmRunResult {
+  LmFitResult fit;
+  std::string summary_json;
+};
+LmRunResult run_lm_training(const TrainConfig& config);
+
+/// Loads an LM checkpoint written by LmTrainer: rebuilds the model from the
+/// config name stored in it and loads its parameters. Throws
+/// std::runtime_error naming the file when it is missing, corrupt, or not
+/// a language-model checkpoint.
+models::Griffin load_lm_checkpoint(const std::string& path);
+
+/// `dptrain generate`.
+struct GenerateRequest {
+  std::string checkpoint;
+  std::string prompt;
+  std::int64_t num_bytes = 200;
+  double temperature = 0.8;  ///< 0 = greedy
+  std::uint64_t seed = 0;
+};
+/// The continuation of the prompt (the generated bytes only). Throws
+/// std::invalid_argument naming the flag (--prompt, --num-bytes,
+/// --temperature) and std::runtime_error naming the checkpoint.
+std::string generate_from_checkpoint(const GenerateRequest& request);
+
+}  // namespace dptrain::train
