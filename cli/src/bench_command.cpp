@@ -140,7 +140,8 @@ void add_bench_command(CLI::App& app) {
   auto* step = cmd->add_subcommand(
       "step", "Median time of a non-private vs a DP training step");
   step->add_option("--model", flags->options.model,
-                   "cnn, wrn-16-4 (any image model), or seq [default cnn]");
+                   "cnn, wrn-16-4 (any image model), seq, or a Griffin/Hawk "
+                   "config (griffin-tiny, hawk-25m, ...) [default cnn]");
   step->add_option("--batch-size", flags->options.batch_size,
                    "examples per step [default 256]");
   step->add_option("--seq-len", flags->options.seq_len,

@@ -23,6 +23,7 @@
 #include "dptrain/dp/recording.h"
 #include "dptrain/dp/rule_registry.h"
 #include "dptrain/dp/rules.h"
+#include "dptrain/models/griffin.h"
 #include "dptrain/models/registry.h"
 #include "dptrain/models/sequence_mlp.h"
 
@@ -141,6 +142,16 @@ StepRunner::StepRunner(const StepBenchmarkOptions& options)
         torch::nn::functional::CrossEntropyFuncOptions().reduction(
             torch::kNone));
   };
+  // Sequence models: per-example loss = mean next-token cross-entropy.
+  auto sequence_loss = [cross_entropy](const torch::Tensor& logits,
+                                       const torch::Tensor& labels) {
+    const int64_t rows = logits.size(0);
+    return cross_entropy(logits.reshape({-1, logits.size(-1)}),
+                         labels.reshape({-1}))
+        .view({rows, -1})
+        .mean(1);
+  };
+  const auto griffin_names = models::griffin_config_names();
   if (options.model == "seq") {
     auto model = models::SequenceMlp(models::SequenceMlpOptions());
     const int64_t vocab = model->options.vocab_size();
@@ -148,14 +159,19 @@ StepRunner::StepRunner(const StepBenchmarkOptions& options)
     s.forward = [model](const torch::Tensor& x) mutable {
       return model->forward(x);
     };
-    s.per_example_loss = [cross_entropy](const torch::Tensor& logits,
-                                         const torch::Tensor& labels) {
-      const int64_t rows = logits.size(0);
-      return cross_entropy(logits.reshape({-1, logits.size(-1)}),
-                           labels.reshape({-1}))
-          .view({rows, -1})
-          .mean(1);
+    s.per_example_loss = sequence_loss;
+    s.inputs = torch::randint(vocab, {b, options.seq_len}, torch::kLong);
+    s.targets = torch::randint(vocab, {b, options.seq_len}, torch::kLong);
+  } else if (std::find(griffin_names.begin(), griffin_names.end(),
+                       options.model) != griffin_names.end()) {
+    // Griffin / Hawk (griffin-tiny, hawk-tiny, griffin-25m, ...).
+    auto model = models::Griffin(models::griffin_config(options.model));
+    const int64_t vocab = model->config().vocab_size;
+    s.model = model.ptr();
+    s.forward = [model](const torch::Tensor& x) mutable {
+      return model->forward(x);
     };
+    s.per_example_loss = sequence_loss;
     s.inputs = torch::randint(vocab, {b, options.seq_len}, torch::kLong);
     s.targets = torch::randint(vocab, {b, options.seq_len}, torch::kLong);
   } else {

@@ -33,8 +33,9 @@ StepVariant parse_step_variant(const std::string& name);
 
 /// What to measure.
 struct StepBenchmarkOptions {
-  /// "seq" (SequenceMlp: width 256, 4 blocks, vocab 256, tokens [B, seq_len])
-  /// or any image model of models::make_model ("cnn": 1×28×28, "wrn-16-4":
+  /// "seq" (SequenceMlp: width 256, 4 blocks, vocab 256, tokens [B, seq_len]),
+  /// a Griffin / Hawk config ("griffin-tiny", "hawk-25m", ...; tokens
+  /// [B, seq_len]) or any image model of models::make_model ("cnn": 1×28×28, "wrn-16-4":
   /// 3×32×32, ...), fed images of the model's default input size.
   std::string model = "cnn";
   int64_t batch_size = 256;  ///< B, >= 1
