@@ -4,20 +4,40 @@
 //    from ONE grouped convolution_backward (groups = B·groups, batch = K),
 //    which oneDNN runs several times faster than unfold + bmm on CPU
 //    (../shared/MEASURED.md); cost ≈ B·T·d_in·out FLOPs, memory B·|W|.
-//  - ghost (groups = 1 only): unfold, then Σ_ts (a_t·a_s)(g_t·g_s); cost
-//    B·T²·(d_in+out) FLOPs plus the unfold copy, memory B·T².
+//  - ghost (Conv1d/Conv2d, groups = 1): unfold, then Σ_ts (a_t·a_s)(g_t·g_s);
+//    cost B·T²·(d_in+out) FLOPs plus the unfold copy, memory B·T².
 //    Chosen iff 2·T·(d_in+out) < d_in·out (the 2 charges for the unfold).
 //  - weighted sum: from kept per-example gradients (a [B]×[B, |W|] product)
 //    if B·|W| ≤ kMaxKeptElements, else one batch weight gradient with G
 //    scaled per row (the non-private weight gradient's cost).
-// WSConv2d: the per-example gradient of Ŵ is materialised; the norms of the
-// gradients of W and gain follow from three reductions over it, because the
+// WSConv2d: the norms of the gradients of W and gain follow from three
+// reductions over the per-example gradient x = dŴ, because the
 // standardisation backward is, per output channel, a scaled orthogonal
-// projection (ws_norms). Only the weighted sum goes through ws_backward, on
-// one summed cotangent. Per-example d_W is never formed (except for tied
-// weights, per_example_grads).
+// projection (ws_norms). Two routes give those reductions:
+//  - grouped: x materialised by the grouped convolution_backward; x is kept
+//    (LayerCall::rule_state) when B·|W| ≤ kMaxKeptElements, and the weighted
+//    sum is then Σ cᵢxᵢ (a [B]×[B, |W|] product) mapped once through
+//    ws_backward; otherwise one batch weight gradient, then ws_backward.
+//  - ghost (groups = 1; ws_ghost_norms): Σ_o w_o‖x_o‖² from the Gram of the
+//    padded input's PIXELS (the patch Gram is the sum of k^D shifted blocks
+//    of it, no unfold) and the Gram of G with columns scaled by √w_o; the
+//    two projection terms Σx_o and x_o·c_o from one extra convolution of the
+//    input with c (and of its channel sum with a kernel of ones; not one
+//    convolution with out+1 channels: oneDNN runs that 12% slower). The
+//    weighted sum is one batch weight gradient, then ws_backward.
+//  Cost model (multiply-adds per example; t = K·T, p = K·padded pixels,
+//  T_row = positions per row): grouped = t·d_in·out·max(1, 256/T_row)
+//  (+ t·d_in·out for the weighted sum unless x is kept); ghost = p²·in +
+//  t²·out + t·d_in·(out+1) + t·d_in·out (pixel Gram, G Gram, the two
+//  convolutions, the weighted sum). The factor max(1, 256/T_row) is measured:
+//  the grouped convolution_backward runs 3–8× slower than the batch weight
+//  gradient of equal FLOPs on 8×8 maps (T_row = 64) and at par from 16×16
+//  (WRN-16-4 profile, benchmarks/RESULTS.md). Ghost is chosen iff it is the
+//  cheaper and B·p², B·t² ≤ kMaxKeptElements. WRN-16-4: ghost on the 8×8
+//  stage (6× fewer multiply-adds there), grouped (kept) elsewhere.
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <type_traits>
 
 #include "builtin_rules.h"
@@ -115,6 +135,13 @@ class ConvRule final : public LayerRule {
         return;
       }
     }
+    if constexpr (kWs) {
+      if (ws_use_ghost(call, l, group_size)) {
+        ws_ghost_norms(call, l, group_size, need_w, need_gain, norms,
+                       per_example);
+        return;
+      }
+    }
     auto pe = per_example_weight(call, l, group_size);
     if constexpr (kWs) {
       // Norms without per-example d_W; the weighted sum then maps one
@@ -124,7 +151,10 @@ class ConvRule final : public LayerRule {
         per_example[2] = d_gain;
         norms[2] = squared_norm_per_example(d_gain);
       }
-      if (need_w) norms[0] = norm_w;
+      if (need_w) {
+        norms[0] = norm_w;
+        if (batch * l.weight.numel() <= kMaxKeptElements) call.rule_state = pe;
+      }
       return;
     }
     if (need_w) {
@@ -163,6 +193,23 @@ class ConvRule final : public LayerRule {
     // Σ_r w_r ∇_r: one batch weight gradient with G scaled per row. The
     // weight and gain rows weights are equal (same layer, same group).
     const auto& w = need_w ? row_weights[0] : row_weights[2];
+    if constexpr (kWs) {
+      // Kept per-example dŴ [B, ...] (group-summed): usable when each
+      // group's rows carry one weight; ws_backward is linear in dŴ.
+      const auto& kept = call.rule_state;
+      if (kept.defined() && kept.size(0) > 0 && rows % kept.size(0) == 0) {
+        auto wk = w.to(kept.dtype()).view({kept.size(0), -1});
+        auto per_example_w = wk.select(1, 0);
+        if (wk.size(1) == 1 ||
+            wk.eq(per_example_w.unsqueeze(1)).all().item<bool>()) {
+          auto sum_what = torch::tensordot(per_example_w, kept, {0}, {0});
+          auto [d_w, d_gain] = ws_backward(sum_what.unsqueeze(0), l);
+          if (need_w) sums[0] = d_w.squeeze(0);
+          if (need_gain) sums[2] = d_gain.squeeze(0);
+          return;
+        }
+      }
+    }
     auto g_scaled = g * w.to(g.dtype()).view(wshape);
     auto grads = torch::convolution_backward(
         g_scaled, call.input, l.weight, c10::nullopt, *l.options.stride(),
@@ -192,6 +239,145 @@ class ConvRule final : public LayerRule {
     const int64_t d_in = l.weight[0].numel();
     const int64_t out = l.weight.size(0);
     return 2 * t * (d_in + out) < d_in * out;
+  }
+
+  // WSConv2d route choice; the cost model is in the file comment.
+  static bool ws_use_ghost(const LayerCall& call, const Layer& l,
+                           int64_t group_size) {
+    if (l.options.groups() != 1) return false;
+    const auto& x = call.input;
+    const auto& g = call.grad_output;
+    const int64_t batch = g.size(0) / group_size;
+    const double t_row = static_cast<double>(g[0][0].numel());
+    const double t = t_row * static_cast<double>(group_size);
+    double pix = 1;
+    for (size_t i = 0; i < D; ++i) {
+      pix *= static_cast<double>(x.size(2 + i) + 2 * call.ints[i]);
+    }
+    const double p = pix * static_cast<double>(group_size);
+    const double in = static_cast<double>(x.size(1));
+    const double out = static_cast<double>(l.weight.size(0));
+    const double d_in = static_cast<double>(l.weight[0].numel());
+    const double limit = static_cast<double>(kMaxKeptElements);
+    const double b = static_cast<double>(batch);
+    if (b * p * p > limit || b * t * t > limit) return false;
+    const bool kept = batch * l.weight.numel() <= kMaxKeptElements;
+    const double wgrad = t * d_in * out;
+    const double grouped =
+        wgrad * std::max(1.0, 256.0 / t_row) + (kept ? 0.0 : wgrad);
+    const double ghost = p * p * in + t * t * out + t * d_in * (out + 1) + wgrad;
+    return ghost < grouped;
+  }
+
+  // Per example, Σ_o w_o‖x_o‖² with x_o = Σ_t g_{t,o}·a_t the (group-summed)
+  // weight gradient of output channel o and a_t the input patch under output
+  // position t: Σ_ts (a_t·a_s)(Σ_o w_o g_{t,o} g_{s,o}). The patch Gram
+  // a_t·a_s is Σ_δ P[t∘δ, s∘δ] over the kernel offsets δ, P the Gram of the
+  // padded input's pixels (over channels, per example across its K rows):
+  // B·p²·in multiply-adds instead of unfolding B·t·d_in values.
+  static torch::Tensor ghost_sum(const LayerCall& call, const Layer& l,
+                                 int64_t group_size,
+                                 const torch::Tensor& col_weight) {
+    const auto& g = call.grad_output;
+    const int64_t rows = g.size(0);
+    const int64_t batch = rows / group_size;
+    const int64_t out = g.size(1);
+    torch::Tensor x = call.input;
+    const int64_t in = x.size(1);
+    bool padded = false;
+    for (int64_t v : call.ints) padded = padded || v != 0;
+    if (padded) {
+      std::vector<int64_t> pads;  // last dimension first
+      for (size_t i = D; i-- > 0;) {
+        pads.push_back(call.ints[i]);
+        pads.push_back(call.ints[i]);
+      }
+      x = torch::constant_pad_nd(x, pads, 0);
+    }
+    const int64_t pix = x[0][0].numel();
+    auto xs = x.reshape({batch, group_size, in, pix})
+                  .transpose(1, 2)
+                  .reshape({batch, in, group_size * pix});
+    std::vector<int64_t> view = {batch, group_size};
+    for (size_t i = 0; i < D; ++i) view.push_back(x.size(2 + i));
+    view.push_back(group_size);
+    for (size_t i = 0; i < D; ++i) view.push_back(x.size(2 + i));
+    auto pixel_gram = torch::bmm(xs.transpose(1, 2), xs).view(view);
+    int64_t offsets = 1;
+    for (size_t i = 0; i < D; ++i) offsets *= (*l.options.kernel_size())[i];
+    torch::Tensor gram;
+    for (int64_t idx = 0; idx < offsets; ++idx) {
+      torch::Tensor v = pixel_gram;
+      int64_t rest = idx;
+      for (size_t i = D; i-- > 0;) {
+        const int64_t k = (*l.options.kernel_size())[i];
+        const int64_t step = (*l.options.stride())[i];
+        const int64_t start = (rest % k) * (*l.options.dilation())[i];
+        rest /= k;
+        const int64_t end = start + step * (g.size(2 + i) - 1) + 1;
+        v = v.slice(static_cast<int64_t>(2 + i), start, end, step)
+                .slice(static_cast<int64_t>(3 + D + i), start, end, step);
+      }
+      gram = gram.defined() ? gram.add_(v)
+                            : v.clone(at::MemoryFormat::Contiguous);
+    }
+    const int64_t t = group_size * g[0][0].numel();
+    gram = gram.view({batch, t, t});
+    auto gt = g.reshape({batch, group_size, out, -1})
+                  .permute({0, 1, 3, 2})
+                  .reshape({batch, t, out});
+    if (col_weight.defined()) gt = gt * col_weight.sqrt().to(gt.dtype());
+    auto gram_g = torch::bmm(gt, gt.transpose(1, 2));
+    return (gram * gram_g).sum({1, 2});
+  }
+
+  // WSConv2d norms by the ghost route (see ws_norms for the formula):
+  // ‖d_W‖² = Σ_o w_o(‖x_o‖² − (Σx_o)²/n − active·(x_o·c)²/s²), w_o =
+  // (gain_o/s)², with Σ_o w_o‖x_o‖² from ghost_sum and, per example and
+  // channel, Σx_o = Σ_t g_{t,o}·(1·a_t) and x_o·c = Σ_t g_{t,o}·(c_o·a_t)
+  // from convolutions of the input with c and with ones; d_gain = x_o·c/s.
+  static void ws_ghost_norms(const LayerCall& call, const Layer& l,
+                             int64_t group_size, bool need_w, bool need_gain,
+                             std::vector<torch::Tensor>& norms,
+                             std::vector<torch::Tensor>& per_example) {
+    if constexpr (kWs) {
+      const auto& w = l.weight;
+      const auto& g = call.grad_output;
+      const int64_t rows = g.size(0);
+      const int64_t batch = rows / group_size;
+      const int64_t out = w.size(0);
+      const double n = static_cast<double>(w[0].numel());
+      auto c = w.reshape({out, -1});
+      c = c - c.mean(1, true);
+      auto n_var = c.pow(2).sum(1);  // [out]
+      auto s = torch::sqrt(torch::clamp_min(n_var, l.options.eps()));
+      auto active = (n_var >= l.options.eps()).to(w.dtype());
+      auto inv_s = 1.0 / s;
+      auto conv = [&](const torch::Tensor& x, const torch::Tensor& kernel) {
+        return torch::convolution(x, kernel, c10::nullopt, *l.options.stride(),
+                                  call.ints, *l.options.dilation(), false,
+                                  std::vector<int64_t>(D, 0), 1);
+      };
+      auto g3 = g.reshape({rows, out, -1});
+      auto z = conv(call.input, c.view(w.sizes())).reshape({rows, out, -1});
+      auto dot = group_sum((g3 * z).sum(2), group_size);
+      auto d_gain = dot * inv_s;  // [B, out]
+      if (need_gain) {
+        per_example[2] = d_gain.view({batch, out, 1, 1, 1});
+        norms[2] = d_gain.pow(2).sum(1);
+      }
+      if (!need_w) return;
+      // 1·a_t: the channel sum convolved with a kernel of ones.
+      std::vector<int64_t> ones_shape(w.sizes().begin(), w.sizes().end());
+      ones_shape[0] = 1;
+      ones_shape[1] = 1;
+      auto patch_sums = conv(call.input.sum(1, true), torch::ones(ones_shape, w.options()));
+      auto sx = group_sum((g3 * patch_sums.reshape({rows, 1, -1})).sum(2), group_size);
+      auto scale = (l.gain.reshape({out}) * inv_s).pow(2);
+      auto total = ghost_sum(call, l, group_size, scale);
+      auto removed = ((sx * sx / n + active * d_gain.pow(2)) * scale).sum(1);
+      norms[0] = torch::clamp_min(total - removed, 0);
+    }
   }
 
   // Patches [N, T, d_in] of the (padded) input.

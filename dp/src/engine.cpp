@@ -145,6 +145,9 @@ ClipResult GradientEngine::clip_and_accumulate(
                                        /*retain_graph=*/false,
                                        /*create_graph=*/false,
                                        /*allow_unused=*/true);
+    // The outputs are no longer needed: release them (the rules use inputs
+    // and output gradients), so that they do not add to the peak memory.
+    outputs.clear();
     torch::NoGradGuard no_grad;
     struct Use {
       size_t call;

@@ -176,6 +176,27 @@ std::vector<Case> cases() {
                      dp::WSConv2dOptions(2, 4, 2).stride(2).padding(torch::kSame).bias(false)));
                },
                [](int64_t n) { return randn_rows(n, {2, 5, 5}); }});
+  // WSConv2d routes (conv_rule.cpp cost model): ghost (pixel Gram) on small
+  // maps with many channels, incl. explicit/asymmetric padding, stride and
+  // dilation; grouped with kept dŴ on large maps with few channels.
+  c.push_back({"WSConv2dGhost",
+               [] { return single(dp::WSConv2d(dp::WSConv2dOptions(8, 16, 3).padding(1))); },
+               [](int64_t n) { return randn_rows(n, {8, 4, 4}); }});
+  c.push_back({"WSConv2dGhostStride2Dilation2",
+               [] {
+                 return single(dp::WSConv2d(
+                     dp::WSConv2dOptions(8, 16, 3).stride(2).dilation(2).padding(2)));
+               },
+               [](int64_t n) { return randn_rows(n, {8, 7, 7}); }});
+  c.push_back({"WSConv2dGhostSameStride2Asymmetric",
+               [] {
+                 return single(dp::WSConv2d(
+                     dp::WSConv2dOptions(8, 16, 3).stride(2).padding(torch::kSame)));
+               },
+               [](int64_t n) { return randn_rows(n, {8, 6, 6}); }});
+  c.push_back({"WSConv2dGroupedKept",
+               [] { return single(dp::WSConv2d(dp::WSConv2dOptions(2, 3, 3).padding(1))); },
+               [](int64_t n) { return randn_rows(n, {2, 16, 16}); }});
   c.push_back({"GroupNorm",
                [] {
                  auto net = single(dp::GroupNorm(2, 4));

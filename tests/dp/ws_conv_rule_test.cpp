@@ -3,7 +3,8 @@
 // harness (engine_oracle_test.cpp) covers ordinary weights; these cases hit
 // what it does not: per-channel gains ≠ 1 (and one zero), an output channel
 // whose weight is constant (fan-in variance 0 < eps: the projection term is
-// inactive), and frozen weight or gain. Engine vs oracle in float64.
+// inactive), and frozen weight or gain, on both routes (ghost and grouped).
+// Engine vs oracle in float64.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -34,7 +35,9 @@ void clear(torch::nn::Module& m) {
   for (auto& p : m.parameters()) p.mutable_grad() = torch::Tensor();
 }
 
-void check(bool freeze_weight, bool freeze_gain, const std::string& label) {
+// size 6: the ghost route (pixel Gram); size 16: grouped with kept dŴ.
+void check(bool freeze_weight, bool freeze_gain, int64_t size,
+           const std::string& label) {
   torch::manual_seed(5);
   auto net = std::make_shared<Net>();
   net->to(torch::kDouble);
@@ -48,8 +51,8 @@ void check(bool freeze_weight, bool freeze_gain, const std::string& label) {
   net->conv->weight.set_requires_grad(!freeze_weight);
   net->conv->gain.set_requires_grad(!freeze_gain);
   const int64_t batch = 5;
-  auto x = torch::randn({batch, 3, 6, 6}, torch::kDouble);
-  auto r = torch::randn({batch, 4, 6, 6}, torch::kDouble);
+  auto x = torch::randn({batch, 3, size, size}, torch::kDouble);
+  auto r = torch::randn({batch, 4, size, size}, torch::kDouble);
   auto opts = dp::ClippingOptions(0.7).diagnostics(true);
 
   clear(*net);
@@ -90,15 +93,18 @@ void check(bool freeze_weight, bool freeze_gain, const std::string& label) {
 }
 
 TEST(WSConv2dRule, MatchesOracleWithUnequalGainsAndAConstantChannel) {
-  check(false, false, "all trainable");
+  check(false, false, 6, "all trainable, ghost");
+  check(false, false, 16, "all trainable, grouped");
 }
 
 TEST(WSConv2dRule, MatchesOracleWithFrozenGain) {
-  check(false, true, "gain frozen");
+  check(false, true, 6, "gain frozen, ghost");
+  check(false, true, 16, "gain frozen, grouped");
 }
 
 TEST(WSConv2dRule, MatchesOracleWithFrozenWeight) {
-  check(true, false, "weight frozen");
+  check(true, false, 6, "weight frozen, ghost");
+  check(true, false, 16, "weight frozen, grouped");
 }
 
 }  // namespace
