@@ -1,11 +1,21 @@
 // Rule for Linear. With A [B, T, in] and G [B, T, out] per example (T = the
-// flattened sequence dims times the group size K):
-//  - weight norm, ghost form: Σ_ts (a_t·a_s)(g_t·g_s), cost B·T²·(in+out)
-//    FLOPs and B·T² memory; materialised Gᵀ A: B·T·in·out FLOPs and
-//    B·in·out memory. Ghost is chosen iff T·(in+out) < in·out (for T = 1 it
-//    is ‖a‖²‖g‖²: always).
-//  - weighted sum: one matmul (G scaled per row)ᵀ A, the cost of the
-//    non-private weight gradient, unless per-example gradients were kept.
+// flattened sequence dims times the group size K), two routes for the weight;
+// costs in multiply-adds per example:
+//  - materialised: ∇ᵢ = GᵢᵀAᵢ by one bmm, T·in·out, and its norm. ∇ is kept
+//    (B·in·out memory) when B·in·out ≤ kMaxKeptElements, and the weighted
+//    sum is then Σᵢ cᵢ∇ᵢ, a [B]×[B, in·out] product (memory-bound; charged
+//    2·in·out); otherwise the weighted sum is one more matmul, T·in·out.
+//  - ghost: ‖∇ᵢ‖² = <AᵢAᵢᵀ, GᵢGᵢᵀ> = Σ_ts (a_t·a_s)(g_t·g_s), T²·(in+out)
+//    and B·T² memory (for T = 1: ‖a‖²‖g‖², in+out), plus the weighted sum as
+//    ONE matmul over the flattened [B·T, ·] rows scaled by cᵢ, T·in·out (the
+//    non-private weight gradient: the weighted sum never needs per-example
+//    gradients).
+// Ghost iff T²·(in+out) + T·in·out < T·in·out + (kept ? 2·in·out : T·in·out).
+// Measured (benchmarks/RESULTS.md, 1 thread): the bmm at T = 128, d = 256,
+// B = 16 runs within ~15% of the non-private mm of equal FLOPs, so no
+// efficiency factor is applied. Sequence model (T = 128, d = 256):
+// materialised and kept (ghost would cost 2× the FLOPs); T = 1 classifiers:
+// ghost.
 #include <torch/torch.h>
 
 #include "builtin_rules.h"
@@ -13,6 +23,18 @@
 
 namespace dptrain::dp::detail {
 namespace {
+
+constexpr int64_t kMaxKeptElements = int64_t{1} << 24;
+
+// The route choice above; t = T·K per example.
+bool use_ghost(int64_t batch, int64_t t, int64_t in, int64_t out) {
+  const double td = static_cast<double>(t);
+  const double wsize = static_cast<double>(in) * static_cast<double>(out);
+  const bool kept = batch * in * out <= kMaxKeptElements;
+  const double ghost = td * td * static_cast<double>(in + out) + td * wsize;
+  const double materialised = td * wsize + (kept ? 2.0 * wsize : td * wsize);
+  return ghost < materialised;
+}
 
 class LinearRule final : public LayerRule {
  public:
@@ -37,13 +59,14 @@ class LinearRule final : public LayerRule {
     if (needed[0]) {
       if (t == 1) {
         norms[0] = a3.pow(2).sum({1, 2}) * g3.pow(2).sum({1, 2});
-      } else if (t * (in + out) < in * out) {
+      } else if (use_ghost(batch, t, in, out)) {
         auto gram_a = torch::bmm(a3, a3.transpose(1, 2));
         auto gram_g = torch::bmm(g3, g3.transpose(1, 2));
         norms[0] = (gram_a * gram_g).sum({1, 2});
       } else {
-        per_example[0] = torch::bmm(g3.transpose(1, 2), a3);
-        norms[0] = per_example[0].pow(2).sum({1, 2});
+        auto pe = torch::bmm(g3.transpose(1, 2), a3);
+        norms[0] = pe.pow(2).sum({1, 2});
+        if (batch * in * out <= kMaxKeptElements) per_example[0] = pe;
       }
     }
     if (needed.size() > 1 && needed[1]) {
