@@ -4,20 +4,13 @@
 
 #include "dptrain/models/fine_tuning.h"
 #include "dptrain/models/wide_resnet.h"
+#include "error_helpers.h"
 
 namespace m = dptrain::models;
 
 namespace {
 
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const std::invalid_argument& e) {
-    return e.what();
-  }
-  return "(no exception)";
-}
+using dptrain::test_support::error_of;
 
 m::WideResNet tiny_wrn() {
   return m::WideResNet(
@@ -39,7 +32,7 @@ TEST(FineTuning, ResetClassifierChangesClassesKeepsDtype) {
       torch::equal(net->classifier()->bias, torch::zeros({3}, torch::kDouble)));
   EXPECT_LE(net->classifier()->weight.abs().max().item<double>(),
             2.0 / (4.0 * 0.87962566103423978) + 1e-12);
-  EXPECT_NE(error_of([&] {
+  EXPECT_NE(error_of<std::invalid_argument>([&] {
               net->reset_classifier(0);
             }).find("num_classes must be >= 1, got 0"),
             std::string::npos);
@@ -85,17 +78,17 @@ TEST(FineTuning, PrepareResetsHeadAndFreezes) {
 
 TEST(FineTuning, BadPatternsAreNamed) {
   auto net = tiny_wrn();
-  EXPECT_NE(error_of([&] {
+  EXPECT_NE(error_of<std::invalid_argument>([&] {
               m::set_trainable(*net, "[oops");
             }).find("trainable pattern '[oops' is not a valid regex"),
             std::string::npos);
-  EXPECT_NE(error_of([&] {
+  EXPECT_NE(error_of<std::invalid_argument>([&] {
               m::set_trainable(*net, "^decoder");
             }).find("trainable pattern '^decoder' matches no parameter"),
             std::string::npos);
   // A failed pattern leaves the model as it was.
   EXPECT_TRUE(net->stem->weight.requires_grad());
-  EXPECT_NE(error_of([&] {
+  EXPECT_NE(error_of<std::invalid_argument>([&] {
               m::prepare_fine_tuning(*net, {-1, "all"});
             }).find("num_classes must be >= 0 (0 keeps the head), got -1"),
             std::string::npos);

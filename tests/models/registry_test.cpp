@@ -5,20 +5,13 @@
 #include <algorithm>
 
 #include "dptrain/models/registry.h"
+#include "error_helpers.h"
 
 namespace m = dptrain::models;
 
 namespace {
 
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const std::invalid_argument& e) {
-    return e.what();
-  }
-  return "(no exception)";
-}
+using dptrain::test_support::error_of;
 
 TEST(Registry, ListsThePapersModels) {
   const auto names = m::list_models();
@@ -29,21 +22,21 @@ TEST(Registry, ListsThePapersModels) {
 }
 
 TEST(Registry, UnknownNameListsKnownOnes) {
-  const auto msg = error_of([] { m::make_model("resnet-18"); });
+  const auto msg = error_of<std::invalid_argument>([] { m::make_model("resnet-18"); });
   EXPECT_NE(msg.find("unknown model 'resnet-18'; known: cnn, mlp, wrn-16-4"),
             std::string::npos)
       << msg;
   EXPECT_NE(
-      error_of([] { m::model_info("wrn-16"); }).find("unknown model 'wrn-16'"),
+      error_of<std::invalid_argument>([] { m::model_info("wrn-16"); }).find("unknown model 'wrn-16'"),
       std::string::npos);
 }
 
 TEST(Registry, BadDepthOrOptionNamesIt) {
-  EXPECT_NE(error_of([] {
+  EXPECT_NE(error_of<std::invalid_argument>([] {
               m::model_info("wrn-17-4");
             }).find("depth must be 6n + 4 with n >= 1, got 17"),
             std::string::npos);
-  EXPECT_NE(error_of([] {
+  EXPECT_NE(error_of<std::invalid_argument>([] {
               m::make_model("cnn", m::ModelOptions().num_classes(-2));
             }).find("num_classes must be >= 1, got -2"),
             std::string::npos);

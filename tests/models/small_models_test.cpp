@@ -4,20 +4,13 @@
 #include <torch/torch.h>
 
 #include "dptrain/models/small_models.h"
+#include "error_helpers.h"
 
 namespace m = dptrain::models;
 
 namespace {
 
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const std::invalid_argument& e) {
-    return e.what();
-  }
-  return "(no exception)";
-}
+using dptrain::test_support::error_of;
 
 TEST(TanhCnn, ForwardShapeOnFashionMnist) {
   m::TanhCnn net;
@@ -42,15 +35,15 @@ TEST(TanhCnn, OtherImageSizeSetsFirstLinear) {
 
 TEST(TanhCnn, RejectsWrongImageSize) {
   m::TanhCnn net;
-  EXPECT_NE(error_of([&] {
+  EXPECT_NE(error_of<std::invalid_argument>([&] {
               net->forward(torch::randn({2, 1, 32, 32}));
             }).find("images must be 28x28"),
             std::string::npos);
-  EXPECT_NE(error_of([&] {
+  EXPECT_NE(error_of<std::invalid_argument>([&] {
               net->forward(torch::randn({2, 3, 28, 28}));
             }).find("images must be [N, 1, H, W], got [2, 3, 28, 28]"),
             std::string::npos);
-  EXPECT_NE(error_of([] {
+  EXPECT_NE(error_of<std::invalid_argument>([] {
               m::TanhCnn(m::TanhCnnOptions().image_size(15));
             }).find("image_size must be >= 16, got 15"),
             std::string::npos);
@@ -61,7 +54,7 @@ TEST(TanhCnn, RejectsWrongImageSize) {
 }
 
 TEST(TanhCnn, RejectsZeroClasses) {
-  EXPECT_NE(error_of([] {
+  EXPECT_NE(error_of<std::invalid_argument>([] {
               m::TanhCnn(m::TanhCnnOptions().num_classes(0));
             }).find("num_classes must be >= 1, got 0"),
             std::string::npos);
@@ -78,7 +71,7 @@ TEST(Mlp, ShapesAndCount) {
 }
 
 TEST(Mlp, RejectsBadHiddenWidth) {
-  EXPECT_NE(error_of([] {
+  EXPECT_NE(error_of<std::invalid_argument>([] {
               m::Mlp(m::MlpOptions().hidden({0}));
             }).find("hidden width must be >= 1, got 0"),
             std::string::npos);

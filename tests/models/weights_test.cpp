@@ -11,21 +11,14 @@
 #include "dptrain/models/small_models.h"
 #include "dptrain/models/weights.h"
 #include "dptrain/models/wide_resnet.h"
+#include "error_helpers.h"
 
 namespace m = dptrain::models;
 namespace fs = std::filesystem;
 
 namespace {
 
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const std::invalid_argument& e) {
-    return e.what();
-  }
-  return "(no exception)";
-}
+using dptrain::test_support::error_of;
 
 std::string temp_path(const std::string& name) {
   return (fs::temp_directory_path() /
@@ -89,7 +82,7 @@ TEST_P(Weights, MismatchReportsEveryNameAndLoadsNothing) {
   // conv1).
   m::TanhCnn other(m::TanhCnnOptions().num_classes(3).in_channels(3));
   auto before = other->conv2->weight.clone();
-  const auto msg = error_of([&] { m::load_weights(*other, path_); });
+  const auto msg = error_of<std::invalid_argument>([&] { m::load_weights(*other, path_); });
   EXPECT_NE(msg.find("nothing was loaded"), std::string::npos) << msg;
   EXPECT_NE(
       msg.find(
@@ -103,7 +96,7 @@ TEST_P(Weights, MismatchReportsEveryNameAndLoadsNothing) {
   EXPECT_TRUE(torch::equal(other->conv2->weight, before));
 
   auto wrn = tiny_wrn();
-  const auto msg2 = error_of([&] { m::load_weights(*wrn, path_); });
+  const auto msg2 = error_of<std::invalid_argument>([&] { m::load_weights(*wrn, path_); });
   EXPECT_NE(msg2.find("missing: stem.weight"), std::string::npos) << msg2;
   EXPECT_NE(msg2.find("unexpected: "), std::string::npos) << msg2;
   EXPECT_NE(msg2.find("fc1.weight"), std::string::npos) << msg2;
@@ -119,7 +112,7 @@ TEST_P(Weights, ExcludeKeepsAFreshHead) {
             (std::vector<std::string>{"classifier.weight", "classifier.bias"}));
   EXPECT_TRUE(torch::equal(b->classifier()->weight, head));
   EXPECT_TRUE(torch::equal(b->stem->weight, a->stem->weight));
-  EXPECT_NE(error_of([&] {
+  EXPECT_NE(error_of<std::invalid_argument>([&] {
               m::load_weights(*b, path_, {"("});
             }).find("exclude pattern '(' is not a valid regex"),
             std::string::npos);
@@ -188,27 +181,27 @@ TEST(WeightsHdf5, ScalarParametersAreRankZeroDatasets) {
 TEST(WeightsFiles, BadFilesAreNamed) {
   m::TanhCnn net;
   EXPECT_NE(
-      error_of([&] {
+      error_of<std::invalid_argument>([&] {
         m::load_weights(*net, "/nonexistent/w.h5");
       }).find("weights file '/nonexistent/w.h5' cannot be opened for reading"),
       std::string::npos);
   const auto junk = temp_path("junk.h5");
   std::ofstream(junk) << "not hdf5";
-  EXPECT_NE(error_of([&] {
+  EXPECT_NE(error_of<std::invalid_argument>([&] {
               m::load_weights(*net, junk);
             }).find("is not an HDF5 file"),
             std::string::npos);
   const auto junk_pt = temp_path("junk.pt");
   std::ofstream(junk_pt) << "not a zip";
-  EXPECT_NE(error_of([&] {
+  EXPECT_NE(error_of<std::invalid_argument>([&] {
               m::load_weights(*net, junk_pt);
             }).find("is not a LibTorch archive"),
             std::string::npos);
-  EXPECT_NE(error_of([&] {
+  EXPECT_NE(error_of<std::invalid_argument>([&] {
               m::save_weights(*net, "w.bin");
             }).find("weights file 'w.bin' must end in .h5, .hdf5"),
             std::string::npos);
-  EXPECT_NE(error_of([&] {
+  EXPECT_NE(error_of<std::invalid_argument>([&] {
               m::save_weights(*net, "/nonexistent/dir/w.h5");
             }).find("cannot create weights file '/nonexistent/dir/w.h5'"),
             std::string::npos);

@@ -6,20 +6,13 @@
 #include <torch/torch.h>
 
 #include "dptrain/models/wide_resnet.h"
+#include "error_helpers.h"
 
 namespace m = dptrain::models;
 
 namespace {
 
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const std::invalid_argument& e) {
-    return e.what();
-  }
-  return "(no exception)";
-}
+using dptrain::test_support::error_of;
 
 TEST(WideResNet, ConfigCountsMatchPublished) {
   EXPECT_EQ(m::wide_resnet_parameter_count(m::WideResNetOptions(16, 4)),
@@ -98,19 +91,19 @@ TEST(WideResNet, RowsAreIndependent) {
 }
 
 TEST(WideResNet, RejectsBadOptions) {
-  EXPECT_NE(error_of([] {
+  EXPECT_NE(error_of<std::invalid_argument>([] {
               m::WideResNet(m::WideResNetOptions(15, 4));
             }).find("depth must be 6n + 4 with n >= 1, got 15"),
             std::string::npos);
-  EXPECT_NE(error_of([] {
+  EXPECT_NE(error_of<std::invalid_argument>([] {
               m::WideResNet(m::WideResNetOptions(16, 0));
             }).find("width must be >= 1, got 0"),
             std::string::npos);
-  EXPECT_NE(error_of([] {
+  EXPECT_NE(error_of<std::invalid_argument>([] {
               m::WideResNet(m::WideResNetOptions(16, 1).norm_groups(3));
             }).find("norm_groups must divide"),
             std::string::npos);
-  EXPECT_NE(error_of([] {
+  EXPECT_NE(error_of<std::invalid_argument>([] {
               m::WideResNet(m::WideResNetOptions(16, 1).dropout(1.0));
             }).find("dropout must be in [0, 1), got 1"),
             std::string::npos);
