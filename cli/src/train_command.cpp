@@ -66,7 +66,20 @@ void add_train_command(CLI::App& app) {
            ->delimiter(','),
        [](TrainConfig& d, const TrainConfig& s) { d.train_blocks = s.train_blocks; }});
   DPTRAIN_FLAG("--init-checkpoint", init_checkpoint,
-               "--task lm: start from a RecurrentGemma-named .safetensors or .h5 file");
+               "start from these weights: --task classify: dptrain weights (.h5 or .pt, "
+               "see models/README.md); --task lm: a RecurrentGemma-named .safetensors or .h5");
+  DPTRAIN_SWITCH("--reset-classifier", reset_classifier,
+                 "new classifier head for the data's classes (not loaded from --init-checkpoint)");
+  DPTRAIN_FLAG("--trainable", trainable,
+               "parameters to train: all, classifier, or a regex over names; others frozen "
+               "[default all]");
+  bindings->push_back(
+      {cmd->add_option("--classes", flags->classes,
+                       "train and evaluate on these classes only (relabelled 0..k-1), e.g. 5,6,7")
+           ->delimiter(','),
+       [](TrainConfig& d, const TrainConfig& s) { d.classes = s.classes; }});
+  DPTRAIN_FLAG("--save-weights", save_weights,
+               "write the final weights (.h5 or .pt; the EMA's also to <stem>.ema<ext>)");
   DPTRAIN_FLAG("--target-epsilon", target_epsilon, "privacy budget; noise is calibrated to it");
   DPTRAIN_FLAG("--delta", delta, "delta of (epsilon, delta)-DP [default 1e-5]");
   DPTRAIN_FLAG("--noise-multiplier", noise_multiplier,

@@ -3,14 +3,19 @@
 #include <hdf5.h>
 #include <torch/torch.h>
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cctype>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <map>
 #include <optional>
 #include <regex>
 #include <stdexcept>
+#include <string>
+#include <system_error>
 #include <utility>
 
 namespace dptrain::models {
@@ -184,8 +189,43 @@ void write_string_attribute(hid_t file, const char* key,
 
 }  // namespace
 
-void save_weights_hdf5(const torch::nn::Module& module,
-                       const std::string& path) {
+namespace {
+
+// Runs `write(tmp)` on a temporary file beside `path` (same extension, so the
+// writer's format checks see the real one) and renames it over `path`, so
+// an existing file is replaced only by a complete one. The temporary file is
+// removed when the writer throws.
+template <typename Write>
+void write_atomically(const std::string& path, Write&& write) {
+  const std::filesystem::path target(path);
+  std::filesystem::path tmp = target;
+  tmp.replace_filename("." + target.stem().string() + ".tmp-" +
+                       std::to_string(::getpid()) + target.extension().string());
+  try {
+    write(tmp.string());
+    std::filesystem::rename(tmp, target);
+  } catch (const std::filesystem::filesystem_error& e) {
+    std::error_code ignored;
+    std::filesystem::remove(tmp, ignored);
+    throw std::invalid_argument("cannot write weights file '" + path + "': " + e.what());
+  } catch (const std::invalid_argument& e) {
+    // The writer names the temporary file: name the one the caller asked for.
+    std::error_code ignored;
+    std::filesystem::remove(tmp, ignored);
+    std::string message = e.what();
+    for (auto at = message.find(tmp.string()); at != std::string::npos;
+         at = message.find(tmp.string(), at + path.size())) {
+      message.replace(at, tmp.string().size(), path);
+    }
+    throw std::invalid_argument(message);
+  } catch (...) {
+    std::error_code ignored;
+    std::filesystem::remove(tmp, ignored);
+    throw;
+  }
+}
+
+void write_hdf5(const torch::nn::Module& module, const std::string& path) {
   QuietHdf5 quiet;
   Handle file(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT),
               H5Fclose);
@@ -225,6 +265,24 @@ void save_weights_hdf5(const torch::nn::Module& module,
     throw std::invalid_argument("cannot write '" + std::string(e.what()) +
                                 "' to weights file '" + path + "'");
   }
+}
+
+void write_torch(const torch::nn::Module& module, const std::string& path) {
+  torch::serialize::OutputArchive archive;
+  module.save(archive);
+  try {
+    archive.save_to(path);
+  } catch (const c10::Error& e) {
+    throw std::invalid_argument("cannot write weights file '" + path +
+                                "': " + e.what_without_backtrace());
+  }
+}
+
+}  // namespace
+
+void save_weights_hdf5(const torch::nn::Module& module,
+                       const std::string& path) {
+  write_atomically(path, [&](const std::string& tmp) { write_hdf5(module, tmp); });
 }
 
 LoadReport load_weights_hdf5(torch::nn::Module& module, const std::string& path,
@@ -284,14 +342,7 @@ LoadReport load_weights_hdf5(torch::nn::Module& module, const std::string& path,
 
 void save_weights_torch(const torch::nn::Module& module,
                         const std::string& path) {
-  torch::serialize::OutputArchive archive;
-  module.save(archive);
-  try {
-    archive.save_to(path);
-  } catch (const c10::Error& e) {
-    throw std::invalid_argument("cannot write weights file '" + path +
-                                "': " + e.what_without_backtrace());
-  }
+  write_atomically(path, [&](const std::string& tmp) { write_torch(module, tmp); });
 }
 
 namespace {

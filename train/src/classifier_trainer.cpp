@@ -14,6 +14,7 @@
 #include <stdexcept>
 
 #include "dptrain/datasets/transforms.h"
+#include "dptrain/models/weights.h"
 #include "dptrain/train/optimization.h"
 #include "dptrain/train/private_loop.h"
 
@@ -63,6 +64,26 @@ const accountant::EventHistory& ClassifierTrainer::privacy_history() const {
 }
 
 double ClassifierTrainer::epsilon() const { return state_->loop->epsilon(); }
+
+bool ClassifierTrainer::save_weights(const std::string& path, bool use_ema) {
+  auto& s = *state_;
+  auto* optimization = s.loop->optimization();
+  const bool has_ema = optimization != nullptr && optimization->has_ema();
+  if (use_ema && !has_ema) return false;
+  if (!use_ema) {
+    models::save_weights(*s.model, path);
+    return true;
+  }
+  optimization->swap_ema(*s.model);
+  try {
+    models::save_weights(*s.model, path);
+  } catch (...) {
+    optimization->swap_ema(*s.model);
+    throw;
+  }
+  optimization->swap_ema(*s.model);
+  return true;
+}
 
 EvalResult ClassifierTrainer::evaluate(const datasets::ImageDataset& data, bool use_ema) {
   auto& s = *state_;

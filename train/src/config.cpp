@@ -59,6 +59,10 @@ const std::map<std::string, Setter>& setters() {
       DPTRAIN_KEY("freeze-embeddings", freeze_embeddings, as_bool),
       DPTRAIN_KEY("train-blocks", train_blocks, as_int_list),
       DPTRAIN_KEY("init-checkpoint", init_checkpoint, as_string),
+      DPTRAIN_KEY("reset-classifier", reset_classifier, as_bool),
+      DPTRAIN_KEY("trainable", trainable, as_string),
+      DPTRAIN_KEY("classes", classes, as_int_list),
+      DPTRAIN_KEY("save-weights", save_weights, as_string),
       DPTRAIN_KEY("target-epsilon", target_epsilon, as_double),
       DPTRAIN_KEY("delta", delta, as_double),
       DPTRAIN_KEY("noise-multiplier", noise_multiplier, as_double),
@@ -125,14 +129,31 @@ void TrainConfig::validate() const {
     require(b >= 0, "train-blocks", "must list block indices >= 0", str(b));
   }
   if (task != "lm") {
-    if (freeze_embeddings || !train_blocks.empty() || !init_checkpoint.empty()) {
+    if (freeze_embeddings || !train_blocks.empty()) {
       throw std::invalid_argument(
-          "--freeze-embeddings, --train-blocks and --init-checkpoint need --task lm, got --task " +
-          task);
+          "--freeze-embeddings and --train-blocks need --task lm, got --task " + task);
     }
-  } else if (augmult > 0) {
-    throw std::invalid_argument("--augmult is for images; --task lm has no augmentation, got " +
-                                str(augmult));
+  } else {
+    if (augmult > 0) {
+      throw std::invalid_argument(
+          "--augmult is for images; --task lm has no augmentation, got " + str(augmult));
+    }
+    if (reset_classifier || trainable != "all" || !classes.empty() || !save_weights.empty()) {
+      throw std::invalid_argument(
+          "--reset-classifier, --trainable, --classes and --save-weights need --task classify, "
+          "got --task lm");
+    }
+  }
+  if (reset_classifier && init_checkpoint.empty()) {
+    throw std::invalid_argument(
+        "--reset-classifier needs --init-checkpoint (a fresh model's head is already new)");
+  }
+  require(!trainable.empty(), "trainable", "must be all, classifier or a regex", "''");
+  for (std::size_t i = 0; i < classes.size(); ++i) {
+    require(classes[i] >= 0, "classes", "must list class labels >= 0", str(classes[i]));
+    for (std::size_t j = 0; j < i; ++j) {
+      require(classes[j] != classes[i], "classes", "must not repeat a class", str(classes[i]));
+    }
   }
   require(validation_fraction >= 0.0 && validation_fraction < 1.0, "validation-fraction",
           "must be in [0, 1)", str(validation_fraction));
@@ -216,6 +237,10 @@ std::string to_json(const TrainConfig& c) {
       {"freeze_embeddings", c.freeze_embeddings},
       {"train_blocks", c.train_blocks},
       {"init_checkpoint", c.init_checkpoint},
+      {"reset_classifier", c.reset_classifier},
+      {"trainable", c.trainable},
+      {"classes", c.classes},
+      {"save_weights", c.save_weights},
       {"target_epsilon", c.target_epsilon},
       {"delta", c.delta},
       {"noise_multiplier", c.noise_multiplier},

@@ -5,12 +5,16 @@
 #include <nlohmann/json.hpp>
 
 #include <cmath>
+#include <filesystem>
+#include <string>
 #include <stdexcept>
 
 #include "dptrain/datasets/dataset_info.h"
 #include "dptrain/datasets/idx_reader.h"
 #include "dptrain/datasets/subsets.h"
+#include "dptrain/models/fine_tuning.h"
 #include "dptrain/models/registry.h"
+#include "dptrain/models/weights.h"
 
 namespace dptrain::train {
 
@@ -31,7 +35,45 @@ ImageData load_image_data(const TrainConfig& config) {
     data.eval = datasets::load_dataset(path, "test");
     data.eval_split = "test";
   }
+  if (!config.classes.empty()) {
+    try {
+      data.train = datasets::subset_by_classes(data.train, config.classes);
+      data.eval = datasets::subset_by_classes(data.eval, config.classes);
+    } catch (const std::invalid_argument& e) {
+      throw std::invalid_argument("--classes: " + std::string(e.what()));
+    }
+  }
   return data;
+}
+
+std::shared_ptr<models::ImageClassifier> build_image_model(const TrainConfig& config,
+                                                           const datasets::ImageDataset& train) {
+  const auto options = models::ModelOptions()
+                           .num_classes(train.num_classes())
+                           .in_channels(train.shape()[0])
+                           .image_size(train.shape()[1]);
+  auto model = models::make_model(config.model, options);
+  if (!config.init_checkpoint.empty()) {
+    models::LoadOptions load;
+    if (config.reset_classifier) load.exclude = "^classifier\\.";
+    try {
+      models::load_weights(*model, config.init_checkpoint, load);
+    } catch (const std::invalid_argument& e) {
+      std::string hint;
+      if (!config.reset_classifier && std::string(e.what()).find("classifier.") != std::string::npos) {
+        hint = " (a head for another number of classes? add --reset-classifier)";
+      }
+      throw std::invalid_argument("--init-checkpoint: " + std::string(e.what()) + hint);
+    }
+  }
+  try {
+    models::FineTuneOptions tune;
+    tune.trainable = config.trainable;
+    models::prepare_fine_tuning(*model, tune);
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument("--trainable: " + std::string(e.what()));
+  }
+  return model;
 }
 
 RunResult run_image_training(const TrainConfig& config) {
@@ -41,14 +83,16 @@ RunResult run_image_training(const TrainConfig& config) {
                                 ": only 'classify' is available in this build");
   }
   ImageData data = load_image_data(config);
-  const auto options = models::ModelOptions()
-                           .num_classes(data.train.num_classes())
-                           .in_channels(data.train.shape()[0])
-                           .image_size(data.train.shape()[1]);
-  auto model = models::make_model(config.model, options);
+  auto model = build_image_model(config, data.train);
   ClassifierTrainer trainer(model, config);
   RunResult run;
   run.fit = trainer.fit(data.train, &data.eval);
+  if (!config.save_weights.empty()) {
+    trainer.save_weights(config.save_weights);
+    const std::filesystem::path p(config.save_weights);
+    const auto ema_path = (p.parent_path() / (p.stem().string() + ".ema" + p.extension().string())).string();
+    trainer.save_weights(ema_path, /*use_ema=*/true);
+  }
   auto summary = nlohmann::json::parse(summary_json(run.fit, config));
   summary["eval_split"] = data.eval_split;
   summary["train_examples"] = data.train.size();

@@ -35,8 +35,10 @@ struct LoadOptions {
   std::string exclude;
 };
 
-/// Writes every parameter and buffer of `module` to `path` (HDF5, replaced
-/// if present). Throws std::invalid_argument naming the file on an I/O error.
+/// Writes every parameter and buffer of `module` to `path` (HDF5). The
+/// writers go through a temporary file beside `path` renamed over it, so an
+/// existing file is only ever replaced by a complete one. Throws
+/// std::invalid_argument naming the file on an I/O error.
 void save_weights_hdf5(const torch::nn::Module& module,
                        const std::string& path);
 

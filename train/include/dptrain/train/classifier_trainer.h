@@ -86,6 +86,12 @@ class ClassifierTrainer {
   /// is on) on `data`, in evaluation mode, without gradients.
   EvalResult evaluate(const datasets::ImageDataset& data, bool use_ema = false);
 
+  /// Writes the current weights (or the EMA's, when `use_ema` and EMA is
+  /// on) with models::save_weights: format by extension (.h5/.hdf5, .pt/.pth),
+  /// replaced atomically. Returns false (writing nothing) when `use_ema` is
+  /// asked but there is no EMA.
+  bool save_weights(const std::string& path, bool use_ema = false);
+
   /// ε spent so far at config.delta by config.accountant (PRV: upper bound).
   double epsilon() const;
   /// The privacy events of all steps taken, as the accountant composes them.

@@ -23,7 +23,23 @@ struct TrainConfig {
   std::int64_t sequence_length = 128;     ///< bytes per sequence (>= 2)
   bool freeze_embeddings = false;         ///< the tied embedding is not trained
   std::vector<std::int64_t> train_blocks; ///< non-empty: train only these residual blocks
-  std::string init_checkpoint;            ///< .safetensors or .h5 with published names
+  /// Weights to start from. --task lm: .safetensors or .h5 with RecurrentGemma's
+  /// published names; --task classify: dptrain weights (.h5/.hdf5 or .pt/.pth,
+  /// models/weights.h).
+  std::string init_checkpoint;
+
+  // Image fine-tuning (--task classify).
+  /// Re-initialise the classifier head for the data's classes (its tensors
+  /// in init_checkpoint are then not loaded, so any class count fits).
+  bool reset_classifier = false;
+  /// Parameters trained: "all", "classifier" (the head only) or a regex over
+  /// parameter names; the others are frozen (no per-example work, no noise).
+  std::string trainable = "all";
+  /// Non-empty: train and evaluate on these classes only, relabelled 0..k-1.
+  std::vector<std::int64_t> classes;
+  /// Write the final weights (last iterate; and the EMA's to
+  /// "<stem>.ema<ext>" when EMA is on) in the format of the extension.
+  std::string save_weights;
 
   // Privacy.
   double target_epsilon = 0.0;   ///< > 0: calibrate noise_multiplier to reach it

@@ -2,10 +2,12 @@
 // the model by name, train privately, evaluate. What `dptrain train` calls.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <utility>
 
 #include "dptrain/datasets/image_dataset.h"
+#include "dptrain/models/image_classifier.h"
 #include "dptrain/train/classifier_trainer.h"
 #include "dptrain/train/config.h"
 
@@ -15,12 +17,22 @@ namespace dptrain::train {
 /// "fashion-mnist" (Debian's package) or a path (IDX or CIFAR folder, HDF5
 /// file). With validation_fraction > 0 the evaluation set is carved from the
 /// training set (seeded by config.seed, or 0) and the test split is unused.
+/// With config.classes, both sets keep those classes only, relabelled.
 struct ImageData {
   datasets::ImageDataset train;
   datasets::ImageDataset eval;
   std::string eval_split;  ///< "test" or "validation"
 };
 ImageData load_image_data(const TrainConfig& config);
+
+/// config.model for `train`'s shape and classes, prepared for fine-tuning as
+/// the config says: weights from config.init_checkpoint (all-or-nothing; the
+/// head's tensors skipped with config.reset_classifier, which starts a fresh
+/// head), then only config.trainable's parameters left trainable. Throws
+/// std::invalid_argument naming the flag or file (a mis-shaped head without
+/// --reset-classifier, a pattern matching nothing, ...).
+std::shared_ptr<models::ImageClassifier> build_image_model(const TrainConfig& config,
+                                                           const datasets::ImageDataset& train);
 
 struct RunResult {
   FitResult fit;
