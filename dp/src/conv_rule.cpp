@@ -49,7 +49,8 @@ namespace {
 constexpr int64_t kMaxKeptElements = int64_t{1} << 24;
 
 // Backward of Ŵ = gain·(W − μ)·rsqrt(max(n·var, eps)) for a batch of
-// cotangents dŴ [B, out, ...]: returns {dW [B, out, ...], dgain [B, out,1,1,1]}.
+// cotangents dŴ [B, out, ...]: returns {dW [B, out, ...], dgain [B,
+// out,1,1,1]}.
 std::pair<torch::Tensor, torch::Tensor> ws_backward(const torch::Tensor& d_what,
                                                     const WSConv2dImpl& layer) {
   const auto& w = layer.weight;
@@ -184,7 +185,10 @@ class ConvRule final : public LayerRule {
     std::vector<int64_t> wshape(D + 2, 1);
     wshape[0] = rows;
     if (row_weights[1].defined()) {
-      sums[1] = row_weights[1].to(g.dtype()).view({1, rows}).mm(bias_rows(call))
+      sums[1] = row_weights[1]
+                    .to(g.dtype())
+                    .view({1, rows})
+                    .mm(bias_rows(call))
                     .view({-1});
     }
     const bool need_w = row_weights[0].defined();
@@ -265,7 +269,8 @@ class ConvRule final : public LayerRule {
     const double wgrad = t * d_in * out;
     const double grouped =
         wgrad * std::max(1.0, 256.0 / t_row) + (kept ? 0.0 : wgrad);
-    const double ghost = p * p * in + t * t * out + t * d_in * (out + 1) + wgrad;
+    const double ghost =
+        p * p * in + t * t * out + t * d_in * (out + 1) + wgrad;
     return ghost < grouped;
   }
 
@@ -318,8 +323,8 @@ class ConvRule final : public LayerRule {
         v = v.slice(static_cast<int64_t>(2 + i), start, end, step)
                 .slice(static_cast<int64_t>(3 + D + i), start, end, step);
       }
-      gram = gram.defined() ? gram.add_(v)
-                            : v.clone(at::MemoryFormat::Contiguous);
+      gram =
+          gram.defined() ? gram.add_(v) : v.clone(at::MemoryFormat::Contiguous);
     }
     const int64_t t = group_size * g[0][0].numel();
     gram = gram.view({batch, t, t});
@@ -371,8 +376,10 @@ class ConvRule final : public LayerRule {
       std::vector<int64_t> ones_shape(w.sizes().begin(), w.sizes().end());
       ones_shape[0] = 1;
       ones_shape[1] = 1;
-      auto patch_sums = conv(call.input.sum(1, true), torch::ones(ones_shape, w.options()));
-      auto sx = group_sum((g3 * patch_sums.reshape({rows, 1, -1})).sum(2), group_size);
+      auto patch_sums =
+          conv(call.input.sum(1, true), torch::ones(ones_shape, w.options()));
+      auto sx = group_sum((g3 * patch_sums.reshape({rows, 1, -1})).sum(2),
+                          group_size);
       auto scale = (l.gain.reshape({out}) * inv_s).pow(2);
       auto total = ghost_sum(call, l, group_size, scale);
       auto removed = ((sx * sx / n + active * d_gain.pow(2)) * scale).sum(1);
@@ -383,7 +390,9 @@ class ConvRule final : public LayerRule {
   // Patches [N, T, d_in] of the (padded) input.
   static torch::Tensor patches(const LayerCall& call, const Layer& l) {
     torch::Tensor x = call.input;
-    auto vec = [](const auto& a) { return std::vector<int64_t>(a->begin(), a->end()); };
+    auto vec = [](const auto& a) {
+      return std::vector<int64_t>(a->begin(), a->end());
+    };
     std::vector<int64_t> k = vec(l.options.kernel_size());
     std::vector<int64_t> s = vec(l.options.stride());
     std::vector<int64_t> d = vec(l.options.dilation());
@@ -433,14 +442,16 @@ class ConvRule final : public LayerRule {
     };
     auto xg = regroup(x, in);
     auto gg = regroup(g, out);
-    std::vector<int64_t> wshape(l.weight.sizes().begin(), l.weight.sizes().end());
+    std::vector<int64_t> wshape(l.weight.sizes().begin(),
+                                l.weight.sizes().end());
     wshape[0] = batch * out;
     auto dummy = torch::empty(wshape, l.weight.options());
     auto grads = torch::convolution_backward(
         gg, xg, dummy, c10::nullopt, *l.options.stride(), call.ints,
         *l.options.dilation(), false, std::vector<int64_t>(D, 0),
         batch * l.options.groups(), {false, true, false});
-    std::vector<int64_t> pe_shape(l.weight.sizes().begin(), l.weight.sizes().end());
+    std::vector<int64_t> pe_shape(l.weight.sizes().begin(),
+                                  l.weight.sizes().end());
     pe_shape.insert(pe_shape.begin(), batch);
     return std::get<1>(grads).view(pe_shape);
   }
