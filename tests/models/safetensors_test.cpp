@@ -11,20 +11,13 @@
 #include <string>
 
 #include "dptrain/models/griffin.h"
+#include "error_helpers.h"
 
 namespace m = dptrain::models;
 
 namespace {
 
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "<no exception>";
-}
+using dptrain::test_support::error_of;
 
 std::string le64(uint64_t v) {
   std::string s(8, '\0');
@@ -51,8 +44,8 @@ std::string temp_path(const std::string& stem) {
 
 void expect_error(const std::string& header, const std::string& data,
                   const std::string& needle) {
-  const auto msg =
-      error_of([&] { m::parse_safetensors(image(header, data), "ck.st"); });
+  const auto msg = error_of<std::invalid_argument>(
+      [&] { m::parse_safetensors(image(header, data), "ck.st"); });
   EXPECT_NE(msg.find("safetensors 'ck.st'"), std::string::npos) << msg;
   EXPECT_NE(msg.find(needle), std::string::npos) << msg;
 }
@@ -109,11 +102,11 @@ TEST(Safetensors, WriterRoundTripsAndAlignsData) {
     EXPECT_TRUE(torch::equal(out[i].second, in[i].second)) << in[i].first;
   }
   EXPECT_NE(
-      error_of([] {
+      error_of<std::invalid_argument>([] {
         m::serialize_safetensors({{"i", torch::zeros({2}, torch::kLong)}});
       }).find("tensor 'i' has dtype Long"),
       std::string::npos);
-  EXPECT_NE(error_of([] {
+  EXPECT_NE(error_of<std::invalid_argument>([] {
               m::serialize_safetensors(
                   {{"a", torch::zeros({1})}, {"a", torch::zeros({1})}});
             }).find("duplicate tensor name 'a'"),
@@ -121,11 +114,11 @@ TEST(Safetensors, WriterRoundTripsAndAlignsData) {
 }
 
 TEST(Safetensors, RejectsTruncatedFiles) {
-  EXPECT_NE(error_of([] {
+  EXPECT_NE(error_of<std::invalid_argument>([] {
               m::parse_safetensors("abc", "f.st");
             }).find("safetensors 'f.st': truncated: 3 bytes"),
             std::string::npos);
-  EXPECT_NE(error_of([] {
+  EXPECT_NE(error_of<std::invalid_argument>([] {
               m::parse_safetensors(le64(100) + "{}", "f.st");
             }).find("header length is 100 bytes but only 2 follow"),
             std::string::npos);
@@ -134,7 +127,7 @@ TEST(Safetensors, RejectsTruncatedFiles) {
                std::string(5, '\0'),
                "tensor 'a': data_offsets [0, 8] run past the data (5 bytes");
   EXPECT_NE(
-      error_of([] {
+      error_of<std::runtime_error>([] {
         m::read_safetensors("/nonexistent/w.safetensors");
       }).find("cannot open safetensors file '/nonexistent/w.safetensors'"),
       std::string::npos);
@@ -209,8 +202,8 @@ TEST(Safetensors, LoadsTinyGriffinCheckpointByPublishedNames) {
   auto hawk = m::Griffin(m::griffin_config("hawk-tiny"));
   const auto hawk_path = temp_path("hawk_tiny");
   m::write_safetensors(hawk_path, m::published_parameters(*hawk));
-  const auto msg =
-      error_of([&] { m::load_griffin_safetensors(*dst, hawk_path); });
+  const auto msg = error_of<std::invalid_argument>(
+      [&] { m::load_griffin_safetensors(*dst, hawk_path); });
   EXPECT_NE(msg.find("'" + hawk_path + "'"), std::string::npos) << msg;
   EXPECT_NE(msg.find("missing parameter 'blocks.2."), std::string::npos) << msg;
   std::remove(path.c_str());

@@ -14,11 +14,13 @@
 
 #include "dptrain/accountant/rdp_accountant.h"
 #include "dptrain/models/safetensors.h"
+#include "error_helpers.h"
 
 namespace dptrain::train {
 namespace {
 
 namespace fs = std::filesystem;
+using test_support::error_of;
 
 std::string repetitive_text(int copies) {
   std::string s;
@@ -45,16 +47,6 @@ TrainConfig lm_config() {
   c.lr = 0.02;
   c.seed = 7;
   return c;
-}
-
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "<no exception>";
 }
 
 class LmTraining : public ::testing::Test {
@@ -161,7 +153,7 @@ TEST_F(LmTraining, ResumedRunEqualsUninterruptedRun) {
   other.sequence_length = 12;
   LmTrainer refused(tiny_model("griffin-tiny", 5), other);
   quiet(refused);
-  const auto msg = error_of(
+  const auto msg = error_of<std::invalid_argument>(
       [&] { refused.fit(datasets::TextDataset(repetitive_text(20), 12)); });
   EXPECT_NE(msg.find("belongs to another run"), std::string::npos) << msg;
 }
@@ -231,58 +223,70 @@ TEST_F(LmTraining, GenerateErrorsNameTheFlag) {
   r.prompt = "x";
   auto bad = r;
   bad.prompt = "";
-  EXPECT_EQ(error_of([&] { generate_from_checkpoint(bad); }),
-            "--prompt must not be empty");
+  EXPECT_EQ(
+      error_of<std::invalid_argument>([&] { generate_from_checkpoint(bad); }),
+      "--prompt must not be empty");
   bad = r;
   bad.num_bytes = -3;
-  EXPECT_EQ(error_of([&] { generate_from_checkpoint(bad); }),
-            "--num-bytes must be >= 0, got -3");
+  EXPECT_EQ(
+      error_of<std::invalid_argument>([&] { generate_from_checkpoint(bad); }),
+      "--num-bytes must be >= 0, got -3");
   bad = r;
   bad.temperature = -1;
-  EXPECT_EQ(error_of([&] { generate_from_checkpoint(bad); }),
-            "--temperature must be >= 0 (0 = greedy), got -1");
-  EXPECT_NE(
-      error_of([&] { generate_from_checkpoint(r); }).find(path("none.ckpt")),
-      std::string::npos);
+  EXPECT_EQ(
+      error_of<std::invalid_argument>([&] { generate_from_checkpoint(bad); }),
+      "--temperature must be >= 0 (0 = greedy), got -1");
+  EXPECT_NE(error_of<std::runtime_error>([&] {
+              generate_from_checkpoint(r);
+            }).find(path("none.ckpt")),
+            std::string::npos);
 }
 
 TEST_F(LmTraining, RunErrorsNameTheFlag) {
   const auto file = write_text("t.txt", repetitive_text(10));
   auto c = lm_config();
   c.dataset = file;  // no text: prefix
-  EXPECT_EQ(error_of([&] { run_lm_training(c); }),
+  EXPECT_EQ(error_of<std::invalid_argument>([&] { run_lm_training(c); }),
             "--dataset for --task lm must be text:FILE, got '" + file + "'");
   c.dataset = "text:" + file;
   c.model = "resnet-9000";
-  EXPECT_EQ(error_of([&] { run_lm_training(c); }).rfind("--model: ", 0), 0U);
+  EXPECT_EQ(error_of<std::invalid_argument>([&] {
+              run_lm_training(c);
+            }).rfind("--model: ", 0),
+            0U);
   c.model = "hawk-tiny";
   c.train_blocks = {0, 7};
-  EXPECT_NE(error_of([&] {
+  EXPECT_NE(error_of<std::invalid_argument>([&] {
               run_lm_training(c);
             }).find("--train-blocks 7 is not a block of --model hawk-tiny"),
             std::string::npos);
   c.train_blocks = {};
   c.init_checkpoint = path("w.bin");
-  EXPECT_EQ(error_of([&] { run_lm_training(c); }),
+  EXPECT_EQ(error_of<std::invalid_argument>([&] { run_lm_training(c); }),
             "--init-checkpoint must be a .safetensors or .h5 file, got '" +
                 path("w.bin") + "'");
   c.init_checkpoint = "";
   c.sequence_length = 1;
-  EXPECT_EQ(error_of([&] { run_lm_training(c); }),
+  EXPECT_EQ(error_of<std::invalid_argument>([&] { run_lm_training(c); }),
             "--sequence-length must be >= 2, got 1");
   c.sequence_length = 200;  // 240 bytes: one sequence only
-  EXPECT_NE(error_of([&] { run_lm_training(c); }).find("at least 2 are needed"),
+  EXPECT_NE(error_of<std::invalid_argument>([&] {
+              run_lm_training(c);
+            }).find("at least 2 are needed"),
             std::string::npos);
   c.sequence_length = 24;
   c.augmult = 2;
-  EXPECT_NE(
-      error_of([&] { run_lm_training(c); }).find("--augmult is for images"),
-      std::string::npos);
+  EXPECT_NE(error_of<std::invalid_argument>([&] {
+              run_lm_training(c);
+            }).find("--augmult is for images"),
+            std::string::npos);
   TrainConfig image;
   image.target_epsilon = 1;
   image.epochs = 1;
   image.freeze_embeddings = true;
-  EXPECT_NE(error_of([&] { image.validate(); }).find("need --task lm"),
+  EXPECT_NE(error_of<std::invalid_argument>([&] {
+              image.validate();
+            }).find("need --task lm"),
             std::string::npos);
 }
 
