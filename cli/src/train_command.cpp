@@ -106,6 +106,9 @@ void add_train_command(CLI::App& app) {
   DPTRAIN_FLAG("--augmult", augmult,
                "K augmented views per example (crop+flip), averaged before clipping; 0 = none");
   DPTRAIN_FLAG("--ema-decay", ema_decay, "EMA of parameters with warm-up; 0 = off");
+  DPTRAIN_FLAG("--polyak-start", polyak_start,
+               "uniform (Polyak) average of the iterates from this step on, evaluated "
+               "alongside the last iterate; -1 = off [default -1]");
   bindings->push_back({cmd->add_option("--seed", *seed,
                                        "seed: reproducible sampling and noise (default: "
                                        "secure noise from the OS)"),

@@ -140,6 +140,20 @@ TEST_F(ImageFineTuning, SaveEmaWithoutEmaWritesNothing) {
   EXPECT_FALSE(fs::exists(path("ema.pt")));
 }
 
+TEST_F(ImageFineTuning, PolyakAverageIsEvaluatedAndSummarised) {
+  config_.init_checkpoint.clear();
+  config_.polyak_start = 1;
+  config_.steps = 3;
+  const auto data = random_data(64, 5);
+  ClassifierTrainer trainer(build_image_model(config_, data), config_);
+  trainer.log = [](const std::string&) {};
+  const auto result = trainer.fit(data, &data);
+  EXPECT_EQ(result.polyak_test.count, 64);
+  const auto summary = summary_json(result, config_);
+  EXPECT_NE(summary.find("\"polyak_test_accuracy\":"), std::string::npos);
+  EXPECT_EQ(summary.find("\"polyak_test_accuracy\":null"), std::string::npos);
+}
+
 TEST(TrainConfigFineTuning, FlagsAreCheckedByName) {
   TrainConfig c;
   c.noise_multiplier = 1;

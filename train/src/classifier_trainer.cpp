@@ -86,10 +86,30 @@ bool ClassifierTrainer::save_weights(const std::string& path, bool use_ema) {
 }
 
 EvalResult ClassifierTrainer::evaluate(const datasets::ImageDataset& data, bool use_ema) {
+  return evaluate(data, use_ema ? Iterate::kEma : Iterate::kLast);
+}
+
+EvalResult ClassifierTrainer::evaluate(const datasets::ImageDataset& data, Iterate which) {
   auto& s = *state_;
   auto* optimization = s.loop->optimization();
-  const bool swap = use_ema && optimization != nullptr && optimization->has_ema();
-  if (swap) optimization->swap_ema(*s.model);
+  const bool has = optimization != nullptr &&
+                   ((which == Iterate::kEma && optimization->has_ema()) ||
+                    (which == Iterate::kPolyak && optimization->has_polyak()));
+  // Exchanges the model's parameters with the chosen average now and back
+  // on every exit.
+  struct Swap {
+    Optimization* optimization;
+    torch::nn::Module* model;
+    Iterate which;
+    void run() const {
+      if (which == Iterate::kEma) optimization->swap_ema(*model);
+      if (which == Iterate::kPolyak) optimization->swap_polyak(*model);
+    }
+    ~Swap() {
+      if (optimization != nullptr) run();
+    }
+  } swap{has ? optimization : nullptr, s.model.get(), which};
+  if (has) swap.run();
   EvalResult r;
   r.count = data.size();
   const auto classes = data.num_classes();
@@ -137,7 +157,6 @@ EvalResult ClassifierTrainer::evaluate(const datasets::ImageDataset& data, bool 
     }
     s.model->train(was_training);
   }
-  if (swap) optimization->swap_ema(*s.model);
   r.loss = r.count > 0 ? loss_sum / static_cast<double>(r.count) : kNaN;
   r.accuracy = r.count > 0 ? static_cast<double>(correct) / static_cast<double>(r.count) : kNaN;
   for (std::int64_t c = 0; c < classes; ++c) {
@@ -210,7 +229,10 @@ FitResult ClassifierTrainer::fit(const datasets::ImageDataset& train,
         count ? static_cast<double>(ctx.stats.correct) / static_cast<double>(count * k) : kNaN;
     if (eval != nullptr) {
       rec.test = evaluate(*eval, false);
-      if (s.loop->optimization()->has_ema()) rec.ema_test = evaluate(*eval, true);
+      if (s.loop->optimization()->has_ema()) rec.ema_test = evaluate(*eval, Iterate::kEma);
+      if (s.loop->optimization()->polyak_updates() > 0) {
+        rec.polyak_test = evaluate(*eval, Iterate::kPolyak);
+      }
     }
     rec.epsilon = ctx.epsilon;
     rec.seconds = ctx.seconds;
@@ -220,6 +242,9 @@ FitResult ClassifierTrainer::fit(const datasets::ImageDataset& train,
     if (eval != nullptr) {
       line << ", test acc " << fmt(rec.test.accuracy);
       if (rec.ema_test.count > 0) line << ", ema test acc " << fmt(rec.ema_test.accuracy);
+      if (rec.polyak_test.count > 0) {
+        line << ", polyak test acc " << fmt(rec.polyak_test.accuracy);
+      }
     }
     line << ", epsilon " << fmt(rec.epsilon) << ", " << fmt(rec.seconds, 1) << " s";
     nlohmann::json j = {{"epoch", rec.epoch},
@@ -233,6 +258,7 @@ FitResult ClassifierTrainer::fit(const datasets::ImageDataset& train,
       j["test_accuracy"] = rec.test.accuracy;
       j["test_loss"] = rec.test.loss;
       if (rec.ema_test.count > 0) j["ema_test_accuracy"] = rec.ema_test.accuracy;
+      if (rec.polyak_test.count > 0) j["polyak_test_accuracy"] = rec.polyak_test.accuracy;
     }
     result.epochs.push_back(rec);
     if (on_epoch) on_epoch(rec);
@@ -269,7 +295,10 @@ FitResult ClassifierTrainer::fit(const datasets::ImageDataset& train,
     result.test = result.epochs.empty() || result.epochs.back().step != loop.steps
                       ? evaluate(*eval, false)
                       : result.epochs.back().test;
-    if (s.loop->optimization()->has_ema()) result.ema_test = evaluate(*eval, true);
+    if (s.loop->optimization()->has_ema()) result.ema_test = evaluate(*eval, Iterate::kEma);
+    if (s.loop->optimization()->polyak_updates() > 0) {
+      result.polyak_test = evaluate(*eval, Iterate::kPolyak);
+    }
   }
   result.wall_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
@@ -288,6 +317,7 @@ std::string summary_json(const FitResult& r, const TrainConfig& c) {
   nlohmann::json j = {
       {"test_accuracy", nan_to_null(r.test.count ? r.test.accuracy : kNaN)},
       {"ema_test_accuracy", nan_to_null(r.ema_test.count ? r.ema_test.accuracy : kNaN)},
+      {"polyak_test_accuracy", nan_to_null(r.polyak_test.count ? r.polyak_test.accuracy : kNaN)},
       {"epsilon", nan_to_null(r.epsilon)},
       {"epsilon_rdp", nan_to_null(r.epsilon_rdp)},
       {"epsilon_prv_upper", nan_to_null(r.epsilon_prv_upper)},

@@ -84,6 +84,7 @@ const std::map<std::string, Setter>& setters() {
       DPTRAIN_KEY("warmup-steps", warmup_steps, as_int),
       DPTRAIN_KEY("augmult", augmult, as_int),
       DPTRAIN_KEY("ema-decay", ema_decay, as_double),
+      DPTRAIN_KEY("polyak-start", polyak_start, as_int),
       {"seed",
        [](const toml::value& v, TrainConfig& c) {
          const auto s = as_int(v);
@@ -196,6 +197,8 @@ void TrainConfig::validate() const {
   require(augmult >= 0, "augmult", "must be >= 0", str(augmult));
   require(ema_decay >= 0.0 && ema_decay < 1.0, "ema-decay", "must be in [0, 1)",
           str(ema_decay));
+  require(polyak_start >= -1, "polyak-start", "must be a step >= 0, or -1 for off",
+          str(polyak_start));
   require(checkpoint_every >= 0, "checkpoint-every", "must be >= 0", str(checkpoint_every));
   if (resume && checkpoint.empty()) {
     throw std::invalid_argument("--resume needs --checkpoint PATH");
@@ -262,6 +265,7 @@ std::string to_json(const TrainConfig& c) {
       {"warmup_steps", c.warmup_steps},
       {"augmult", c.augmult},
       {"ema_decay", c.ema_decay},
+      {"polyak_start", c.polyak_start},
       {"seed", c.seed ? nlohmann::json(*c.seed) : nlohmann::json(nullptr)},
       {"device", c.device},
   };

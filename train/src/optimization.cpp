@@ -15,6 +15,8 @@ struct Optimization::Impl {
   std::optional<dp::DpOptimizer> optimizer;
   std::optional<dp::LrSchedule> schedule;
   std::optional<dp::Ema> ema;
+  std::optional<dp::PolyakAverage> polyak;
+  std::int64_t polyak_start = -1;
 };
 
 Optimization::Optimization(std::vector<at::Tensor> parameters, torch::nn::Module& /*model*/,
@@ -35,6 +37,10 @@ Optimization::Optimization(std::vector<at::Tensor> parameters, torch::nn::Module
   sched.total_steps = total_steps;
   impl_->schedule.emplace(sched);
   if (config.ema_decay > 0) impl_->ema.emplace(impl_->parameters, config.ema_decay);
+  if (config.polyak_start >= 0) {
+    impl_->polyak.emplace(impl_->parameters);
+    impl_->polyak_start = config.polyak_start;
+  }
 }
 
 Optimization::~Optimization() = default;
@@ -46,12 +52,23 @@ void Optimization::step(torch::nn::Module& /*model*/, std::int64_t step) {
   impl_->optimizer->step();
   impl_->optimizer->zero_grad();
   if (impl_->ema) impl_->ema->update(impl_->parameters);
+  if (impl_->polyak && step >= impl_->polyak_start) impl_->polyak->update(impl_->parameters);
 }
 
 bool Optimization::has_ema() const { return impl_->ema.has_value(); }
 
 void Optimization::swap_ema(torch::nn::Module& /*model*/) {
   if (impl_->ema) impl_->ema->swap(impl_->parameters);
+}
+
+bool Optimization::has_polyak() const { return impl_->polyak.has_value(); }
+
+std::int64_t Optimization::polyak_updates() const {
+  return impl_->polyak ? impl_->polyak->num_updates() : 0;
+}
+
+void Optimization::swap_polyak(torch::nn::Module& /*model*/) {
+  if (impl_->polyak) impl_->polyak->swap(impl_->parameters);
 }
 
 void Optimization::save(torch::serialize::OutputArchive& archive) const {
@@ -62,6 +79,11 @@ void Optimization::save(torch::serialize::OutputArchive& archive) const {
     torch::serialize::OutputArchive ema;
     impl_->ema->save(ema);
     archive.write("ema", ema);
+  }
+  if (impl_->polyak) {
+    torch::serialize::OutputArchive polyak;
+    impl_->polyak->save(polyak);
+    archive.write("polyak", polyak);
   }
 }
 
@@ -75,8 +97,16 @@ void Optimization::load(torch::serialize::InputArchive& archive) {
     ema.emplace();
     if (!archive.try_read("ema", *ema)) throw std::runtime_error("checkpoint has no EMA state");
   }
+  std::optional<torch::serialize::InputArchive> polyak;
+  if (impl_->polyak) {
+    polyak.emplace();
+    if (!archive.try_read("polyak", *polyak)) {
+      throw std::runtime_error("checkpoint has no Polyak average state");
+    }
+  }
   impl_->optimizer->load(opt);
   if (impl_->ema) impl_->ema->load(*ema);
+  if (impl_->polyak) impl_->polyak->load(*polyak);
 }
 
 }  // namespace dptrain::train

@@ -44,6 +44,7 @@ struct EpochRecord {
   double train_accuracy = 0.0;  ///< also NOT PRIVATE
   EvalResult test;              ///< last iterate on the evaluation data
   EvalResult ema_test;          ///< EMA parameters (count 0 when no EMA)
+  EvalResult polyak_test;       ///< Polyak average (count 0 when off or not started)
   double epsilon = 0.0;         ///< spent so far, at the run's delta
   double seconds = 0.0;         ///< wall time since fit() started
 };
@@ -61,6 +62,7 @@ struct FitResult {
   std::string privacy_note;        ///< non-empty when the accountant's assumptions do not hold
   EvalResult test;
   EvalResult ema_test;
+  EvalResult polyak_test;  ///< count 0 when Polyak averaging is off or not started
   std::vector<EpochRecord> epochs;
   double wall_seconds = 0.0;
 };
@@ -82,9 +84,15 @@ class ClassifierTrainer {
   /// model/data mismatch, or a checkpoint of another run.
   FitResult fit(const datasets::ImageDataset& train, const datasets::ImageDataset* eval = nullptr);
 
-  /// Evaluates the current parameters (or the EMA's, when `use_ema` and EMA
-  /// is on) on `data`, in evaluation mode, without gradients.
-  EvalResult evaluate(const datasets::ImageDataset& data, bool use_ema = false);
+  /// Which parameters to evaluate: the last iterate or one of its averages
+  /// (post-processing of private iterates: no privacy cost).
+  enum class Iterate { kLast, kEma, kPolyak };
+  /// Evaluates `which` parameters on `data`, in evaluation mode, without
+  /// gradients; an average that is off falls back to the last iterate. The
+  /// model holds the last iterate again afterwards, also on an exception.
+  EvalResult evaluate(const datasets::ImageDataset& data, Iterate which = Iterate::kLast);
+  /// evaluate(data, use_ema ? kEma : kLast).
+  EvalResult evaluate(const datasets::ImageDataset& data, bool use_ema);
 
   /// Writes the current weights (or the EMA's, when `use_ema` and EMA is
   /// on) with models::save_weights: format by extension (.h5/.hdf5, .pt/.pth),

@@ -65,6 +65,9 @@ struct TrainConfig {
   std::int64_t warmup_steps = 0;
   std::int64_t augmult = 0;               ///< K augmented views per example; 0 = no augmentation
   double ema_decay = 0.0;                 ///< 0 = no EMA
+  /// >= 0: also keep the uniform (Polyak–Ruppert) average of the iterates
+  /// from this step on, evaluated alongside the last iterate; -1 = off.
+  std::int64_t polyak_start = -1;
 
   // Run.
   std::optional<std::uint64_t> seed;      ///< set: seeded noise; unset: secure noise

@@ -21,8 +21,9 @@ class OutputArchive;
 
 namespace dptrain::train {
 
-/// Optimizer + schedule + EMA as the config says (optimizer, lr, momentum,
-/// nesterov, weight_decay, lr_schedule, warmup_steps, ema_decay).
+/// Optimizer + schedule + EMA + Polyak average as the config says (optimizer,
+/// lr, momentum, nesterov, weight_decay, lr_schedule, warmup_steps,
+/// ema_decay, polyak_start).
 class Optimization {
  public:
   /// `parameters`: the trainable parameters (GradientEngine::parameters()).
@@ -40,6 +41,13 @@ class Optimization {
   bool has_ema() const;
   /// Exchanges the model's parameters with the EMA's (call twice to undo).
   void swap_ema(torch::nn::Module& model);
+  /// Polyak–Ruppert averaging (config.polyak_start >= 0): the uniform mean
+  /// of the iterates after steps polyak_start, polyak_start + 1, ...
+  bool has_polyak() const;
+  /// Iterates averaged so far (0 before polyak_start, or when off).
+  std::int64_t polyak_updates() const;
+  /// Exchanges the model's parameters with the Polyak average's.
+  void swap_polyak(torch::nn::Module& model);
 
   void save(torch::serialize::OutputArchive& archive) const;
   void load(torch::serialize::InputArchive& archive);
