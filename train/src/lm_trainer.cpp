@@ -162,7 +162,10 @@ LmFitResult LmTrainer::fit(const datasets::TextDataset& train,
         std::to_string(train.sequence_length()) + " bytes");
   }
   LmFitResult result;
-  if (eval != nullptr) result.initial_eval = evaluate(*eval);
+  // Before training; a resumed run's parameters are loaded only inside
+  // run(), so its "initial" figure would describe the wrong model.
+  const bool initial = eval != nullptr && !c.resume;
+  if (initial) result.initial_eval = evaluate(*eval);
   const auto device = s.loop->device();
   const std::string unit =
       "one sequence of " + std::to_string(c.sequence_length) + " bytes";
@@ -235,7 +238,7 @@ LmFitResult LmTrainer::fit(const datasets::TextDataset& train,
   log("privacy unit: " + unit + " (" + std::to_string(train.size()) +
       " training sequences); the guarantee covers adding or removing one "
       "sequence");
-  if (eval != nullptr) {
+  if (initial) {
     log("held-out before training: loss " +
         format_fixed(result.initial_eval.loss) + " perplexity " +
         format_fixed(result.initial_eval.perplexity, 2) + " (" +

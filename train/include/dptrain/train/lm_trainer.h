@@ -58,7 +58,7 @@ struct LmFitResult {
   double delta = 0.0;
   bool stopped_by_budget = false;
   std::string privacy_note;
-  LmEvalResult initial_eval;  ///< held-out, before training
+  LmEvalResult initial_eval;  ///< held-out, before training (not on resume)
   LmEvalResult eval;
   LmEvalResult ema_eval;
   std::vector<LmEpochRecord> epochs;
