@@ -19,7 +19,8 @@ int main(int argc, char** argv) {
   using namespace dptrain::cli;
   CLI::App app{
       "dptrain: differentially private training of deep networks on LibTorch.\n"
-      "Privacy unit: one training example; adjacency: add/remove one example."};
+      "Privacy unit: one training example (train --task lm: one sequence of "
+      "--sequence-length bytes); adjacency: add/remove one unit."};
   app.require_subcommand(1);
   app.set_version_flag("--version", dptrain::train::version_string());
   app.add_option("--threads", g_options.threads,
