@@ -15,6 +15,14 @@ TEST(Runtime, ZeroThreadsMeansHardwareConcurrency) {
             static_cast<int>(std::max(1U, std::thread::hardware_concurrency())));
   set_num_threads(1);
   EXPECT_EQ(at::get_num_threads(), 1);
+  // The BLAS's own pool follows (OpenBLAS; 0 means another BLAS).
+  if (blas_is_openblas()) {
+    EXPECT_EQ(blas_num_threads(), 1);
+  }
+  set_num_threads(2);
+  if (blas_is_openblas()) {
+    EXPECT_EQ(blas_num_threads(), 2);
+  }
 }
 
 TEST(Runtime, RejectsNegativeThreads) {

@@ -1,5 +1,6 @@
 #include "dptrain/train/runtime.h"
 
+#include <dlfcn.h>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -26,6 +27,23 @@ void set_num_threads(int threads) {
     threads = static_cast<int>(std::max(1U, std::thread::hardware_concurrency()));
   }
   at::set_num_threads(threads);
+  // OpenBLAS's pthread build keeps its own thread pool, which
+  // at::set_num_threads does not reach: `--threads 1` still ran its matmuls
+  // on two threads. Set it too when the loaded BLAS exports the setter.
+  using SetThreads = void (*)(int);
+  if (auto* set_blas = reinterpret_cast<SetThreads>(
+          dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) {
+    set_blas(threads);
+  }
+}
+
+int blas_num_threads() {
+  using GetThreads = int (*)();
+  if (auto* get_blas =
+          reinterpret_cast<GetThreads>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"))) {
+    return get_blas();
+  }
+  return 0;
 }
 
 std::string loaded_blas_library() {
@@ -81,6 +99,8 @@ std::string runtime_summary() {
       << "threads: " << at::get_num_threads() << " (hardware "
       << std::thread::hardware_concurrency() << ")\n"
       << "blas: " << (blas.empty() ? "unknown" : blas)
+      << (blas_num_threads() > 0 ? " (" + std::to_string(blas_num_threads()) + " threads)"
+                                 : std::string())
       << (blas_is_openblas() ? "" : "  [warning: not OpenBLAS; matmuls will be slow]")
       << "\n"
       << "cuda: "

@@ -10,10 +10,14 @@ namespace dptrain::train {
 /// "dptrain 0.1.0 (LibTorch x.y.z)".
 std::string version_string();
 
-/// Sets LibTorch's intra-op thread count. `threads` = 0 uses one thread per
-/// hardware thread (LibTorch 1.13 defaults to 1 on small VMs).
+/// Sets LibTorch's intra-op thread count and OpenBLAS's own thread pool.
+/// `threads` = 0 uses one thread per hardware thread (LibTorch 1.13
+/// defaults to 1 on small VMs).
 /// Throws std::invalid_argument for a negative count.
 void set_num_threads(int threads);
+/// The loaded OpenBLAS's own thread count (set by set_num_threads too), or 0
+/// when the BLAS is not OpenBLAS.
+int blas_num_threads();
 
 /// Path of the BLAS shared library mapped into this process (read from
 /// /proc/self/maps), or "" when none is found (e.g. not Linux).
