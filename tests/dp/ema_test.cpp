@@ -8,29 +8,14 @@
 #include <string>
 #include <vector>
 
+#include "archive_helpers.h"
+#include "error_helpers.h"
+
 namespace dptrain::dp {
 namespace {
 
-template <typename Fn>
-std::string error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "(no exception)";
-}
-
-template <typename Save, typename Load>
-void round_trip(Save&& save, Load&& load) {
-  torch::serialize::OutputArchive out;
-  save(out);
-  std::stringstream bytes;
-  out.save_to(bytes);
-  torch::serialize::InputArchive in;
-  in.load_from(bytes);
-  load(in);
-}
+using dptrain::test_support::error_of;
+using dptrain::test_support::round_trip;
 
 void set(at::Tensor& p, double value) {
   torch::NoGradGuard no_grad;

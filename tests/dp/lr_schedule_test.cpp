@@ -5,18 +5,12 @@
 #include <stdexcept>
 #include <string>
 
+#include "error_helpers.h"
+
 namespace dptrain::dp {
 namespace {
 
-template <typename Fn>
-std::string error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "(no exception)";
-}
+using dptrain::test_support::error_of;
 
 TEST(LrSchedule, ConstantIsTheBaseRate) {
   const LrSchedule s({LrScheduleKind::kConstant, 0.1});

@@ -16,30 +16,14 @@
 #include <vector>
 
 #include "dptrain/dp/noise_generator.h"
+#include "archive_helpers.h"
+#include "error_helpers.h"
 
 namespace dptrain::dp {
 namespace {
 
-template <typename Fn>
-std::string error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "(no exception)";
-}
-
-template <typename Save, typename Load>
-void round_trip(Save&& save, Load&& load) {
-  torch::serialize::OutputArchive out;
-  save(out);
-  std::stringstream bytes;
-  out.save_to(bytes);
-  torch::serialize::InputArchive in;
-  in.load_from(bytes);
-  load(in);
-}
+using dptrain::test_support::error_of;
+using dptrain::test_support::round_trip;
 
 // Kolmogorov's limiting distribution with Stephens' small-sample correction:
 // P(sqrt(n) D > λ) for the one-sample two-sided KS statistic D.

@@ -14,31 +14,14 @@
 
 #include "dptrain/dp/batch_sampler.h"
 #include "dptrain/dp/shuffled_sampler.h"
+#include "archive_helpers.h"
+#include "error_helpers.h"
 
 namespace dptrain::dp {
 namespace {
 
-template <typename Fn>
-std::string error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "(no exception)";
-}
-
-// Saves with `save`, serialises to bytes and back, and loads with `load`.
-template <typename Save, typename Load>
-void round_trip(Save&& save, Load&& load) {
-  torch::serialize::OutputArchive out;
-  save(out);
-  std::stringstream bytes;
-  out.save_to(bytes);
-  torch::serialize::InputArchive in;
-  in.load_from(bytes);
-  load(in);
-}
+using dptrain::test_support::error_of;
+using dptrain::test_support::round_trip;
 
 TEST(PoissonSampler, BatchSizeMeanAndVarianceMatchBinomial) {
   constexpr int64_t kN = 1000;

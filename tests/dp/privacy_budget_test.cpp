@@ -7,21 +7,15 @@
 #include <stdexcept>
 #include <string>
 
+#include "error_helpers.h"
+
 namespace dptrain::dp {
 namespace {
 
+using dptrain::test_support::error_of;
+
 using accountant::AccountantKind;
 using accountant::PoissonSampledGaussian;
-
-template <typename Fn>
-std::string error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "(no exception)";
-}
 
 TEST(PrivacyBudget, StopsBeforeTheStepThatWouldPassTheTarget) {
   PrivacyBudgetOptions options;

@@ -6,6 +6,7 @@
 
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <utility>
 
 namespace dptrain::test_support {
@@ -14,12 +15,21 @@ namespace dptrain::test_support {
 /// failure and returns "" when `f` throws nothing or another exception type.
 template <typename E = std::exception, typename F>
 std::string error_of(F&& f) {
-  try {
-    std::forward<F>(f)();
-  } catch (const std::exception& e) {
-    if (dynamic_cast<const E*>(&e) != nullptr) return e.what();
-    ADD_FAILURE() << "unexpected exception type: " << e.what();
-    return "";
+  if constexpr (std::is_same_v<E, std::exception>) {
+    try {
+      std::forward<F>(f)();
+    } catch (const std::exception& e) {
+      return e.what();
+    }
+  } else {
+    try {
+      std::forward<F>(f)();
+    } catch (const E& e) {
+      return e.what();
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << "unexpected exception type: " << e.what();
+      return "";
+    }
   }
   ADD_FAILURE() << "no exception thrown";
   return "";
