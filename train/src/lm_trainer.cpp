@@ -245,15 +245,7 @@ LmFitResult LmTrainer::fit(const datasets::TextDataset& train,
         std::to_string(eval->size()) + " sequences)");
   }
   const LoopResult loop = s.loop->run(task);
-  result.steps = loop.steps;
-  result.sample_rate = loop.sample_rate;
-  result.noise_multiplier = loop.noise_multiplier;
-  result.epsilon = loop.epsilon;
-  result.epsilon_rdp = loop.epsilon_rdp;
-  result.epsilon_prv_upper = loop.epsilon_prv_upper;
-  result.delta = loop.delta;
-  result.stopped_by_budget = loop.stopped_by_budget;
-  result.privacy_note = loop.privacy_note;
+  static_cast<LoopResult&>(result) = loop;
   if (eval != nullptr) {
     result.eval =
         result.epochs.empty() || result.epochs.back().step != loop.steps

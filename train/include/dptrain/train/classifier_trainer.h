@@ -20,6 +20,7 @@
 #include "dptrain/datasets/image_dataset.h"
 #include "dptrain/models/image_classifier.h"
 #include "dptrain/train/config.h"
+#include "dptrain/train/private_loop.h"
 
 namespace dptrain::train {
 
@@ -49,22 +50,14 @@ struct EpochRecord {
   double seconds = 0.0;         ///< wall time since fit() started
 };
 
-/// What fit() did.
-struct FitResult {
-  std::int64_t steps = 0;          ///< logical steps done (all sessions)
-  double sample_rate = 0.0;        ///< q = batch_size / N
-  double noise_multiplier = 0.0;   ///< σ (calibrated or given)
-  double epsilon = 0.0;            ///< ε spent, from the configured accountant
-  double epsilon_rdp = 0.0;        ///< the same run by RDP
-  double epsilon_prv_upper = 0.0;  ///< by PRV (upper bound); NaN if not computed
-  double delta = 0.0;
-  bool stopped_by_budget = false;  ///< a step would have exceeded target_epsilon
-  std::string privacy_note;        ///< non-empty when the accountant's assumptions do not hold
+/// What fit() did: the privacy side (LoopResult: steps over all sessions,
+/// q, σ, ε by the configured accountant and by RDP and PRV, δ, whether the
+/// budget stopped the run, notes, wall time) and the evaluations.
+struct FitResult : LoopResult {
   EvalResult test;
   EvalResult ema_test;
   EvalResult polyak_test;  ///< count 0 when Polyak averaging is off or not started
   std::vector<EpochRecord> epochs;
-  double wall_seconds = 0.0;
 };
 
 /// Trains `model` privately as `config` says (config.model and

@@ -24,6 +24,7 @@
 #include "dptrain/datasets/text_dataset.h"
 #include "dptrain/models/griffin.h"
 #include "dptrain/train/config.h"
+#include "dptrain/train/private_loop.h"
 
 namespace dptrain::train {
 
@@ -48,21 +49,13 @@ struct LmEpochRecord {
 };
 
 /// What fit() did.
-struct LmFitResult {
-  std::int64_t steps = 0;
-  double sample_rate = 0.0;
-  double noise_multiplier = 0.0;
-  double epsilon = 0.0;
-  double epsilon_rdp = 0.0;
-  double epsilon_prv_upper = 0.0;  ///< NaN if not computed
-  double delta = 0.0;
-  bool stopped_by_budget = false;
-  std::string privacy_note;
+/// What fit() did: the privacy side (LoopResult: steps, q, σ, ε by both
+/// accountants, δ, budget stop, notes, wall time) and the held-out figures.
+struct LmFitResult : LoopResult {
   LmEvalResult initial_eval;  ///< held-out, before training (not on resume)
   LmEvalResult eval;
   LmEvalResult ema_eval;
   std::vector<LmEpochRecord> epochs;
-  double wall_seconds = 0.0;
 };
 
 /// Trains a Griffin / Hawk model privately. config.freeze_embeddings and
