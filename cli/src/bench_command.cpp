@@ -1,7 +1,8 @@
 // `dptrain bench step --model M --batch-size B [--steps N] [--warmup N]
-// [--oracle | --only nonprivate|dp|oracle] [--json]`: the median time of a
-// non-private and a DP training step on the same model and batch, their
-// ratio, and the process's peak memory (run one variant per process with
+// [--logical-batch-size L] [--oracle | --only nonprivate|dp|oracle] [--json]`:
+// the median time of a non-private and a DP training step on the same model
+// and batch, their ratio (whole step, and its forward+backward part alone),
+// and the process's peak memory (run one variant per process with
 // --only to compare memory; scripts/bench_step.sh does both).
 #include <iomanip>
 #include <iostream>
@@ -100,6 +101,13 @@ void run_bench_step(BenchStepFlags flags) {
     put("nonprivate_ms", r.nonprivate_ms);
     put("dp_ms", r.dp_ms);
     put("ratio", r.ratio);
+    put("nonprivate_gradient_ms", r.nonprivate_gradient_ms);
+    put("nonprivate_update_ms", r.nonprivate_update_ms);
+    put("dp_gradient_ms", r.dp_gradient_ms);
+    put("dp_update_ms", r.dp_update_ms);
+    put("gradient_ratio", r.gradient_ratio);
+    if (o.logical_batch_size > 0) out["logical_batch_size"] = o.logical_batch_size;
+    put("logical_ratio", r.logical_ratio);
     put("oracle_ms", r.oracle_ms);
     put("oracle_ratio", r.oracle_ratio);
     out["baseline_rss_mb"] = megabytes(r.baseline_rss_bytes);
@@ -118,6 +126,19 @@ void run_bench_step(BenchStepFlags flags) {
     std::cout << "DP step:          " << fixed(*r.dp_ms, 1) << " ms";
     if (r.ratio) std::cout << " (" << fixed(*r.ratio, 2) << "x non-private)";
     std::cout << "\n";
+  }
+  if (r.gradient_ratio) {
+    std::cout << "  forward+backward (per physical batch): non-private "
+              << fixed(*r.nonprivate_gradient_ms, 1) << " ms, DP "
+              << fixed(*r.dp_gradient_ms, 1) << " ms ("
+              << fixed(*r.gradient_ratio, 2) << "x)\n"
+              << "  update (noise + optimizer, per logical step): non-private "
+              << fixed(*r.nonprivate_update_ms, 1) << " ms, DP "
+              << fixed(*r.dp_update_ms, 1) << " ms\n";
+  }
+  if (r.logical_ratio) {
+    std::cout << "  logical batch of " << o.logical_batch_size << ": "
+              << fixed(*r.logical_ratio, 2) << "x non-private\n";
   }
   if (r.oracle_ms) {
     std::cout << "oracle step:      " << fixed(*r.oracle_ms, 1) << " ms";
@@ -163,6 +184,10 @@ void add_bench_command(CLI::App& app) {
                    "C of the DP step [default 1]");
   step->add_flag("--secure-noise", flags->options.secure_noise,
                  "ChaCha20 noise (as a release run) instead of seeded noise");
+  step->add_option("--logical-batch-size", flags->options.logical_batch_size,
+                   "also report the ratio of a whole logical step of L "
+                   "examples: L/B gradient phases and one update (L a "
+                   "multiple of --batch-size) [default: not reported]");
   step->add_option("--seed", flags->options.seed, "seed [default 0]");
   step->add_option("--device", flags->device,
                    "cpu, cuda, cuda:N or auto [default cpu]");

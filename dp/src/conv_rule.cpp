@@ -4,6 +4,10 @@
 //    from ONE grouped convolution_backward (groups = B·groups, batch = K),
 //    which oneDNN runs several times faster than unfold + bmm on CPU
 //    (../shared/MEASURED.md); cost ≈ B·T·d_in·out FLOPs, memory B·|W|.
+//    A 1×1 kernel with no padding and one group is instead one batched
+//    matrix product [out, K·T]×[K·T, in] per example (pointwise): on
+//    NFNet-F0's 1×1 layers at B = 4 the grouped convolution_backward took
+//    1.3–3× the batch weight gradient's time, the product 1.0–2.3×.
 //  - ghost (Conv1d/Conv2d, groups = 1): unfold, then Σ_ts (a_t·a_s)(g_t·g_s);
 //    cost B·T²·(d_in+out) FLOPs plus the unfold copy, memory B·T².
 //    Chosen iff 2·T·(d_in+out) < d_in·out (the 2 charges for the unfold).
@@ -18,6 +22,8 @@
 //    (LayerCall::rule_state) when B·|W| ≤ kMaxKeptElements, and the weighted
 //    sum is then Σ cᵢxᵢ (a [B]×[B, |W|] product) mapped once through
 //    ws_backward; otherwise one batch weight gradient, then ws_backward.
+//    On CPU both steps on kept x are fused loops (fused_ws_norms,
+//    fused_ws_weighted_sum): one sweep over x each, sums in double.
 //  - ghost (groups = 1; ws_ghost_norms): Σ_o w_o‖x_o‖² from the Gram of the
 //    padded input's PIXELS (the patch Gram is the sum of k^D shifted blocks
 //    of it, no unfold) and the Gram of G with columns scaled by √w_o; the
@@ -26,7 +32,8 @@
 //    convolution with out+1 channels: oneDNN runs that 12% slower). The
 //    weighted sum is one batch weight gradient, then ws_backward.
 //  Cost model (multiply-adds per example; t = K·T, p = K·padded pixels,
-//  T_row = positions per row): grouped = t·d_in·out·max(1, 256/T_row)
+//  T_row = positions per row): grouped = t·d_in·out·f, f = max(1,
+//  256/T_row) (1 + 48/T_row for pointwise layers)
 //  (+ t·d_in·out for the weighted sum unless x is kept); ghost = p²·in +
 //  t²·out + t·d_in·(out+1) + t·d_in·out (pixel Gram, G Gram, the two
 //  convolutions, the weighted sum). The factor max(1, 256/T_row) is measured:
@@ -35,10 +42,13 @@
 //  (WRN-16-4 profile, benchmarks/RESULTS.md). Ghost is chosen iff it is the
 //  cheaper and B·p², B·t² ≤ kMaxKeptElements. WRN-16-4: ghost on the 8×8
 //  stage (6× fewer multiply-adds there), grouped (kept) elsewhere.
+#include <ATen/Parallel.h>
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <cmath>
 #include <type_traits>
+#include <vector>
 
 #include "builtin_rules.h"
 #include "dptrain/dp/layers/conv.h"
@@ -46,7 +56,11 @@
 namespace dptrain::dp::detail {
 namespace {
 
-constexpr int64_t kMaxKeptElements = int64_t{1} << 24;
+constexpr int64_t kMaxKeptElements = int64_t{1} << 25;
+
+// Output positions per row from which a pointwise layer's per-example
+// gradients come from one convolution_backward per example, not one bmm.
+constexpr int64_t kPointwiseLoopPositions = 100;
 
 // Backward of Ŵ = gain·(W − μ)·rsqrt(max(n·var, eps)) for a batch of
 // cotangents dŴ [B, out, ...]: returns {dW [B, out, ...], dgain [B,
@@ -69,6 +83,165 @@ std::pair<torch::Tensor, torch::Tensor> ws_backward(const torch::Tensor& d_what,
   return {d_w, d_gain};
 }
 
+// Fused CPU kernels for WSConv2d on kept per-example cotangents x = dŴ
+// [B, out, n] (contiguous): one sweep over x where the tensor expressions
+// below them make five to twelve (and allocate [B, |W|] temporaries), with
+// the channel statistics of W (mean, s, active) computed per row on the fly.
+// Sums are in double, except the norms' sums over blocks of 512 elements,
+// which are in the tensor's dtype so that they vectorise. Used when x and W are CPU tensors of one floating
+// dtype; other devices take the tensor expressions.
+bool fused_ws_applicable(const torch::Tensor& x, const WSConv2dImpl& layer) {
+  return x.device().is_cpu() && layer.weight.device().is_cpu() &&
+         x.scalar_type() == layer.weight.scalar_type() &&
+         (x.scalar_type() == torch::kFloat || x.scalar_type() == torch::kDouble);
+}
+
+// Mean μ, s = √max(Σ(w − μ)², eps) and active = [Σ(w − μ)² ≥ eps] of one
+// output channel's fan-in w[0..n): the standardisation of WSConv2dImpl.
+template <typename T>
+void channel_stats(const T* w, int64_t n, double eps, double& mu, double& s,
+                   double& active) {
+  double sum = 0;
+#pragma omp simd reduction(+ : sum)
+  for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(w[i]);
+  mu = sum / static_cast<double>(n);
+  const double m = mu;
+  double ss = 0;
+#pragma omp simd reduction(+ : ss)
+  for (int64_t i = 0; i < n; ++i) {
+    const double d = static_cast<double>(w[i]) - m;
+    ss += d * d;
+  }
+  s = std::sqrt(std::max(ss, eps));
+  active = ss >= eps ? 1.0 : 0.0;
+}
+
+// Per example b and channel o: contrib[b, o] = (gain_o/s_o)²·max(0, ‖x‖² −
+// (Σx)²/n − active·(x·c)²/s²) and d_gain[b, o] = x·c/s (see ws_norms).
+template <typename T>
+void fused_ws_norms(const torch::Tensor& x, const WSConv2dImpl& layer,
+                    torch::Tensor& contrib, torch::Tensor& d_gain) {
+  const auto w = layer.weight.contiguous();
+  const auto gain = layer.gain.contiguous();
+  const int64_t batch = x.size(0);
+  const int64_t out = w.size(0);
+  const int64_t n = w[0].numel();
+  const double eps = layer.options.eps();
+  contrib = torch::empty({batch, out}, x.options().dtype(torch::kDouble));
+  d_gain = torch::empty({batch, out}, x.options());
+  const T* xp = x.data_ptr<T>();
+  const T* wp = w.data_ptr<T>();
+  const T* gp = gain.data_ptr<T>();
+  double* cp = contrib.data_ptr<double>();
+  T* dp = d_gain.data_ptr<T>();
+  const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 15) / n);
+  at::parallel_for(0, out, grain, [&](int64_t begin, int64_t end) {
+    for (int64_t o = begin; o < end; ++o) {
+      const T* wr = wp + o * n;
+      double mu, s, active;
+      channel_stats(wr, n, eps, mu, s, active);
+      const double scale = std::pow(static_cast<double>(gp[o]) / s, 2);
+      for (int64_t b = 0; b < batch; ++b) {
+        const T* xr = xp + (b * out + o) * n;
+        // Blocks of 512 summed in T (vectorised), the block sums in double.
+        double q = 0, t = 0, dsum = 0;
+        const T muf = static_cast<T>(mu);
+        for (int64_t i0 = 0; i0 < n; i0 += 512) {
+          const int64_t m = std::min<int64_t>(512, n - i0);
+          T sq_block = 0, sx_block = 0, dot_block = 0;
+          const T* xb = xr + i0;
+          const T* wb = wr + i0;
+#pragma omp simd reduction(+ : sq_block, sx_block, dot_block)
+          for (int64_t j = 0; j < m; ++j) {
+            const T xi = xb[j];
+            sq_block += xi * xi;
+            sx_block += xi;
+            dot_block += xi * (wb[j] - muf);
+          }
+          q += sq_block;
+          t += sx_block;
+          dsum += dot_block;
+        }
+        const double d = dsum / s;
+        const double proj = q - t * t / static_cast<double>(n) - active * d * d;
+        cp[b * out + o] = scale * std::max(proj, 0.0);
+        dp[b * out + o] = static_cast<T>(d);
+      }
+    }
+  });
+}
+
+// Σ_b f_b·x_b mapped through the standardisation backward (ws_backward of the
+// weighted sum, which is linear in dŴ): d_w [out, ...] and d_gain [out, 1, 1,
+// 1] for factors f [B] (double).
+template <typename T>
+void fused_ws_weighted_sum(const torch::Tensor& x, const torch::Tensor& f,
+                           const WSConv2dImpl& layer, torch::Tensor& d_w,
+                           torch::Tensor& d_gain) {
+  const auto w = layer.weight.contiguous();
+  const auto gain = layer.gain.contiguous();
+  const auto factors = f.to(torch::kDouble).contiguous();
+  const int64_t batch = x.size(0);
+  const int64_t out = w.size(0);
+  const int64_t n = w[0].numel();
+  const double eps = layer.options.eps();
+  d_w = torch::empty_like(w);
+  d_gain = torch::empty({out, 1, 1, 1}, w.options());
+  const T* xp = x.data_ptr<T>();
+  const T* wp = w.data_ptr<T>();
+  const T* gp = gain.data_ptr<T>();
+  const double* fp = factors.data_ptr<double>();
+  T* op = d_w.data_ptr<T>();
+  T* gop = d_gain.data_ptr<T>();
+  const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 15) / (n * batch));
+  at::parallel_for(0, out, grain, [&](int64_t begin, int64_t end) {
+    std::vector<double> y(static_cast<size_t>(n));
+    for (int64_t o = begin; o < end; ++o) {
+      const T* wr = wp + o * n;
+      double mu, s, active;
+      channel_stats(wr, n, eps, mu, s, active);
+      std::fill(y.begin(), y.end(), 0.0);
+      for (int64_t b = 0; b < batch; ++b) {
+        const T* xr = xp + (b * out + o) * n;
+        const double fb = fp[b];
+        for (int64_t i = 0; i < n; ++i) y[i] += fb * static_cast<double>(xr[i]);
+      }
+      double sum = 0, dot = 0;
+      const double* yp = y.data();
+#pragma omp simd reduction(+ : sum, dot)
+      for (int64_t i = 0; i < n; ++i) {
+        sum += yp[i];
+        dot += yp[i] * (static_cast<double>(wr[i]) - mu);
+      }
+      const double g = static_cast<double>(gp[o]);
+      const double mean = sum / static_cast<double>(n);
+      const double a = g / s;
+      const double k = g * active * dot / (s * s * s);
+      T* orow = op + o * n;
+      for (int64_t i = 0; i < n; ++i) {
+        orow[i] = static_cast<T>(a * (y[i] - mean) -
+                                 k * (static_cast<double>(wr[i]) - mu));
+      }
+      gop[o] = static_cast<T>(dot / s);
+    }
+  });
+}
+
+// fused_ws_weighted_sum into the rule's sums: slot 0 (W) and slot 2 (gain).
+void fused_ws_sums(const torch::Tensor& x, const torch::Tensor& factors,
+                   const WSConv2dImpl& layer, bool need_w, bool need_gain,
+                   std::vector<torch::Tensor>& sums) {
+  torch::Tensor d_w, d_gain;
+  const auto xc = x.contiguous();
+  if (x.scalar_type() == torch::kFloat) {
+    fused_ws_weighted_sum<float>(xc, factors, layer, d_w, d_gain);
+  } else {
+    fused_ws_weighted_sum<double>(xc, factors, layer, d_w, d_gain);
+  }
+  if (need_w) sums[0] = d_w;
+  if (need_gain) sums[2] = d_gain;
+}
+
 // Squared norms of the per-example gradients of W and gain from per-example
 // cotangents x = dŴ [B, out, ...], without mapping x through ws_backward.
 // Per output channel o (n = fan-in, c = W_o − μ_o, s = √max(Σc², eps)):
@@ -84,6 +257,16 @@ std::pair<torch::Tensor, torch::Tensor> ws_norms(const torch::Tensor& x,
   const auto& w = layer.weight;
   const int64_t out = w.size(0);
   const int64_t batch = x.size(0);
+  if (fused_ws_applicable(x, layer)) {
+    torch::Tensor contrib, d_gain;
+    const auto xc = x.contiguous();
+    if (x.scalar_type() == torch::kFloat) {
+      fused_ws_norms<float>(xc, layer, contrib, d_gain);
+    } else {
+      fused_ws_norms<double>(xc, layer, contrib, d_gain);
+    }
+    return {contrib.sum(1), d_gain.view({batch, out, 1, 1, 1})};
+  }
   const double n = static_cast<double>(w[0].numel());
   auto c = w.reshape({out, -1});
   c = c - c.mean(1, true);
@@ -206,6 +389,10 @@ class ConvRule final : public LayerRule {
         auto per_example_w = wk.select(1, 0);
         if (wk.size(1) == 1 ||
             wk.eq(per_example_w.unsqueeze(1)).all().item<bool>()) {
+          if (fused_ws_applicable(kept, l)) {
+            fused_ws_sums(kept, per_example_w, l, need_w, need_gain, sums);
+            return;
+          }
           auto sum_what = torch::tensordot(per_example_w, kept, {0}, {0});
           auto [d_w, d_gain] = ws_backward(sum_what.unsqueeze(0), l);
           if (need_w) sums[0] = d_w.squeeze(0);
@@ -221,6 +408,12 @@ class ConvRule final : public LayerRule {
         l.options.groups(), {false, true, false});
     auto sum_w = std::get<1>(grads);
     if constexpr (kWs) {
+      if (fused_ws_applicable(sum_w, l)) {
+        fused_ws_sums(sum_w.unsqueeze(0),
+                      torch::ones({1}, sum_w.options().dtype(torch::kDouble)),
+                      l, need_w, need_gain, sums);
+        return;
+      }
       auto [d_w, d_gain] = ws_backward(sum_w.unsqueeze(0), l);
       if (need_w) sums[0] = d_w.squeeze(0);
       if (need_gain) sums[2] = d_gain.squeeze(0);
@@ -233,6 +426,26 @@ class ConvRule final : public LayerRule {
   static torch::Tensor bias_rows(const LayerCall& call) {
     const auto& g = call.grad_output;
     return g.reshape({g.size(0), g.size(1), -1}).sum(2);  // [N, out]
+  }
+
+  // A 1×1 kernel, no padding, one group: the weight gradient is a plain
+  // matrix product (stride subsamples the input), which runs at the batch
+  // weight gradient's speed where the grouped convolution_backward runs up to
+  // three times slower (NFNet-F0's 1×1 convolutions, benchmarks/RESULTS.md).
+  static bool pointwise(const LayerCall& call, const Layer& l) {
+    if (l.options.groups() != 1) return false;
+    for (size_t i = 0; i < D; ++i) {
+      if ((*l.options.kernel_size())[i] != 1 || call.ints[i] != 0) return false;
+    }
+    return true;
+  }
+
+  // Time of the materialised per-example gradients relative to the batch
+  // weight gradient of equal FLOPs (measured, see the file comment).
+  static double materialise_factor(const LayerCall& call, const Layer& l,
+                                   double t_row) {
+    if (pointwise(call, l)) return 1.0 + 48.0 / t_row;
+    return std::max(1.0, 256.0 / t_row);
   }
 
   static bool use_ghost(const LayerCall& call, const Layer& l,
@@ -268,7 +481,7 @@ class ConvRule final : public LayerRule {
     const bool kept = batch * l.weight.numel() <= kMaxKeptElements;
     const double wgrad = t * d_in * out;
     const double grouped =
-        wgrad * std::max(1.0, 256.0 / t_row) + (kept ? 0.0 : wgrad);
+        wgrad * materialise_factor(call, l, t_row) + (kept ? 0.0 : wgrad);
     const double ghost =
         p * p * in + t * t * out + t * d_in * (out + 1) + wgrad;
     return ghost < grouped;
@@ -430,6 +643,44 @@ class ConvRule final : public LayerRule {
     const int64_t batch = rows / group_size;
     const int64_t in = x.size(1);
     const int64_t out = g.size(1);
+    if (pointwise(call, l)) {
+      // x_b = Σ_t g_t a_tᵀ: one [out, K·T] × [K·T, in] product per example.
+      torch::Tensor xs = x;
+      for (size_t i = 0; i < D; ++i) {
+        const int64_t step = (*l.options.stride())[i];
+        if (step != 1) {
+          xs = xs.slice(static_cast<int64_t>(2 + i), 0, c10::nullopt, step);
+        }
+      }
+      std::vector<int64_t> pe_shape(l.weight.sizes().begin(),
+                                    l.weight.sizes().end());
+      pe_shape.insert(pe_shape.begin(), batch);
+      if (g[0][0].numel() >= kPointwiseLoopPositions) {
+        // Large maps: oneDNN's batch weight gradient per example (its K
+        // rows) beats the product by 15–30% (NFNet-F0 12×12 and 24×24).
+        auto pe = torch::empty(pe_shape, g.options());
+        for (int64_t b = 0; b < batch; ++b) {
+          auto grads = torch::convolution_backward(
+              g.narrow(0, b * group_size, group_size),
+              x.narrow(0, b * group_size, group_size), l.weight, c10::nullopt,
+              *l.options.stride(), call.ints, *l.options.dilation(), false,
+              std::vector<int64_t>(D, 0), 1, {false, true, false});
+          pe[b].copy_(std::get<1>(grads));
+        }
+        return pe;
+      }
+      auto gm = g.reshape({rows, out, -1});
+      auto am = xs.reshape({rows, in, -1});
+      if (group_size != 1) {
+        gm = gm.view({batch, group_size, out, -1})
+                 .transpose(1, 2)
+                 .reshape({batch, out, -1});
+        am = am.view({batch, group_size, in, -1})
+                 .transpose(1, 2)
+                 .reshape({batch, in, -1});
+      }
+      return torch::bmm(gm, am.transpose(1, 2)).view(pe_shape);
+    }
     auto regroup = [&](const torch::Tensor& t, int64_t channels) {
       std::vector<int64_t> view = {batch, group_size, channels};
       std::vector<int64_t> shape = {group_size, batch * channels};

@@ -28,6 +28,14 @@ void check_numel(int64_t numel) {
   }
 }
 
+void check_dtype(at::ScalarType dtype) {
+  if (dtype != at::kFloat && dtype != at::kDouble) {
+    throw std::invalid_argument(
+        std::string("noise dtype must be float or double, got ") +
+        c10::toString(dtype));
+  }
+}
+
 // Two independent N(0, 1) draws, each the scaled sum of four independent
 // Box–Muller draws: pair k gives r_k cos θ_k to the first output and
 // r_k sin θ_k to the second, and (r cos θ, r sin θ) are independent normals.
@@ -46,35 +54,53 @@ inline void secure_pair(ChaChaStream& stream, double& first, double& second) {
   second = 0.5 * b;
 }
 
-}  // namespace
 
-void secure_standard_normal(const ChaChaKey& key, uint64_t stream_id,
-                            double* out, int64_t numel) {
+// Chunk c of the draws (kChunk of them, fewer in the last) always reads the
+// same stretch of the stream, so the result does not depend on the threads.
+template <typename T>
+void secure_fill(const ChaChaKey& key, uint64_t stream_id, T* out,
+                 int64_t numel) {
   check_numel(numel);
   const int64_t chunks = (numel + kChunk - 1) / kChunk;
   at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
     ChaChaStream stream(key, stream_id);
+    double buffer[kChunk];
     for (int64_t c = begin; c < end; ++c) {
-      // Chunk c always reads the same stretch of the stream.
       stream.seek(static_cast<uint64_t>(c) * (kChunk / 2) * kWordsPerPair);
       const int64_t first = c * kChunk;
-      const int64_t last = std::min(numel, first + kChunk);
-      int64_t i = first;
-      for (; i + 1 < last; i += 2) secure_pair(stream, out[i], out[i + 1]);
-      if (i < last) {
+      const int64_t count = std::min(numel, first + kChunk) - first;
+      int64_t i = 0;
+      for (; i + 1 < count; i += 2) secure_pair(stream, buffer[i], buffer[i + 1]);
+      if (i < count) {
         double unused = 0;
-        secure_pair(stream, out[i], unused);
+        secure_pair(stream, buffer[i], unused);
+      }
+      for (int64_t j = 0; j < count; ++j) {
+        out[first + j] = static_cast<T>(buffer[j]);
       }
     }
   });
 }
 
+}  // namespace
+
+void secure_standard_normal(const ChaChaKey& key, uint64_t stream_id,
+                            double* out, int64_t numel) {
+  secure_fill(key, stream_id, out, numel);
+}
+
+void secure_standard_normal(const ChaChaKey& key, uint64_t stream_id,
+                            float* out, int64_t numel) {
+  secure_fill(key, stream_id, out, numel);
+}
+
 SeededNoise::SeededNoise(uint64_t seed)
     : generator_(at::detail::createCPUGenerator(seed)) {}
 
-at::Tensor SeededNoise::standard_normal(int64_t numel) {
+at::Tensor SeededNoise::standard_normal(int64_t numel, at::ScalarType dtype) {
   check_numel(numel);
-  return at::empty({numel}, at::TensorOptions().dtype(at::kDouble))
+  check_dtype(dtype);
+  return at::empty({numel}, at::TensorOptions().dtype(dtype))
       .normal_(0.0, 1.0, generator_);
 }
 
@@ -107,10 +133,15 @@ void SeededNoise::load(torch::serialize::InputArchive& archive) {
 
 SecureNoise::SecureNoise() : key_(os_entropy_key()) {}
 
-at::Tensor SecureNoise::standard_normal(int64_t numel) {
+at::Tensor SecureNoise::standard_normal(int64_t numel, at::ScalarType dtype) {
   check_numel(numel);
-  at::Tensor out = at::empty({numel}, at::TensorOptions().dtype(at::kDouble));
-  secure_standard_normal(key_, calls_++, out.data_ptr<double>(), numel);
+  check_dtype(dtype);
+  at::Tensor out = at::empty({numel}, at::TensorOptions().dtype(dtype));
+  if (dtype == at::kFloat) {
+    secure_standard_normal(key_, calls_++, out.data_ptr<float>(), numel);
+  } else {
+    secure_standard_normal(key_, calls_++, out.data_ptr<double>(), numel);
+  }
   return out;
 }
 

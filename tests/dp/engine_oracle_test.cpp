@@ -194,6 +194,26 @@ std::vector<Case> cases() {
                      dp::WSConv2dOptions(8, 16, 3).stride(2).padding(torch::kSame)));
                },
                [](int64_t n) { return randn_rows(n, {8, 6, 6}); }});
+  // 1×1 kernels (pointwise): a bmm per example on small maps, one
+  // convolution_backward per example from 100 positions per row.
+  c.push_back({"WSConv2dPointwise",
+               [] { return single(dp::WSConv2d(dp::WSConv2dOptions(8, 16, 1))); },
+               [](int64_t n) { return randn_rows(n, {8, 5, 5}); }});
+  c.push_back({"WSConv2dPointwiseStride2SameNoBias",
+               [] {
+                 return single(dp::WSConv2d(
+                     dp::WSConv2dOptions(8, 16, 1).stride(2).padding(torch::kSame).bias(false)));
+               },
+               [](int64_t n) { return randn_rows(n, {8, 7, 7}); }});
+  c.push_back({"WSConv2dPointwiseLargeMap",
+               [] { return single(dp::WSConv2d(dp::WSConv2dOptions(8, 16, 1).stride(2))); },
+               [](int64_t n) { return randn_rows(n, {8, 21, 21}); }});
+  c.push_back({"Conv2dPointwise",
+               [] { return single(dp::Conv2d(dp::Conv2dOptions(8, 4, 1))); },
+               [](int64_t n) { return randn_rows(n, {8, 5, 5}); }});
+  c.push_back({"Conv2dPointwiseLargeMap",
+               [] { return single(dp::Conv2d(dp::Conv2dOptions(8, 4, 1))); },
+               [](int64_t n) { return randn_rows(n, {8, 11, 11}); }});
   c.push_back({"WSConv2dGroupedKept",
                [] { return single(dp::WSConv2d(dp::WSConv2dOptions(2, 3, 3).padding(1))); },
                [](int64_t n) { return randn_rows(n, {2, 16, 16}); }});

@@ -79,18 +79,21 @@ std::vector<double> values_of(const at::Tensor& t) {
 }
 
 // Noise of one finalize_noisy_gradient call on zero grads: σ = 1.5, C = 2,
-// B = 1, so each coordinate should be N(0, 3²).
-std::vector<double> draw_noise(NoiseGenerator& generator, int64_t n) {
-  at::Tensor p = torch::zeros({n / 2, 2}, torch::kDouble).requires_grad_();
+// B = 1, so each coordinate should be N(0, 3²). Float parameters take the
+// float draws.
+std::vector<double> draw_noise(NoiseGenerator& generator, int64_t n,
+                               at::ScalarType dtype = at::kDouble) {
+  at::Tensor p = torch::zeros({n / 2, 2}, dtype).requires_grad_();
   p.mutable_grad() = torch::zeros_like(p);
   finalize_noisy_gradient({p}, {1.5, 2.0, 1.0}, generator);
   return values_of(p.grad());
 }
 
-void expect_normal_with_sigma_three(NoiseGenerator& generator) {
+void expect_normal_with_sigma_three(NoiseGenerator& generator,
+                                    at::ScalarType dtype = at::kDouble) {
   // α = 1e-6 per test: a secure run is not seeded, so a false alarm must be
   // negligible; with n = 2e5 the wrong σ are still rejected by far.
-  const std::vector<double> x = draw_noise(generator, 200000);
+  const std::vector<double> x = draw_noise(generator, 200000, dtype);
   const NormalTest right = test_normal(x, 3.0, 1e-6);
   EXPECT_TRUE(right.mean_ok);
   EXPECT_TRUE(right.variance_ok);
@@ -110,6 +113,28 @@ TEST(SeededNoise, IsNormalWithStdSigmaTimesC) {
 TEST(SecureNoise, IsNormalWithStdSigmaTimesC) {
   SecureNoise generator;
   expect_normal_with_sigma_three(generator);
+}
+
+TEST(SeededNoise, FloatParametersGetNormalNoiseWithStdSigmaTimesC) {
+  SeededNoise generator(321);
+  expect_normal_with_sigma_three(generator, at::kFloat);
+}
+
+TEST(SecureNoise, FloatParametersGetNormalNoiseWithStdSigmaTimesC) {
+  SecureNoise generator;
+  expect_normal_with_sigma_three(generator, at::kFloat);
+}
+
+TEST(SecureNoise, FloatDrawsAreTheDoubleDrawsRounded) {
+  std::vector<double> x(10001);
+  std::vector<float> y(x.size());
+  secure_standard_normal(key_from_seed(4), 2, x.data(),
+                         static_cast<int64_t>(x.size()));
+  secure_standard_normal(key_from_seed(4), 2, y.data(),
+                         static_cast<int64_t>(y.size()));
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    ASSERT_EQ(y[i], static_cast<float>(x[i])) << i;
+  }
 }
 
 TEST(SecureNoise, FixedKeySamplerIsNormalAndChunkIndependent) {
@@ -192,6 +217,17 @@ TEST(NoiseGenerator, RejectsNegativeCount) {
   SeededNoise seeded(1);
   EXPECT_EQ(error_of([&] { seeded.standard_normal(-1); }),
             "numel must be >= 0, got -1");
+}
+
+TEST(NoiseGenerator, DrawsFloatOrDoubleOnly) {
+  SeededNoise seeded(1);
+  SecureNoise secure;
+  for (NoiseGenerator* g : std::vector<NoiseGenerator*>{&seeded, &secure}) {
+    EXPECT_EQ(g->standard_normal(5, at::kFloat).scalar_type(), at::kFloat);
+    EXPECT_EQ(g->standard_normal(5).scalar_type(), at::kDouble);
+    EXPECT_EQ(error_of([&] { g->standard_normal(5, at::kHalf); }),
+              "noise dtype must be float or double, got Half");
+  }
 }
 
 TEST(FinalizeNoisyGradient, DividesByExpectedNotRealisedBatchSize) {

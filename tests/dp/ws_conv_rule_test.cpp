@@ -36,8 +36,10 @@ void clear(torch::nn::Module& m) {
 }
 
 // size 6: the ghost route (pixel Gram); size 16: grouped with kept dŴ.
+// dtype kFloat: the engine runs in float32 (the fused CPU kernels' float
+// path) against the oracle in float64 on the same values, to 2e-5.
 void check(bool freeze_weight, bool freeze_gain, int64_t size,
-           const std::string& label) {
+           const std::string& label, torch::Dtype dtype = torch::kDouble) {
   torch::manual_seed(5);
   auto net = std::make_shared<Net>();
   net->to(torch::kDouble);
@@ -69,16 +71,19 @@ void check(bool freeze_weight, bool freeze_gain, int64_t size,
   }
 
   clear(*net);
+  net->to(dtype);
+  const double tolerance = dtype == torch::kDouble ? 1e-9 : 2e-5;
   dp::GradientEngine engine(net, opts);
   dp::ClipResult result;
   {
     auto recording = engine.record();
-    result = engine.clip_and_accumulate(row_loss(net->forward(x), r));
+    result = engine.clip_and_accumulate(
+        row_loss(net->forward(x.to(dtype)), r.to(dtype)));
   }
   const auto& want = oracle.diagnostics->norms;
-  const auto& got = result.diagnostics->norms;
+  const auto got = result.diagnostics->norms.to(torch::kDouble);
   EXPECT_LT((got - want).abs().max().item<double>(),
-            1e-9 * want.abs().max().item<double>())
+            tolerance * want.abs().max().item<double>())
       << label << "\n" << got << "\n" << want;
   // C is below some norms, so the sums test the clip factors too.
   EXPECT_GT(oracle.diagnostics->fraction_clipped, 0.0) << label;
@@ -86,7 +91,8 @@ void check(bool freeze_weight, bool freeze_gain, int64_t size,
   for (const auto& p : net->parameters()) {
     if (!p.requires_grad()) continue;
     const double scale = expected[j].norm().item<double>();
-    EXPECT_LE((p.grad() - expected[j]).norm().item<double>(), 1e-9 * scale)
+    EXPECT_LE((p.grad().to(torch::kDouble) - expected[j]).norm().item<double>(),
+              tolerance * scale)
         << label << " parameter " << j;
     ++j;
   }
@@ -95,6 +101,13 @@ void check(bool freeze_weight, bool freeze_gain, int64_t size,
 TEST(WSConv2dRule, MatchesOracleWithUnequalGainsAndAConstantChannel) {
   check(false, false, 6, "all trainable, ghost");
   check(false, false, 16, "all trainable, grouped");
+}
+
+TEST(WSConv2dRule, Float32MatchesFloat64Oracle) {
+  check(false, false, 6, "float32, ghost", torch::kFloat);
+  check(false, false, 16, "float32, grouped", torch::kFloat);
+  check(false, true, 16, "float32, gain frozen, grouped", torch::kFloat);
+  check(true, false, 16, "float32, weight frozen, grouped", torch::kFloat);
 }
 
 TEST(WSConv2dRule, MatchesOracleWithFrozenGain) {

@@ -55,8 +55,26 @@ TEST(StepBenchmark, ReportsMediansAndRatiosOfATinyRun) {
   ASSERT_TRUE(r.ratio && r.oracle_ratio);
   EXPECT_DOUBLE_EQ(*r.ratio, *r.dp_ms / *r.nonprivate_ms);
   EXPECT_DOUBLE_EQ(*r.oracle_ratio, *r.oracle_ms / *r.nonprivate_ms);
+  ASSERT_TRUE(r.nonprivate_gradient_ms && r.nonprivate_update_ms &&
+              r.dp_gradient_ms && r.dp_update_ms && r.gradient_ratio);
+  EXPECT_GT(*r.dp_gradient_ms, 0);
+  EXPECT_GT(*r.dp_update_ms, 0);
+  EXPECT_DOUBLE_EQ(*r.gradient_ratio,
+                   *r.dp_gradient_ms / *r.nonprivate_gradient_ms);
+  EXPECT_FALSE(r.logical_ratio.has_value());  // logical_batch_size = 0
   EXPECT_GT(r.baseline_rss_bytes, 0);
   EXPECT_GE(r.peak_rss_bytes, r.baseline_rss_bytes);
+}
+
+TEST(StepBenchmark, LogicalRatioWeighsGradientPhasesAgainstOneUpdate) {
+  auto o = tiny("cnn");
+  o.logical_batch_size = 3 * o.batch_size;
+  const auto r = benchmark_step(o);
+  ASSERT_TRUE(r.logical_ratio.has_value());
+  const double expected =
+      (3 * *r.dp_gradient_ms + *r.dp_update_ms) /
+      (3 * *r.nonprivate_gradient_ms + *r.nonprivate_update_ms);
+  EXPECT_DOUBLE_EQ(*r.logical_ratio, expected);
 }
 
 TEST(StepBenchmark, OneVariantLeavesTheOthersAbsent) {
@@ -152,6 +170,9 @@ TEST(StepBenchmark, RejectsBadOptionsNamingThem) {
   o = tiny("cnn");
   o.max_grad_norm = 0;
   expect_error(o, "max_grad_norm must be finite and > 0, got 0");
+  o = tiny("cnn");
+  o.logical_batch_size = o.batch_size + 1;
+  expect_error(o, "logical_batch_size must be a multiple of batch_size (4), got 5");
 }
 
 TEST(StepBenchmark, RejectsAnUnknownModel) {

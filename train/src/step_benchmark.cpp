@@ -85,6 +85,13 @@ void validate(const StepBenchmarkOptions& o) {
   at_least("seq_len", o.seq_len, 1);
   at_least("steps", o.steps, 1);
   at_least("warmup_steps", o.warmup_steps, 0);
+  at_least("logical_batch_size", o.logical_batch_size, 0);
+  if (o.logical_batch_size % o.batch_size != 0) {
+    throw std::invalid_argument(
+        "logical_batch_size must be a multiple of batch_size (" +
+        std::to_string(o.batch_size) + "), got " +
+        std::to_string(o.logical_batch_size));
+  }
   if (o.variants.empty()) {
     throw std::invalid_argument("variants must name at least one step variant");
   }
@@ -248,24 +255,40 @@ void StepRunner::oracle_clip() {
       s.engine->options());
 }
 
-void StepRunner::run(StepVariant variant) {
+StepRunner::Times StepRunner::run(StepVariant variant) {
   auto& s = *state_;
+  const auto device = s.options.device;
+  const auto start = std::chrono::steady_clock::now();
   switch (variant) {
     case StepVariant::kNonPrivate:
       nonprivate_backward();
-      s.nonprivate_optimizer->step();
       break;
     case StepVariant::kDp:
       dp_clip();
+      break;
+    case StepVariant::kOracle:
+      oracle_clip();
+      break;
+  }
+  synchronize(device);
+  const auto middle = std::chrono::steady_clock::now();
+  switch (variant) {
+    case StepVariant::kNonPrivate:
+      s.nonprivate_optimizer->step();
+      break;
+    case StepVariant::kDp:
       dp::finalize_noisy_gradient(s.params, s.noise_options, *s.noise);
       s.dp_optimizer->step();
       break;
     case StepVariant::kOracle:
-      oracle_clip();
       dp::finalize_noisy_gradient(s.params, s.noise_options, *s.noise);
       s.oracle_optimizer->step();
       break;
   }
+  synchronize(device);
+  const auto stop = std::chrono::steady_clock::now();
+  using ms = std::chrono::duration<double, std::milli>;
+  return {ms(middle - start).count(), ms(stop - middle).count()};
 }
 
 void StepRunner::profile_once(StepProfile& profile) {
@@ -434,25 +457,41 @@ StepBenchmarkResult benchmark_step(const StepBenchmarkOptions& options) {
     for (auto v : options.variants) runner.run(v);
   }
   synchronize(options.device);
-  std::map<StepVariant, std::vector<double>> times;
+  // Per variant: whole steps, gradient parts, update parts.
+  std::map<StepVariant, std::vector<double>> times, gradient, update;
   for (int64_t i = 0; i < options.steps; ++i) {
     for (auto v : options.variants) {
-      const auto start = std::chrono::steady_clock::now();
-      runner.run(v);
-      synchronize(options.device);
-      const auto stop = std::chrono::steady_clock::now();
-      times[v].push_back(
-          std::chrono::duration<double, std::milli>(stop - start).count());
+      const auto t = runner.run(v);
+      times[v].push_back(t.gradient_ms + t.update_ms);
+      gradient[v].push_back(t.gradient_ms);
+      update[v].push_back(t.update_ms);
     }
   }
-  auto median_of = [&](StepVariant v) -> std::optional<double> {
-    auto it = times.find(v);
-    if (it == times.end()) return std::nullopt;
+  auto median_of = [](const std::map<StepVariant, std::vector<double>>& m,
+                      StepVariant v) -> std::optional<double> {
+    auto it = m.find(v);
+    if (it == m.end()) return std::nullopt;
     return median(it->second);
   };
-  result.nonprivate_ms = median_of(StepVariant::kNonPrivate);
-  result.dp_ms = median_of(StepVariant::kDp);
-  result.oracle_ms = median_of(StepVariant::kOracle);
+  using V = StepVariant;
+  result.nonprivate_ms = median_of(times, V::kNonPrivate);
+  result.dp_ms = median_of(times, V::kDp);
+  result.oracle_ms = median_of(times, V::kOracle);
+  result.nonprivate_gradient_ms = median_of(gradient, V::kNonPrivate);
+  result.nonprivate_update_ms = median_of(update, V::kNonPrivate);
+  result.dp_gradient_ms = median_of(gradient, V::kDp);
+  result.dp_update_ms = median_of(update, V::kDp);
+  if (result.nonprivate_gradient_ms && result.dp_gradient_ms) {
+    result.gradient_ratio =
+        *result.dp_gradient_ms / *result.nonprivate_gradient_ms;
+    if (options.logical_batch_size > 0) {
+      const double k = static_cast<double>(options.logical_batch_size) /
+                       static_cast<double>(options.batch_size);
+      result.logical_ratio =
+          (k * *result.dp_gradient_ms + *result.dp_update_ms) /
+          (k * *result.nonprivate_gradient_ms + *result.nonprivate_update_ms);
+    }
+  }
   if (result.nonprivate_ms && result.dp_ms) {
     result.ratio = *result.dp_ms / *result.nonprivate_ms;
   }

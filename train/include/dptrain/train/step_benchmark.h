@@ -51,6 +51,10 @@ struct StepBenchmarkOptions {
   /// SecureNoise (ChaCha20) instead of SeededNoise for the DP steps.
   bool secure_noise = false;
   uint64_t seed = 0;  ///< initialisation, data and seeded noise
+  /// L for logical_ratio: a logical batch of L examples is L/B physical
+  /// gradient phases and one update (noise, optimizer); 0 = not reported,
+  /// else a multiple of batch_size.
+  int64_t logical_batch_size = 0;
   c10::Device device = c10::Device(c10::kCPU);
 };
 
@@ -71,6 +75,22 @@ struct StepBenchmarkResult {
   std::optional<double> oracle_ms;
   std::optional<double> ratio;         ///< dp_ms / nonprivate_ms
   std::optional<double> oracle_ratio;  ///< oracle_ms / nonprivate_ms
+  /// Each step split where a logical step splits: the gradient phase
+  /// (forward, backward and, for DP, per-example clipping and accumulation;
+  /// repeated for every physical batch) and the update (for DP: noise and
+  /// division by the expected batch size; then the optimizer; once per
+  /// logical step). Medians of each part.
+  std::optional<double> nonprivate_gradient_ms;
+  std::optional<double> nonprivate_update_ms;
+  std::optional<double> dp_gradient_ms;
+  std::optional<double> dp_update_ms;
+  /// dp_gradient_ms / nonprivate_gradient_ms: the forward+backward cost of
+  /// privacy per example.
+  std::optional<double> gradient_ratio;
+  /// (k·dp_gradient + dp_update) / (k·nonprivate_gradient +
+  /// nonprivate_update), k = logical_batch_size / batch_size: a whole
+  /// logical step with gradient accumulation; set when logical_batch_size > 0.
+  std::optional<double> logical_ratio;
   /// Resident memory after the model and batch were built, before any step
   /// (bytes; 0 where /proc/self/statm is unavailable).
   int64_t baseline_rss_bytes = 0;
@@ -123,8 +143,14 @@ class StepRunner {
   StepRunner(const StepRunner&) = delete;
   StepRunner& operator=(const StepRunner&) = delete;
 
-  /// One full step of the variant (grads dropped first).
-  void run(StepVariant variant);
+  /// Milliseconds of the two parts of one step (see StepBenchmarkResult).
+  struct Times {
+    double gradient_ms = 0;
+    double update_ms = 0;
+  };
+  /// One full step of the variant (grads dropped first), timed in its two
+  /// parts (the device synchronised after each).
+  Times run(StepVariant variant);
   /// Drops the grads, then leaves Σᵢ clip(gᵢ) in each trainable .grad by
   /// the engine (no noise, no update): the first half of the DP step.
   void dp_clip();
