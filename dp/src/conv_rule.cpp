@@ -4,10 +4,10 @@
 //    from ONE grouped convolution_backward (groups = B·groups, batch = K),
 //    which oneDNN runs several times faster than unfold + bmm on CPU
 //    (../shared/MEASURED.md); cost ≈ B·T·d_in·out FLOPs, memory B·|W|.
-//    A 1×1 kernel with no padding and one group is instead one batched
-//    matrix product [out, K·T]×[K·T, in] per example (pointwise): on
+//    A 1×1 kernel with no padding and one group may instead take one
+//    convolution_backward per example or one bmm (pointwise_route): on
 //    NFNet-F0's 1×1 layers at B = 4 the grouped convolution_backward took
-//    1.3–3× the batch weight gradient's time, the product 1.0–2.3×.
+//    1.3–3× the batch weight gradient's time, those 1.1–2.3×.
 //  - ghost (Conv1d/Conv2d, groups = 1): unfold, then Σ_ts (a_t·a_s)(g_t·g_s);
 //    cost B·T²·(d_in+out) FLOPs plus the unfold copy, memory B·T².
 //    Chosen iff 2·T·(d_in+out) < d_in·out (the 2 charges for the unfold).
@@ -58,9 +58,6 @@ namespace {
 
 constexpr int64_t kMaxKeptElements = int64_t{1} << 25;
 
-// Output positions per row from which a pointwise layer's per-example
-// gradients come from one convolution_backward per example, not one bmm.
-constexpr int64_t kPointwiseLoopPositions = 100;
 
 // Backward of Ŵ = gain·(W − μ)·rsqrt(max(n·var, eps)) for a batch of
 // cotangents dŴ [B, out, ...]: returns {dW [B, out, ...], dgain [B,
@@ -82,6 +79,8 @@ std::pair<torch::Tensor, torch::Tensor> ws_backward(const torch::Tensor& d_what,
   auto d_w = (v - v_mean) / s - vc * centered * (active / (s * s * s));
   return {d_w, d_gain};
 }
+
+bool all_true(const torch::Tensor& t) { return t.all().item<bool>(); }
 
 // Fused CPU kernels for WSConv2d on kept per-example cotangents x = dŴ
 // [B, out, n] (contiguous): one sweep over x where the tensor expressions
@@ -300,6 +299,14 @@ class ConvRule final : public LayerRule {
     }
   }
 
+  bool uses_output(const LayerCall& call, int64_t group_size) const override {
+    if constexpr (kWs) {
+      const auto& l = dynamic_cast<const Layer&>(*call.layer);
+      return call.grad_output.defined() && ws_use_ghost(call, l, group_size);
+    }
+    return false;
+  }
+
   void squared_norms(const LayerCall& call, int64_t group_size,
                      const std::vector<bool>& needed,
                      std::vector<torch::Tensor>& norms,
@@ -428,23 +435,49 @@ class ConvRule final : public LayerRule {
     return g.reshape({g.size(0), g.size(1), -1}).sum(2);  // [N, out]
   }
 
-  // A 1×1 kernel, no padding, one group: the weight gradient is a plain
-  // matrix product (stride subsamples the input), which runs at the batch
-  // weight gradient's speed where the grouped convolution_backward runs up to
-  // three times slower (NFNet-F0's 1×1 convolutions, benchmarks/RESULTS.md).
-  static bool pointwise(const LayerCall& call, const Layer& l) {
-    if (l.options.groups() != 1) return false;
+  // How a 1×1 kernel with no padding and one group gets its per-example
+  // weight gradients x_b = Σ_t g_t a_tᵀ (a plain matrix product; stride
+  // subsamples the input). Measured at B = 4 and 32 (benchmarks/RESULTS.md):
+  //  - kLoop, one convolution_backward per example (its K rows): 15–30%
+  //    faster than the product on large maps and layers (NFNet-F0's 12×12
+  //    to 48×48 stages: T_row ≥ 100 and T_row·in·out ≥ 2^24); on smaller
+  //    layers the per-call overhead dominates (WRN-16-4: 2–4× slower);
+  //  - kBmm, one bmm [out, K·T]×[K·T, in] per example: up to 2.5× faster
+  //    than the grouped convolution_backward for wide layers (in·out ≥ 2^18,
+  //    NFNet's 1536×768) but slower for narrow ones (WRN's 64×128);
+  //  - kGrouped: the general route (also for every non-1×1 kernel).
+  enum class Pointwise { kGrouped, kLoop, kBmm };
+
+  static Pointwise pointwise_route(const LayerCall& call, const Layer& l) {
+    if (l.options.groups() != 1) return Pointwise::kGrouped;
     for (size_t i = 0; i < D; ++i) {
-      if ((*l.options.kernel_size())[i] != 1 || call.ints[i] != 0) return false;
+      if ((*l.options.kernel_size())[i] != 1 || call.ints[i] != 0) {
+        return Pointwise::kGrouped;
+      }
     }
-    return true;
+    const auto& g = call.grad_output;
+    const int64_t t_row = g.numel() == 0 ? 0 : g[0][0].numel();
+    const int64_t in = call.input.size(1);
+    const int64_t out = g.size(1);
+    if (t_row >= 100 && t_row * in * out >= (int64_t{1} << 24)) {
+      return Pointwise::kLoop;
+    }
+    if (in * out >= (int64_t{1} << 18)) return Pointwise::kBmm;
+    return Pointwise::kGrouped;
   }
 
   // Time of the materialised per-example gradients relative to the batch
   // weight gradient of equal FLOPs (measured, see the file comment).
   static double materialise_factor(const LayerCall& call, const Layer& l,
                                    double t_row) {
-    if (pointwise(call, l)) return 1.0 + 48.0 / t_row;
+    switch (pointwise_route(call, l)) {
+      case Pointwise::kLoop:
+        return 1.2;
+      case Pointwise::kBmm:
+        return 1.0 + 48.0 / t_row;
+      case Pointwise::kGrouped:
+        break;
+    }
     return std::max(1.0, 256.0 / t_row);
   }
 
@@ -577,7 +610,10 @@ class ConvRule final : public LayerRule {
                                   std::vector<int64_t>(D, 0), 1);
       };
       auto g3 = g.reshape({rows, out, -1});
-      auto z = conv(call.input, c.view(w.sizes())).reshape({rows, out, -1});
+      auto z = projections_from_output(call, l, s);
+      if (!z.defined()) {
+        z = conv(call.input, c.view(w.sizes())).reshape({rows, out, -1});
+      }
       auto dot = group_sum((g3 * z).sum(2), group_size);
       auto d_gain = dot * inv_s;  // [B, out]
       if (need_gain) {
@@ -598,6 +634,35 @@ class ConvRule final : public LayerRule {
       auto removed = ((sx * sx / n + active * d_gain.pow(2)) * scale).sum(1);
       norms[0] = torch::clamp_min(total - removed, 0);
     }
+  }
+
+  // c_o·a_t for every row, channel o and position t ([N, out, T]) from the
+  // layer's output y = conv(x, Ŵ) + bias, Ŵ_o = gain_o·c_o/s_o: (y − bias)·
+  // s/gain, instead of a convolution of the input with c (the cost of the
+  // layer's forward). Undefined — use the convolution — when the output was
+  // not kept, a gain is 0, or a bias is over 16 times the largest |y_o −
+  // bias_o| of its channel: y − bias would then lose more than 4 bits to
+  // cancellation.
+  static torch::Tensor projections_from_output(const LayerCall& call,
+                                               const Layer& l,
+                                               const torch::Tensor& s) {
+    if constexpr (kWs) {
+      if (!call.output.defined()) return {};
+      const int64_t out = l.weight.size(0);
+      auto y = call.output.reshape({call.output.size(0), out, -1});
+      const auto gain = l.gain.reshape({1, out, 1});
+      if (!all_true(gain.ne(0))) return {};
+      if (l.bias.defined()) {
+        const auto bias = l.bias.reshape({1, out, 1});
+        y = y - bias;
+        const auto largest = y.abs().amax({0, 2});
+        if (!all_true(bias.reshape({out}).abs() <= 16 * largest)) {
+          return {};
+        }
+      }
+      return y * (s.reshape({1, out, 1}) / gain);
+    }
+    return {};
   }
 
   // Patches [N, T, d_in] of the (padded) input.
@@ -643,7 +708,8 @@ class ConvRule final : public LayerRule {
     const int64_t batch = rows / group_size;
     const int64_t in = x.size(1);
     const int64_t out = g.size(1);
-    if (pointwise(call, l)) {
+    const Pointwise route = pointwise_route(call, l);
+    if (route != Pointwise::kGrouped) {
       // x_b = Σ_t g_t a_tᵀ: one [out, K·T] × [K·T, in] product per example.
       torch::Tensor xs = x;
       for (size_t i = 0; i < D; ++i) {
@@ -655,9 +721,7 @@ class ConvRule final : public LayerRule {
       std::vector<int64_t> pe_shape(l.weight.sizes().begin(),
                                     l.weight.sizes().end());
       pe_shape.insert(pe_shape.begin(), batch);
-      if (g[0][0].numel() >= kPointwiseLoopPositions) {
-        // Large maps: oneDNN's batch weight gradient per example (its K
-        // rows) beats the product by 15–30% (NFNet-F0 12×12 and 24×24).
+      if (route == Pointwise::kLoop) {
         auto pe = torch::empty(pe_shape, g.options());
         for (int64_t b = 0; b < batch; ++b) {
           auto grads = torch::convolution_backward(

@@ -145,8 +145,9 @@ ClipResult GradientEngine::clip_and_accumulate(
                                        /*retain_graph=*/false,
                                        /*create_graph=*/false,
                                        /*allow_unused=*/true);
-    // The outputs are no longer needed: release them (the rules use inputs
-    // and output gradients), so that they do not add to the peak memory.
+    // The outputs are no longer needed (the rules use inputs and output
+    // gradients; a rule may ask to keep one, uses_output): release them, so
+    // that they do not add to the peak memory.
     outputs.clear();
     torch::NoGradGuard no_grad;
     struct Use {
@@ -157,7 +158,10 @@ ClipResult GradientEngine::clip_and_accumulate(
     std::vector<std::vector<torch::Tensor>> call_params(mine.size());
     for (size_t c = 0; c < mine.size(); ++c) {
       mine[c].grad_output = grads[c];
-      mine[c].output = torch::Tensor();
+      if (!grads[c].defined() ||
+          !entries[c]->rule->uses_output(mine[c], group_size)) {
+        mine[c].output = torch::Tensor();
+      }
       if (!grads[c].defined()) continue;
       call_params[c] = entries[c]->rule->parameters(*mine[c].layer);
       for (size_t s = 0; s < call_params[c].size(); ++s) {

@@ -352,8 +352,11 @@ void StepRunner::profile_once(StepProfile& profile) {
   double norms_total = 0;
   for (size_t c = 0; c < calls.size(); ++c) {
     calls[c].grad_output = grads[c];
-    calls[c].output = torch::Tensor();
     const auto* rule = registry->find(*calls[c].layer);
+    if (rule == nullptr || !grads[c].defined() ||
+        !rule->uses_output(calls[c], 1)) {
+      calls[c].output = torch::Tensor();
+    }
     StepProfile::Layer layer;
     layer.path = path_of[calls[c].layer];
     layer.type = calls[c].layer->name();

@@ -26,6 +26,14 @@ class LayerRule {
   virtual std::vector<torch::Tensor> parameters(
       const torch::nn::Module& layer) const = 0;
 
+  /// True if squared_norms on this call (grad_output set) would use
+  /// call.output; the engine otherwise releases outputs after the backward
+  /// pass. Rules must still work when output is undefined.
+  virtual bool uses_output(const LayerCall& /*call*/,
+                           int64_t /*group_size*/) const {
+    return false;
+  }
+
   /// For every slot j with needed[j]: norms[j] = [B] squared norms of each
   /// example's (group-summed) gradient of parameter j. A rule that
   /// materialised per-example gradients [B, *shape] may leave them in
