@@ -158,10 +158,8 @@ StepRunner::StepRunner(const StepBenchmarkOptions& options)
         .view({rows, -1})
         .mean(1);
   };
-  const auto griffin_names = models::griffin_config_names();
-  if (options.model == "seq") {
-    auto model = models::SequenceMlp(models::SequenceMlpOptions());
-    const int64_t vocab = model->options.vocab_size();
+  // Token models: random tokens of the model's vocabulary.
+  auto use_token_model = [&](auto model, int64_t vocab) {
     s.model = model.ptr();
     s.forward = [model](const torch::Tensor& x) mutable {
       return model->forward(x);
@@ -169,18 +167,16 @@ StepRunner::StepRunner(const StepBenchmarkOptions& options)
     s.per_example_loss = sequence_loss;
     s.inputs = torch::randint(vocab, {b, options.seq_len}, torch::kLong);
     s.targets = torch::randint(vocab, {b, options.seq_len}, torch::kLong);
+  };
+  const auto griffin_names = models::griffin_config_names();
+  if (options.model == "seq") {
+    auto model = models::SequenceMlp(models::SequenceMlpOptions());
+    use_token_model(model, model->options.vocab_size());
   } else if (std::find(griffin_names.begin(), griffin_names.end(),
                        options.model) != griffin_names.end()) {
     // Griffin / Hawk (griffin-tiny, hawk-tiny, griffin-25m, ...).
     auto model = models::Griffin(models::griffin_config(options.model));
-    const int64_t vocab = model->config().vocab_size;
-    s.model = model.ptr();
-    s.forward = [model](const torch::Tensor& x) mutable {
-      return model->forward(x);
-    };
-    s.per_example_loss = sequence_loss;
-    s.inputs = torch::randint(vocab, {b, options.seq_len}, torch::kLong);
-    s.targets = torch::randint(vocab, {b, options.seq_len}, torch::kLong);
+    use_token_model(model, model->config().vocab_size);
   } else {
     const auto info = models::model_info(options.model);
     auto model = models::make_model(options.model);
