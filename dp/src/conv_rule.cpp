@@ -23,7 +23,7 @@
 //    sum is then Σ cᵢxᵢ (a [B]×[B, |W|] product) mapped once through
 //    ws_backward; otherwise one batch weight gradient, then ws_backward.
 //    On CPU both steps on kept x are fused loops (fused_ws_norms,
-//    fused_ws_weighted_sum): one sweep over x each, sums in double.
+//    fused_ws_weighted_sum): one sweep over x each.
 //  - ghost (groups = 1; ws_ghost_norms): Σ_o w_o‖x_o‖² from the Gram of the
 //    padded input's PIXELS (the patch Gram is the sum of k^D shifted blocks
 //    of it, no unfold) and the Gram of G with columns scaled by √w_o; the
@@ -82,13 +82,13 @@ std::pair<torch::Tensor, torch::Tensor> ws_backward(const torch::Tensor& d_what,
 
 bool all_true(const torch::Tensor& t) { return t.all().item<bool>(); }
 
-// Fused CPU kernels for WSConv2d on kept per-example cotangents x = dŴ
-// [B, out, n] (contiguous): one sweep over x where the tensor expressions
-// below them make five to twelve (and allocate [B, |W|] temporaries), with
+// Fused CPU kernels for WSConv2d on per-example cotangents x = dŴ [B, out,
+// n] (contiguous): one sweep over x where ws_norms' and ws_backward's tensor
+// expressions make five to twelve (and allocate [B, |W|] temporaries), with
 // the channel statistics of W (mean, s, active) computed per row on the fly.
-// Sums are in double, except the norms' sums over blocks of 512 elements,
-// which are in the tensor's dtype so that they vectorise. Used when x and W are CPU tensors of one floating
-// dtype; other devices take the tensor expressions.
+// Sums are in double, except the norms' partial sums over blocks of 512
+// elements, which are in x's dtype so that they vectorise. Used when x and W
+// are CPU tensors of one floating dtype; other devices take the expressions.
 bool fused_ws_applicable(const torch::Tensor& x, const WSConv2dImpl& layer) {
   return x.device().is_cpu() && layer.weight.device().is_cpu() &&
          x.scalar_type() == layer.weight.scalar_type() &&
@@ -395,7 +395,7 @@ class ConvRule final : public LayerRule {
         auto wk = w.to(kept.dtype()).view({kept.size(0), -1});
         auto per_example_w = wk.select(1, 0);
         if (wk.size(1) == 1 ||
-            wk.eq(per_example_w.unsqueeze(1)).all().item<bool>()) {
+            all_true(wk.eq(per_example_w.unsqueeze(1)))) {
           if (fused_ws_applicable(kept, l)) {
             fused_ws_sums(kept, per_example_w, l, need_w, need_gain, sums);
             return;
@@ -515,6 +515,9 @@ class ConvRule final : public LayerRule {
     const double wgrad = t * d_in * out;
     const double grouped =
         wgrad * materialise_factor(call, l, t_row) + (kept ? 0.0 : wgrad);
+    // The t·d_in·(out+1) term (the convolution with c) is charged even
+    // though a kept output usually replaces it (projections_from_output):
+    // whether it will is only known after this choice (uses_output).
     const double ghost =
         p * p * in + t * t * out + t * d_in * (out + 1) + wgrad;
     return ghost < grouped;

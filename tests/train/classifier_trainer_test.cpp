@@ -11,6 +11,7 @@
 
 #include "dptrain/accountant/rdp_accountant.h"
 #include "dptrain/models/small_models.h"
+#include "temp_dir_test.h"
 
 namespace dptrain::train {
 namespace {
@@ -49,21 +50,11 @@ TrainConfig toy_config() {
   return c;
 }
 
-class Trainer : public ::testing::Test {
+class Trainer : public dptrain::test_support::TempDirTest {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("dptrain_trainer_" +
-            std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
   static void quiet(ClassifierTrainer& t) {
     t.log = [](const std::string&) {};
   }
-  fs::path dir_;
 };
 
 TEST_F(Trainer, LearnsSeparableDataAndReportsEpsilon) {

@@ -12,6 +12,7 @@
 #include "dptrain/models/registry.h"
 #include "dptrain/models/weights.h"
 #include "error_helpers.h"
+#include "temp_dir_test.h"
 
 namespace dptrain::train {
 namespace {
@@ -32,14 +33,10 @@ std::shared_ptr<models::ImageClassifier> mlp(std::int64_t classes) {
       "mlp", models::ModelOptions().num_classes(classes).in_channels(1).image_size(12));
 }
 
-class ImageFineTuning : public ::testing::Test {
+class ImageFineTuning : public dptrain::test_support::TempDirTest {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("dptrain_image_run_" +
-            std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
+    TempDirTest::SetUp();
     torch::manual_seed(7);
     source_ = mlp(5);  // "pre-trained" on 5 classes
     models::save_weights(*source_, path("pretrained.pt"));
@@ -51,10 +48,6 @@ class ImageFineTuning : public ::testing::Test {
     config_.seed = 1;
     config_.init_checkpoint = path("pretrained.pt");
   }
-  void TearDown() override { fs::remove_all(dir_); }
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
-
-  fs::path dir_;
   std::shared_ptr<models::ImageClassifier> source_;
   TrainConfig config_;
 };
@@ -124,7 +117,7 @@ TEST_F(ImageFineTuning, SavedWeightsAreTheTrainedOnesAndTheEmaIsSavedSeparately)
   }
   EXPECT_TRUE(ema_differs);  // and the model holds the last iterate again
   // No temporary files are left beside the outputs.
-  for (const auto& entry : fs::directory_iterator(dir_)) {
+  for (const auto& entry : fs::directory_iterator(dir())) {
     EXPECT_EQ(entry.path().filename().string().find(".tmp-"), std::string::npos)
         << entry.path();
   }

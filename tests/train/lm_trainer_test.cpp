@@ -15,6 +15,7 @@
 #include "dptrain/accountant/rdp_accountant.h"
 #include "dptrain/models/safetensors.h"
 #include "error_helpers.h"
+#include "temp_dir_test.h"
 
 namespace dptrain::train {
 namespace {
@@ -49,21 +50,8 @@ TrainConfig lm_config() {
   return c;
 }
 
-class LmTraining : public ::testing::Test {
+class LmTraining : public dptrain::test_support::TempDirTest {
  protected:
-  void SetUp() override {
-    dir_ =
-        fs::temp_directory_path() /
-        ("dptrain_lm_" +
-         std::string(
-             ::testing::UnitTest::GetInstance()->current_test_info()->name()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  std::string path(const std::string& name) const {
-    return (dir_ / name).string();
-  }
   std::string write_text(const std::string& name,
                          const std::string& text) const {
     std::ofstream(path(name), std::ios::binary) << text;
@@ -72,7 +60,6 @@ class LmTraining : public ::testing::Test {
   static void quiet(LmTrainer& t) {
     t.log = [](const std::string&) {};
   }
-  fs::path dir_;
 };
 
 TEST_F(LmTraining, LearnsRepetitiveTextAndReportsPerplexityAndEpsilon) {
