@@ -29,6 +29,13 @@ void EmbeddingImpl::reset() {
     throw std::invalid_argument(
         "Embedding: sparse=true is not supported (gradients are dense)");
   }
+  if (options.max_norm().has_value()) {
+    // torch renormalises, without noise, exactly the rows a batch looked up:
+    // the weights then reveal which tokens the private batch held.
+    throw std::invalid_argument(
+        "Embedding: max_norm is not supported under DP (it renormalises the "
+        "rows a private batch touched, without noise)");
+  }
   if (options.padding_idx().has_value()) {
     int64_t idx = *options.padding_idx();
     const int64_t n = options.num_embeddings();
@@ -62,11 +69,6 @@ void EmbeddingImpl::pretty_print(std::ostream& stream) const {
 }
 
 torch::Tensor EmbeddingImpl::forward(const torch::Tensor& indices) {
-  if (options.max_norm().has_value()) {
-    torch::NoGradGuard no_grad;
-    torch::embedding_renorm_(weight, indices.contiguous(), *options.max_norm(),
-                             options.norm_type());
-  }
   const int64_t padding = options.padding_idx().value_or(-1);
   auto output = torch::embedding(weight, indices, padding, false, false);
   detail::maybe_record(*this, indices, output);

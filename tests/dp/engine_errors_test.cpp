@@ -167,6 +167,10 @@ TEST(Layers, RejectBadOptions) {
             }),
             "Embedding: scale_grad_by_freq=true mixes the examples of a batch "
             "and is not supported under DP");
+  // max_norm would renormalise, without noise, the rows a batch looked up.
+  EXPECT_EQ(message_of([] { dp::Embedding(dp::EmbeddingOptions(4, 2).max_norm(1.0)); }),
+            "Embedding: max_norm is not supported under DP (it renormalises the "
+            "rows a private batch touched, without noise)");
   EXPECT_EQ(message_of([] { dp::Embedding(dp::EmbeddingOptions(4, 2).sparse(true)); }),
             "Embedding: sparse=true is not supported (gradients are dense)");
   EXPECT_EQ(message_of([] { dp::Embedding(dp::EmbeddingOptions(4, 2).padding_idx(4)); }),

@@ -12,8 +12,9 @@
 namespace dptrain::dp {
 
 /// Same options as torch::nn::Embedding. `scale_grad_by_freq` (which mixes
-/// the examples of a batch) and `sparse` are refused with
-/// std::invalid_argument; `padding_idx` and `max_norm` behave as in torch.
+/// the examples of a batch), `max_norm` (which renormalises, without noise,
+/// the rows a private batch looked up) and `sparse` are refused with
+/// std::invalid_argument; `padding_idx` behaves as in torch.
 using EmbeddingOptions = torch::nn::EmbeddingOptions;
 
 /// Lookup: indices [N, ...] (int64) → [N, ..., embedding_dim].
