@@ -49,11 +49,13 @@ void add_gaussian_noise(const std::vector<at::Tensor>& parameters,
                                 text(noise_std));
   }
   torch::NoGradGuard no_grad;
+  // A hardened generator's draw is scaled and added in double and rounded
+  // once (privacy invariant 2). Otherwise (seeded noise, not for release)
+  // draw in float unless a parameter is double: float draws and adds are
+  // several times cheaper.
+  const bool round_once = generator.round_once();
   int64_t total = 0;
-  // Draw in float unless a parameter is double: float draws (and adds) are
-  // several times cheaper, and a float gradient rounds the noise to float
-  // anyway.
-  at::ScalarType draw = at::kFloat;
+  at::ScalarType draw = round_once ? at::kDouble : at::kFloat;
   for (const at::Tensor& p : parameters) {
     if (!p.requires_grad()) continue;
     total += p.numel();
@@ -61,14 +63,26 @@ void add_gaussian_noise(const std::vector<at::Tensor>& parameters,
   }
   // One draw for all parameters: fewer, larger calls parallelise better.
   const at::Tensor noise = generator.standard_normal(total, draw);
+  if (noise.scalar_type() != draw || noise.numel() != total) {
+    throw std::logic_error("NoiseGenerator::standard_normal returned the wrong "
+                           "dtype or size");
+  }
   int64_t offset = 0;
   for (const at::Tensor& p : parameters) {
     if (!p.requires_grad()) continue;
     at::Tensor& grad = grad_of(p);
     const at::Tensor slice = noise.narrow(0, offset, p.numel()).view(p.sizes());
-    // Cast on the CPU, then move: fewer bytes cross to an accelerator.
-    grad.add_(slice.to(grad.scalar_type()).to(grad.device()), noise_std);
     offset += p.numel();
+    if (round_once) {
+      // g + σC·z exactly in double, then one rounding into the gradient.
+      at::Tensor sum = grad.to(at::kDouble, /*non_blocking=*/false,
+                               /*copy=*/true);
+      sum.add_(slice.to(sum.device()), noise_std);
+      grad.copy_(sum);
+    } else {
+      // Cast on the CPU, then move: fewer bytes cross to an accelerator.
+      grad.add_(slice.to(grad.scalar_type()).to(grad.device()), noise_std);
+    }
   }
 }
 

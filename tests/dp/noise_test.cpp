@@ -137,6 +137,60 @@ TEST(SecureNoise, FloatDrawsAreTheDoubleDrawsRounded) {
   }
 }
 
+// A hardened generator with known draws: the secure sampler on a fixed key,
+// in whatever dtype the caller asks (double draws rounded for float).
+class FixedKeyNoise final : public NoiseGenerator {
+ public:
+  using NoiseGenerator::standard_normal;
+  at::Tensor standard_normal(int64_t numel, at::ScalarType dtype) override {
+    requested.push_back(dtype);
+    at::Tensor z = at::empty({numel}, at::kDouble);
+    secure_standard_normal(key_from_seed(11), 0, z.data_ptr<double>(), numel);
+    return z.to(dtype);
+  }
+  bool reproducible() const override { return true; }
+  std::string name() const override { return "fixed-key"; }
+  void save(torch::serialize::OutputArchive&) const override {}
+  void load(torch::serialize::InputArchive&) override {}
+  std::vector<at::ScalarType> requested;
+};
+
+TEST(AddGaussianNoise, HardenedNoiseIsScaledAndAddedInDoubleAndRoundedOnce) {
+  // Privacy invariant 2: float(g + σC·z) with σC·z and the sum in double.
+  // Rounding z to float and scaling it in float (the old float path) misses
+  // this for most coordinates.
+  const int64_t n = 20000;
+  at::Tensor p = torch::zeros({n}).requires_grad_();
+  const at::Tensor g = torch::linspace(-3.0, 3.0, n);
+  p.mutable_grad() = g.clone();
+  const double noise_std = 1.2345678901234567 * 0.1;
+  FixedKeyNoise generator;
+  add_gaussian_noise({p}, noise_std, generator);
+  EXPECT_EQ(generator.requested, std::vector<at::ScalarType>{at::kDouble});
+  at::Tensor z = at::empty({n}, at::kDouble);
+  secure_standard_normal(key_from_seed(11), 0, z.data_ptr<double>(), n);
+  const auto* gz = z.data_ptr<double>();
+  const at::Tensor g_cpu = g.contiguous();
+  const auto* gf = g_cpu.data_ptr<float>();
+  const auto* out = p.grad().data_ptr<float>();
+  int64_t mismatches = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const double exact = static_cast<double>(gf[i]) + noise_std * gz[i];
+    mismatches += out[i] != static_cast<float>(exact);
+  }
+  EXPECT_EQ(mismatches, 0);
+  EXPECT_EQ(p.grad().scalar_type(), at::kFloat);
+}
+
+TEST(AddGaussianNoise, SeededNoiseKeepsTheFloatFastPath) {
+  at::Tensor p = torch::zeros({8}).requires_grad_();
+  SeededNoise seeded(3);
+  EXPECT_FALSE(seeded.round_once());
+  EXPECT_TRUE(SecureNoise().round_once());
+  add_gaussian_noise({p}, 1.0, seeded);
+  EXPECT_EQ(p.grad().scalar_type(), at::kFloat);
+}
+
 TEST(SecureNoise, FixedKeySamplerIsNormalAndChunkIndependent) {
   // A fixed key makes the sampler itself checkable with a fixed seed.
   std::vector<double> x(100001);

@@ -37,8 +37,10 @@ void validate(const NoiseOptions& options);
 /// that requires grad, in the order given. A missing .grad (a parameter that
 /// saw no example, e.g. an empty batch) is first set to zeros: it gets noise
 /// too. Parameters that do not require grad are left alone. Works for grads
-/// on any device and of any floating dtype. Throws std::invalid_argument if
-/// noise_std is negative or not finite.
+/// on any device and of any floating dtype. When generator.round_once() (the
+/// secure generator), the draws are double and grad + noise_std·z is computed
+/// in double and rounded once into the gradient's dtype. Throws
+/// std::invalid_argument if noise_std is negative or not finite.
 void add_gaussian_noise(const std::vector<at::Tensor>& parameters,
                         double noise_std, NoiseGenerator& generator);
 

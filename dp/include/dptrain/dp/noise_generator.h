@@ -38,6 +38,15 @@ class NoiseGenerator {
   /// True when the same construction gives the same draws (seeded runs).
   virtual bool reproducible() const = 0;
 
+  /// True (the default) when the noise must be drawn in double, scaled by σC
+  /// and added to the gradient in double, and rounded once to the gradient's
+  /// dtype (privacy invariant 2). Rounding the draw to float first and
+  /// scaling it in float makes the set of reachable noisy values depend on
+  /// the gradient — the floating-point attack of Mironov (2012) that a
+  /// hardened sampler exists to prevent. SeededNoise, which is not for
+  /// release, returns false and draws and adds in the gradient's dtype.
+  virtual bool round_once() const { return true; }
+
   /// "seeded" or "secure"; stored in checkpoints.
   virtual std::string name() const = 0;
 
@@ -62,6 +71,8 @@ class SeededNoise final : public NoiseGenerator {
   using NoiseGenerator::standard_normal;
   at::Tensor standard_normal(int64_t numel, at::ScalarType dtype) override;
   bool reproducible() const override { return true; }
+  /// Float draws, scaled and added in float: fast, and not for release.
+  bool round_once() const override { return false; }
   std::string name() const override { return "seeded"; }
   void save(torch::serialize::OutputArchive& archive) const override;
   void load(torch::serialize::InputArchive& archive) override;
