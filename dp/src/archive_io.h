@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "dptrain/dp/batch_sampler.h"
 #include "dptrain/dp/secure_random.h"
 
 namespace dptrain::dp::detail {
@@ -34,6 +35,15 @@ ChaChaKey read_key(torch::serialize::InputArchive& archive,
                    const std::string& key);
 at::Tensor read_tensor(torch::serialize::InputArchive& archive,
                        const std::string& key);
+
+/// A sampler's key under its policy: "key_policy", and "key" only when
+/// reproducible (privacy invariant 8).
+void write_sampler_key(torch::serialize::OutputArchive& archive,
+                       SamplerKey policy, const ChaChaKey& key);
+/// The saved key of a reproducible sampler, or a fresh OS key of a secret
+/// one; throws std::runtime_error when the saved policy is not `policy`.
+ChaChaKey read_sampler_key(torch::serialize::InputArchive& archive,
+                           SamplerKey policy);
 
 /// Throws std::runtime_error("<what> checkpoint mismatch: <field> is <saved>
 /// in the checkpoint, <current> here") when saved != current.

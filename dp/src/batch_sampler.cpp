@@ -4,7 +4,31 @@
 #include <stdexcept>
 #include <string>
 
+#include "archive_io.h"
+
 namespace dptrain::dp {
+
+std::string to_string(SamplerKey policy) {
+  return policy == SamplerKey::kSecret ? "secret" : "reproducible";
+}
+
+namespace detail {
+
+void write_sampler_key(torch::serialize::OutputArchive& archive,
+                       SamplerKey policy, const ChaChaKey& key) {
+  write_string(archive, "key_policy", to_string(policy));
+  if (policy == SamplerKey::kReproducible) write_key(archive, "key", key);
+}
+
+ChaChaKey read_sampler_key(torch::serialize::InputArchive& archive,
+                           SamplerKey policy) {
+  expect_same("sampler", "key_policy", read_string(archive, "key_policy"),
+              to_string(policy));
+  if (policy == SamplerKey::kReproducible) return read_key(archive, "key");
+  return os_entropy_key();
+}
+
+}  // namespace detail
 
 std::vector<std::vector<int64_t>> split_into_chunks(
     const std::vector<int64_t>& batch, int64_t max_physical_batch_size) {

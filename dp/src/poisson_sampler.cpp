@@ -24,8 +24,11 @@ std::string exact(double value) {
 }  // namespace
 
 PoissonSampler::PoissonSampler(int64_t dataset_size, double sample_rate,
-                               const ChaChaKey& key)
-    : dataset_size_(dataset_size), sample_rate_(sample_rate), key_(key) {
+                               const ChaChaKey& key, SamplerKey key_policy)
+    : dataset_size_(dataset_size),
+      sample_rate_(sample_rate),
+      key_(key),
+      key_policy_(key_policy) {
   if (dataset_size <= 0) {
     throw std::invalid_argument("dataset_size must be > 0, got " +
                                 std::to_string(dataset_size));
@@ -81,7 +84,7 @@ void PoissonSampler::save(torch::serialize::OutputArchive& archive) const {
   detail::write_string(archive, "kind", name());
   detail::write_int(archive, "dataset_size", dataset_size_);
   detail::write_double(archive, "sample_rate", sample_rate_);
-  detail::write_key(archive, "key", key_);
+  detail::write_sampler_key(archive, key_policy_, key_);
   detail::write_int(archive, "step", step_);
 }
 
@@ -90,7 +93,6 @@ void PoissonSampler::load(torch::serialize::InputArchive& archive) {
   detail::expect_same("sampler", "kind", kind, name());
   const int64_t dataset_size = detail::read_int(archive, "dataset_size");
   const double sample_rate = detail::read_double(archive, "sample_rate");
-  const ChaChaKey key = detail::read_key(archive, "key");
   const int64_t step = detail::read_int(archive, "step");
   detail::expect_same("sampler", "dataset_size", std::to_string(dataset_size),
                       std::to_string(dataset_size_));
@@ -100,7 +102,8 @@ void PoissonSampler::load(torch::serialize::InputArchive& archive) {
     throw std::runtime_error("sampler checkpoint has a negative step: " +
                              std::to_string(step));
   }
-  key_ = key;
+  // Last: a secret policy draws a fresh key, so nothing may fail after it.
+  key_ = detail::read_sampler_key(archive, key_policy_);
   step_ = step;
 }
 

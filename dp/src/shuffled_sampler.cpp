@@ -13,8 +13,12 @@ namespace dptrain::dp {
 
 ShuffledFixedSizeSampler::ShuffledFixedSizeSampler(int64_t dataset_size,
                                                    int64_t batch_size,
-                                                   const ChaChaKey& key)
-    : dataset_size_(dataset_size), batch_size_(batch_size), key_(key) {
+                                                   const ChaChaKey& key,
+                                                   SamplerKey key_policy)
+    : dataset_size_(dataset_size),
+      batch_size_(batch_size),
+      key_(key),
+      key_policy_(key_policy) {
   if (dataset_size <= 0) {
     throw std::invalid_argument("dataset_size must be > 0, got " +
                                 std::to_string(dataset_size));
@@ -70,7 +74,7 @@ void ShuffledFixedSizeSampler::save(
   detail::write_string(archive, "kind", name());
   detail::write_int(archive, "dataset_size", dataset_size_);
   detail::write_int(archive, "batch_size", batch_size_);
-  detail::write_key(archive, "key", key_);
+  detail::write_sampler_key(archive, key_policy_, key_);
   detail::write_int(archive, "step", step_);
 }
 
@@ -79,7 +83,6 @@ void ShuffledFixedSizeSampler::load(torch::serialize::InputArchive& archive) {
   detail::expect_same("sampler", "kind", kind, name());
   const int64_t dataset_size = detail::read_int(archive, "dataset_size");
   const int64_t batch_size = detail::read_int(archive, "batch_size");
-  const ChaChaKey key = detail::read_key(archive, "key");
   const int64_t step = detail::read_int(archive, "step");
   detail::expect_same("sampler", "dataset_size", std::to_string(dataset_size),
                       std::to_string(dataset_size_));
@@ -89,7 +92,8 @@ void ShuffledFixedSizeSampler::load(torch::serialize::InputArchive& archive) {
     throw std::runtime_error("sampler checkpoint has a negative step: " +
                              std::to_string(step));
   }
-  key_ = key;
+  // Last: a secret policy draws a fresh key, so nothing may fail after it.
+  key_ = detail::read_sampler_key(archive, key_policy_);
   step_ = step;
   cached_epoch_ = -1;
 }

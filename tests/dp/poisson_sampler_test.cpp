@@ -5,6 +5,7 @@
 
 #include <boost/math/distributions/chi_squared.hpp>
 #include <chrono>
+#include <cstdio>
 #include <cmath>
 #include <set>
 #include <sstream>
@@ -154,14 +155,97 @@ TEST(PoissonSampler, SameSeedSameBatchesOtherSeedOthers) {
 }
 
 TEST(PoissonSampler, StateRoundTripResumesTheSameBatches) {
-  PoissonSampler original(500, 0.05, key_from_seed(9));
+  PoissonSampler original(500, 0.05, key_from_seed(9), SamplerKey::kReproducible);
   for (int t = 0; t < 7; ++t) original.next_batch();
-  PoissonSampler resumed(500, 0.05, key_from_seed(1234));
+  PoissonSampler resumed(500, 0.05, key_from_seed(1234), SamplerKey::kReproducible);
   round_trip([&](auto& out) { original.save(out); },
              [&](auto& in) { resumed.load(in); });
   EXPECT_EQ(resumed.step(), 7);
   for (int t = 0; t < 5; ++t)
     EXPECT_EQ(resumed.next_batch(), original.next_batch());
+}
+
+// The serialised archive of `sampler`, as it would sit in a checkpoint file.
+std::string archive_bytes(const BatchSampler& sampler) {
+  torch::serialize::OutputArchive out;
+  sampler.save(out);
+  std::ostringstream bytes;
+  out.save_to(bytes);
+  return bytes.str();
+}
+
+// True when the 32 key bytes (little-endian words, as in memory) appear in
+// `bytes` — in any alignment — or as the 64 hex digits of either byte order.
+bool holds_key(const std::string& bytes, const ChaChaKey& key) {
+  std::string raw(reinterpret_cast<const char*>(key.data()), sizeof(key));
+  std::string half(raw.substr(0, 16));  // half a key is already too much
+  std::ostringstream hex_words;
+  for (uint32_t w : key) {
+    char buf[9];
+    std::snprintf(buf, sizeof(buf), "%08x", w);
+    hex_words << buf;
+  }
+  std::ostringstream hex_bytes;
+  for (unsigned char c : raw) {
+    char buf[3];
+    std::snprintf(buf, sizeof(buf), "%02x", c);
+    hex_bytes << buf;
+  }
+  for (const std::string& needle : {raw, half, hex_words.str(), hex_bytes.str()}) {
+    if (bytes.find(needle) != std::string::npos) return true;
+  }
+  // Each word on its own, e.g. as separate int64 entries.
+  int words_found = 0;
+  for (uint32_t w : key) {
+    const std::string word(reinterpret_cast<const char*>(&w), sizeof(w));
+    words_found += bytes.find(word) != std::string::npos;
+  }
+  return words_found >= 4;
+}
+
+TEST(SamplerKey, SecretSamplersWriteNoKeyMaterial) {
+  // Privacy invariant 8: whoever holds a key recomputes every past batch.
+  const ChaChaKey key = os_entropy_key();
+  PoissonSampler poisson(500, 0.05, key);  // kSecret is the default
+  ShuffledFixedSizeSampler shuffled(40, 6, key);
+  for (int t = 0; t < 3; ++t) {
+    poisson.next_batch();
+    shuffled.next_batch();
+  }
+  for (const BatchSampler* s : std::vector<const BatchSampler*>{&poisson, &shuffled}) {
+    EXPECT_EQ(s->key_policy(), SamplerKey::kSecret);
+    EXPECT_FALSE(holds_key(archive_bytes(*s), key)) << s->name();
+    round_trip([&](auto& out) { s->save(out); },
+               [&](auto& in) {
+                 for (const auto& k : in.keys()) EXPECT_NE(k, "key") << s->name();
+               });
+  }
+  // The scan itself finds a key where one is written.
+  PoissonSampler reproducible(500, 0.05, key, SamplerKey::kReproducible);
+  EXPECT_TRUE(holds_key(archive_bytes(reproducible), key));
+}
+
+TEST(SamplerKey, SecretSamplerResumesAtTheStepWithAFreshKey) {
+  PoissonSampler original(2000, 0.05, os_entropy_key());
+  for (int t = 0; t < 4; ++t) original.next_batch();
+  PoissonSampler resumed(2000, 0.05, os_entropy_key());
+  round_trip([&](auto& out) { original.save(out); },
+             [&](auto& in) { resumed.load(in); });
+  EXPECT_EQ(resumed.step(), 4);
+  bool any_differs = false;
+  for (int t = 0; t < 5; ++t) any_differs |= resumed.next_batch() != original.next_batch();
+  EXPECT_TRUE(any_differs);
+}
+
+TEST(SamplerKey, LoadRefusesTheOtherPolicy) {
+  PoissonSampler secret(500, 0.05, key_from_seed(9));
+  PoissonSampler reproducible(500, 0.05, key_from_seed(9), SamplerKey::kReproducible);
+  EXPECT_EQ(error_of([&] {
+              round_trip([&](auto& out) { secret.save(out); },
+                         [&](auto& in) { reproducible.load(in); });
+            }),
+            "sampler checkpoint mismatch: key_policy is secret in the "
+            "checkpoint, reproducible here");
 }
 
 TEST(PoissonSampler, LoadRefusesAnotherConfiguration) {
@@ -270,9 +354,9 @@ TEST(ShuffledFixedSizeSampler, SaysTheAccountantDoesNotCoverIt) {
 }
 
 TEST(ShuffledFixedSizeSampler, StateRoundTripResumes) {
-  ShuffledFixedSizeSampler original(40, 6, key_from_seed(2));
+  ShuffledFixedSizeSampler original(40, 6, key_from_seed(2), SamplerKey::kReproducible);
   for (int t = 0; t < 9; ++t) original.next_batch();
-  ShuffledFixedSizeSampler resumed(40, 6, key_from_seed(3));
+  ShuffledFixedSizeSampler resumed(40, 6, key_from_seed(3), SamplerKey::kReproducible);
   round_trip([&](auto& out) { original.save(out); },
              [&](auto& in) { resumed.load(in); });
   for (int t = 0; t < 8; ++t)

@@ -15,6 +15,22 @@ class OutputArchive;
 
 namespace dptrain::dp {
 
+/// Whether a sampler's key may be written into checkpoints (privacy
+/// invariant 8). Whoever holds the key recomputes every past batch, and
+/// subsampling amplification is gone.
+enum class SamplerKey {
+  /// Secure runs: the key is never saved; load() draws a fresh key from the
+  /// operating system. Poisson sampling is memoryless, so the batches after
+  /// a resume have exactly the distribution of an uninterrupted run's.
+  kSecret,
+  /// Seeded runs: the key (which the seed gives away anyway) is saved, so a
+  /// resumed run repeats an uninterrupted run's batches. Not for release.
+  kReproducible,
+};
+
+/// "secret" or "reproducible" (stored in checkpoints).
+std::string to_string(SamplerKey policy);
+
 /// A stream of logical batches of example indices in [0, dataset_size).
 class BatchSampler {
  public:
@@ -49,13 +65,17 @@ class BatchSampler {
   /// is divided by the configured constant, never by a realised batch size.
   virtual double expected_batch_size() const = 0;
 
-  /// Writes kind, configuration, key and step into `archive` (flat keys; nest
-  /// it under a name of your choice). The key lets anyone recompute every
-  /// batch: treat the checkpoint as secret as the data.
+  /// How the key is treated by save() and load().
+  virtual SamplerKey key_policy() const = 0;
+
+  /// Writes kind, configuration, key policy and step into `archive` (flat
+  /// keys; nest it under a name of your choice), and the key only under
+  /// SamplerKey::kReproducible.
   virtual void save(torch::serialize::OutputArchive& archive) const = 0;
 
-  /// Restores what save() wrote. Throws std::runtime_error, changing nothing,
-  /// when an entry is missing or kind, dataset_size or the rate differ.
+  /// Restores what save() wrote; under SamplerKey::kSecret the key is drawn
+  /// afresh from the OS. Throws std::runtime_error, changing nothing, when an
+  /// entry is missing or kind, key policy, dataset_size or the rate differ.
   virtual void load(torch::serialize::InputArchive& archive) = 0;
 };
 

@@ -18,14 +18,17 @@ namespace dptrain::dp {
 /// shuffled so physical chunks are not ordered by index.
 ///
 /// Step t draws from the ChaCha20 stream (key, t): the state is just the key
-/// and the step counter, so a resumed sampler repeats the same batches.
+/// and the step counter. Under SamplerKey::kReproducible a resumed sampler
+/// repeats the same batches; under kSecret (the default) the key never
+/// leaves the process and a resumed sampler draws from a fresh one.
 class PoissonSampler final : public BatchSampler {
  public:
   /// Throws std::invalid_argument if dataset_size <= 0 or sample_rate is not
   /// in (0, 1]. Key: key_from_seed(seed) for reproducible runs,
   /// os_entropy_key() otherwise.
   PoissonSampler(int64_t dataset_size, double sample_rate,
-                 const ChaChaKey& key);
+                 const ChaChaKey& key,
+                 SamplerKey key_policy = SamplerKey::kSecret);
 
   std::vector<int64_t> next_batch() override;
   std::vector<int64_t> batch_at(int64_t step) const override;
@@ -38,6 +41,7 @@ class PoissonSampler final : public BatchSampler {
   double expected_batch_size() const override {
     return sample_rate_ * static_cast<double>(dataset_size_);
   }
+  SamplerKey key_policy() const override { return key_policy_; }
   void save(torch::serialize::OutputArchive& archive) const override;
   void load(torch::serialize::InputArchive& archive) override;
 
@@ -45,6 +49,7 @@ class PoissonSampler final : public BatchSampler {
   int64_t dataset_size_;
   double sample_rate_;
   ChaChaKey key_;
+  SamplerKey key_policy_;
   int64_t step_ = 0;
 };
 

@@ -18,8 +18,11 @@ class ShuffledFixedSizeSampler final : public BatchSampler {
  public:
   /// Throws std::invalid_argument if dataset_size <= 0 or batch_size is not
   /// in [1, dataset_size].
+  /// Under SamplerKey::kSecret a resumed sampler draws a fresh key, so the
+  /// rest of the interrupted epoch comes from a new permutation.
   ShuffledFixedSizeSampler(int64_t dataset_size, int64_t batch_size,
-                           const ChaChaKey& key);
+                           const ChaChaKey& key,
+                           SamplerKey key_policy = SamplerKey::kSecret);
 
   std::vector<int64_t> next_batch() override;
   std::vector<int64_t> batch_at(int64_t step) const override;
@@ -36,6 +39,7 @@ class ShuffledFixedSizeSampler final : public BatchSampler {
     return static_cast<double>(batch_size_);
   }
   int64_t steps_per_epoch() const { return dataset_size_ / batch_size_; }
+  SamplerKey key_policy() const override { return key_policy_; }
   void save(torch::serialize::OutputArchive& archive) const override;
   void load(torch::serialize::InputArchive& archive) override;
 
@@ -45,6 +49,7 @@ class ShuffledFixedSizeSampler final : public BatchSampler {
   int64_t dataset_size_;
   int64_t batch_size_;
   ChaChaKey key_;
+  SamplerKey key_policy_;
   int64_t step_ = 0;
   // The permutation of one epoch, kept so each batch costs O(batch_size).
   mutable int64_t cached_epoch_ = -1;
