@@ -92,7 +92,7 @@ endfunction()
 # to compile.
 function(dptrain_add_header_check)
   set(sources "")
-  foreach(folder accountant datasets dp models train)
+  foreach(folder accountant audit datasets dp models train)
     file(GLOB_RECURSE headers CONFIGURE_DEPENDS
          ${PROJECT_SOURCE_DIR}/${folder}/include/dptrain/*.h)
     foreach(h IN LISTS headers)
@@ -104,5 +104,6 @@ function(dptrain_add_header_check)
     endforeach()
   endforeach()
   add_library(dptrain_header_check OBJECT ${sources})
-  target_link_libraries(dptrain_header_check PRIVATE dptrain::train dptrain_warnings)
+  target_link_libraries(dptrain_header_check PRIVATE dptrain::train dptrain::audit
+                        dptrain_warnings)
 endfunction()

@@ -1,11 +1,13 @@
 # Fails when a library folder includes a header it may not use (DESIGN.md):
 #   accountant: no LibTorch (torch/, ATen/, c10/) and no other dptrain folder
+#   audit:      the same rule as the accountant
 #   datasets:   no dp, models, train
 #   dp:         no datasets, models, train
 #   models:     no datasets, train
 # Usage: cmake -DSOURCE_DIR=<root> -P check_layering.cmake
 set(rules
   "accountant|(torch|ATen|c10)/|dptrain/(datasets|dp|models|train)/"
+  "audit|(torch|ATen|c10)/|dptrain/(datasets|dp|models|train)/"
   "datasets|dptrain/(dp|models|train)/"
   "dp|dptrain/(datasets|models|train)/"
   "models|dptrain/(datasets|train)/")
