@@ -79,7 +79,11 @@ void add_train_command(CLI::App& app) {
            ->delimiter(','),
        [](TrainConfig& d, const TrainConfig& s) { d.classes = s.classes; }});
   DPTRAIN_FLAG("--save-weights", save_weights,
-               "write the final weights (.h5 or .pt; the EMA's also to <stem>.ema<ext>)");
+               "write the final weights, the release artefact (.h5 or .pt; --task lm: .pt; "
+               "the EMA's also to <stem>.ema<ext>)");
+  DPTRAIN_FLAG("--eval-dataset", eval_dataset,
+               "--task lm: a public text file for perplexity (default: the held-out tail of "
+               "--dataset, private and not noised)");
   DPTRAIN_FLAG("--target-epsilon", target_epsilon, "privacy budget; noise is calibrated to it");
   DPTRAIN_FLAG("--delta", delta, "delta of (epsilon, delta)-DP [default 1e-5]");
   DPTRAIN_FLAG("--noise-multiplier", noise_multiplier,
@@ -110,13 +114,16 @@ void add_train_command(CLI::App& app) {
                "uniform (Polyak) average of the iterates from this step on, evaluated "
                "alongside the last iterate; -1 = off [default -1]");
   bindings->push_back({cmd->add_option("--seed", *seed,
-                                       "seed: reproducible sampling and noise (default: "
-                                       "secure noise from the OS)"),
+                                       "seed: reproducible initialisation, sampling, "
+                                       "augmentation and noise; not for release (default: "
+                                       "secure randomness from the OS)"),
                        [seed](TrainConfig& d, const TrainConfig&) { d.seed = *seed; }});
   DPTRAIN_FLAG("--device", device, "cpu, cuda, cuda:N or auto [default cpu]");
   DPTRAIN_FLAG("--checkpoint", checkpoint, "checkpoint file (written atomically)");
   DPTRAIN_FLAG("--checkpoint-every", checkpoint_every, "steps between checkpoints; 0 = each epoch");
   DPTRAIN_SWITCH("--resume", resume, "continue the run saved in --checkpoint");
+  DPTRAIN_SWITCH("--overwrite", overwrite,
+                 "start afresh over an existing --checkpoint, discarding its privacy record");
   DPTRAIN_FLAG("--metrics", metrics, "append per-epoch metrics as JSON lines to this file");
   DPTRAIN_FLAG("--summary", summary, "write the final summary JSON to this file");
   DPTRAIN_SWITCH("--diagnostics", diagnostics, "NON-PRIVATE clipping statistics in the log");

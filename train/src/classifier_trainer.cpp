@@ -219,6 +219,10 @@ FitResult ClassifierTrainer::fit(const datasets::ImageDataset& train,
     stats.count += static_cast<std::int64_t>(chunk.size());
     return losses;
   };
+  // A split of the training data is private and not noised (invariant 9).
+  const bool private_eval = c.validation_fraction > 0;
+  const std::string eval_name = private_eval ? "validation (private, not noised)" : "test";
+  const std::string eval_key = private_eval ? "validation" : "test";
   task.end_epoch = [&](const EpochContext& ctx) {
     EpochRecord rec;
     rec.epoch = ctx.epoch;
@@ -240,10 +244,10 @@ FitResult ClassifierTrainer::fit(const datasets::ImageDataset& train,
     line << "epoch " << rec.epoch << " step " << rec.step << ": train loss "
          << fmt(rec.train_loss) << " acc " << fmt(rec.train_accuracy) << " (non-private)";
     if (eval != nullptr) {
-      line << ", test acc " << fmt(rec.test.accuracy);
-      if (rec.ema_test.count > 0) line << ", ema test acc " << fmt(rec.ema_test.accuracy);
+      line << ", " << eval_name << " acc " << fmt(rec.test.accuracy);
+      if (rec.ema_test.count > 0) line << ", ema " << eval_name << " acc " << fmt(rec.ema_test.accuracy);
       if (rec.polyak_test.count > 0) {
-        line << ", polyak test acc " << fmt(rec.polyak_test.accuracy);
+        line << ", polyak " << eval_name << " acc " << fmt(rec.polyak_test.accuracy);
       }
     }
     line << ", epsilon " << fmt(rec.epsilon) << ", " << fmt(rec.seconds, 1) << " s";
@@ -255,10 +259,12 @@ FitResult ClassifierTrainer::fit(const datasets::ImageDataset& train,
                         {"delta", c.delta},
                         {"seconds", rec.seconds}};
     if (eval != nullptr) {
-      j["test_accuracy"] = rec.test.accuracy;
-      j["test_loss"] = rec.test.loss;
-      if (rec.ema_test.count > 0) j["ema_test_accuracy"] = rec.ema_test.accuracy;
-      if (rec.polyak_test.count > 0) j["polyak_test_accuracy"] = rec.polyak_test.accuracy;
+      j[eval_key + "_accuracy"] = rec.test.accuracy;
+      j[eval_key + "_loss"] = rec.test.loss;
+      if (rec.ema_test.count > 0) j["ema_" + eval_key + "_accuracy"] = rec.ema_test.accuracy;
+      if (rec.polyak_test.count > 0) {
+        j["polyak_" + eval_key + "_accuracy"] = rec.polyak_test.accuracy;
+      }
     }
     result.epochs.push_back(rec);
     if (on_epoch) on_epoch(rec);
@@ -306,28 +312,27 @@ std::string summary_json(const FitResult& r, const TrainConfig& c) {
     for (double x : v) a.push_back(nan_to_null(x));
     return a;
   };
-  nlohmann::json j = {
-      {"test_accuracy", nan_to_null(r.test.count ? r.test.accuracy : kNaN)},
-      {"ema_test_accuracy", nan_to_null(r.ema_test.count ? r.ema_test.accuracy : kNaN)},
-      {"polyak_test_accuracy", nan_to_null(r.polyak_test.count ? r.polyak_test.accuracy : kNaN)},
-      {"epsilon", nan_to_null(r.epsilon)},
-      {"epsilon_rdp", nan_to_null(r.epsilon_rdp)},
-      {"epsilon_prv_upper", nan_to_null(r.epsilon_prv_upper)},
-      {"delta", r.delta},
-      {"noise_multiplier", r.noise_multiplier},
-      {"sample_rate", r.sample_rate},
-      {"steps", r.steps},
-      {"accountant", c.accountant},
+  // A validation split carved from the training data is private data, not
+  // noised: it is never called "test" (privacy invariant 9).
+  const std::string eval = c.validation_fraction > 0 ? "validation" : "test";
+  nlohmann::json j = nlohmann::json::parse(privacy_summary_json(r, c));
+  j.update({
+      {eval + "_accuracy", nan_to_null(r.test.count ? r.test.accuracy : kNaN)},
+      {"ema_" + eval + "_accuracy", nan_to_null(r.ema_test.count ? r.ema_test.accuracy : kNaN)},
+      {"polyak_" + eval + "_accuracy",
+       nan_to_null(r.polyak_test.count ? r.polyak_test.accuracy : kNaN)},
       {"adjacency", "add_remove_one_example"},
-      {"sampler", c.sampler},
-      {"stopped_by_budget", r.stopped_by_budget},
       {"per_class_accuracy", vec(r.test.per_class_accuracy)},
       {"ema_per_class_accuracy", vec(r.ema_test.per_class_accuracy)},
       {"per_group_accuracy", vec(r.test.per_group_accuracy)},
       {"wall_seconds", r.wall_seconds},
       {"config", nlohmann::json::parse(to_json(c))},
-  };
-  if (!r.privacy_note.empty()) j["privacy_note"] = r.privacy_note;
+  });
+  if (c.validation_fraction > 0) {
+    j["validation_note"] =
+        "validation (private, not noised): carved from the private training data and "
+        "evaluated without noise; its figures are not differentially private";
+  }
   return j.dump();
 }
 

@@ -63,6 +63,7 @@ const std::map<std::string, Setter>& setters() {
       DPTRAIN_KEY("trainable", trainable, as_string),
       DPTRAIN_KEY("classes", classes, as_int_list),
       DPTRAIN_KEY("save-weights", save_weights, as_string),
+      DPTRAIN_KEY("eval-dataset", eval_dataset, as_string),
       DPTRAIN_KEY("target-epsilon", target_epsilon, as_double),
       DPTRAIN_KEY("delta", delta, as_double),
       DPTRAIN_KEY("noise-multiplier", noise_multiplier, as_double),
@@ -95,6 +96,7 @@ const std::map<std::string, Setter>& setters() {
       DPTRAIN_KEY("checkpoint", checkpoint, as_string),
       DPTRAIN_KEY("checkpoint-every", checkpoint_every, as_int),
       DPTRAIN_KEY("resume", resume, as_bool),
+      DPTRAIN_KEY("overwrite", overwrite, as_bool),
       DPTRAIN_KEY("metrics", metrics, as_string),
       DPTRAIN_KEY("summary", summary, as_string),
       DPTRAIN_KEY("diagnostics", diagnostics, as_bool),
@@ -139,11 +141,13 @@ void TrainConfig::validate() const {
       throw std::invalid_argument(
           "--augmult is for images; --task lm has no augmentation, got " + str(augmult));
     }
-    if (reset_classifier || trainable != "all" || !classes.empty() || !save_weights.empty()) {
+    if (reset_classifier || trainable != "all" || !classes.empty()) {
       throw std::invalid_argument(
-          "--reset-classifier, --trainable, --classes and --save-weights need --task classify, "
-          "got --task lm");
+          "--reset-classifier, --trainable and --classes need --task classify, got --task lm");
     }
+  }
+  if (task != "lm" && !eval_dataset.empty()) {
+    throw std::invalid_argument("--eval-dataset is for --task lm, got --task " + task);
   }
   if (reset_classifier && init_checkpoint.empty()) {
     throw std::invalid_argument(
@@ -203,6 +207,11 @@ void TrainConfig::validate() const {
   if (resume && checkpoint.empty()) {
     throw std::invalid_argument("--resume needs --checkpoint PATH");
   }
+  if (resume && overwrite) {
+    throw std::invalid_argument(
+        "give only one of --resume (continue the run in --checkpoint) and --overwrite "
+        "(discard it)");
+  }
 }
 
 void apply_toml_file(const std::string& path, TrainConfig& config) {
@@ -244,6 +253,7 @@ std::string to_json(const TrainConfig& c) {
       {"trainable", c.trainable},
       {"classes", c.classes},
       {"save_weights", c.save_weights},
+      {"eval_dataset", c.eval_dataset},
       {"target_epsilon", c.target_epsilon},
       {"delta", c.delta},
       {"noise_multiplier", c.noise_multiplier},
@@ -268,6 +278,13 @@ std::string to_json(const TrainConfig& c) {
       {"polyak_start", c.polyak_start},
       {"seed", c.seed ? nlohmann::json(*c.seed) : nlohmann::json(nullptr)},
       {"device", c.device},
+      {"checkpoint", c.checkpoint},
+      {"checkpoint_every", c.checkpoint_every},
+      {"resume", c.resume},
+      {"overwrite", c.overwrite},
+      {"metrics", c.metrics},
+      {"summary", c.summary},
+      {"diagnostics", c.diagnostics},
   };
   return j.dump();
 }

@@ -30,7 +30,7 @@ ImageData load_image_data(const TrainConfig& config) {
         datasets::split_train_validation(data.train, n_val, config.seed.value_or(0));
     data.train = std::move(train);
     data.eval = std::move(val);
-    data.eval_split = "validation";
+    data.eval_split = "validation (private, not noised)";
   } else {
     data.eval = datasets::load_dataset(path, "test");
     data.eval_split = "test";
@@ -52,6 +52,8 @@ std::shared_ptr<models::ImageClassifier> build_image_model(const TrainConfig& co
                            .num_classes(train.num_classes())
                            .in_channels(train.shape()[0])
                            .image_size(train.shape()[1]);
+  // --seed covers the initialisation too: a seeded run is reproducible whole.
+  if (config.seed) torch::manual_seed(*config.seed);
   auto model = models::make_model(config.model, options);
   if (!config.init_checkpoint.empty()) {
     models::LoadOptions load;

@@ -6,6 +6,8 @@
 
 #include <chrono>
 #include <cmath>
+#include <filesystem>
+#include <optional>
 #include <iostream>
 #include <limits>
 #include <sstream>
@@ -123,6 +125,14 @@ LmEvalResult LmTrainer::evaluate(const datasets::TextDataset& data,
   auto* optimization = s.loop->optimization();
   const bool swap =
       use_ema && optimization != nullptr && optimization->has_ema();
+  // The EMA's parameters in the model now, and back on every exit.
+  struct EmaSwap {
+    Optimization* optimization;
+    torch::nn::Module* model;
+    ~EmaSwap() {
+      if (optimization != nullptr) optimization->swap_ema(*model);
+    }
+  } restore{swap ? optimization : nullptr, s.model.ptr().get()};
   if (swap) optimization->swap_ema(*s.model);
   LmEvalResult r;
   r.sequences = data.size();
@@ -144,7 +154,6 @@ LmEvalResult LmTrainer::evaluate(const datasets::TextDataset& data,
     }
     s.model->train(was_training);
   }
-  if (swap) optimization->swap_ema(*s.model);
   r.loss = r.sequences > 0 ? sum / static_cast<double>(r.sequences) : kNaN;
   r.perplexity = std::exp(r.loss);
   return r;
@@ -213,7 +222,7 @@ LmFitResult LmTrainer::fit(const datasets::TextDataset& train,
                         {"delta", c.delta},
                         {"seconds", rec.seconds}};
     if (eval != nullptr) {
-      line << ", held-out loss " << format_fixed(rec.eval.loss)
+      line << ", " << eval_label << " loss " << format_fixed(rec.eval.loss)
            << " perplexity " << format_fixed(rec.eval.perplexity, 2);
       j["eval_loss"] = nan_to_null(rec.eval.loss);
       j["perplexity"] = nan_to_null(rec.eval.perplexity);
@@ -239,7 +248,7 @@ LmFitResult LmTrainer::fit(const datasets::TextDataset& train,
       " training sequences); the guarantee covers adding or removing one "
       "sequence");
   if (initial) {
-    log("held-out before training: loss " +
+    log(eval_label + " before training: loss " +
         format_fixed(result.initial_eval.loss) + " perplexity " +
         format_fixed(result.initial_eval.perplexity, 2) + " (" +
         std::to_string(eval->size()) + " sequences)");
@@ -263,7 +272,8 @@ LmFitResult LmTrainer::fit(const datasets::TextDataset& train,
 std::string lm_summary_json(const LmFitResult& r, const TrainConfig& c) {
   const bool has_eval = r.eval.sequences > 0;
   const bool has_ema = r.ema_eval.sequences > 0;
-  nlohmann::json j = {
+  nlohmann::json j = nlohmann::json::parse(privacy_summary_json(r, c));
+  j.update({
       {"task", "lm"},
       {"perplexity", has_eval ? nan_to_null(r.eval.perplexity) : nullptr},
       {"ema_perplexity",
@@ -273,23 +283,12 @@ std::string lm_summary_json(const LmFitResult& r, const TrainConfig& c) {
                                  : nullptr},
       {"eval_loss", has_eval ? nan_to_null(r.eval.loss) : nullptr},
       {"eval_tokens", r.eval.tokens},
-      {"epsilon", nan_to_null(r.epsilon)},
-      {"epsilon_rdp", nan_to_null(r.epsilon_rdp)},
-      {"epsilon_prv_upper", nan_to_null(r.epsilon_prv_upper)},
-      {"delta", r.delta},
-      {"noise_multiplier", r.noise_multiplier},
-      {"sample_rate", r.sample_rate},
-      {"steps", r.steps},
-      {"accountant", c.accountant},
       {"privacy_unit",
        "one sequence of " + std::to_string(c.sequence_length) + " bytes"},
       {"adjacency", "add_remove_one_sequence"},
-      {"sampler", c.sampler},
-      {"stopped_by_budget", r.stopped_by_budget},
       {"wall_seconds", r.wall_seconds},
       {"config", nlohmann::json::parse(to_json(c))},
-  };
-  if (!r.privacy_note.empty()) j["privacy_note"] = r.privacy_note;
+  });
   return j.dump();
 }
 
@@ -306,22 +305,51 @@ LmRunResult run_lm_training(const TrainConfig& config) {
         "--dataset for --task lm must be text:FILE, got '" + config.dataset +
         "'");
   }
+  if (!config.save_weights.empty() && !ends_with(config.save_weights, ".pt")) {
+    throw std::invalid_argument(
+        "--save-weights for --task lm must be a .pt file (LibTorch archive of the "
+        "weights and the model config), got '" + config.save_weights + "'");
+  }
   const auto path = config.dataset.substr(prefix.size());
   const auto all =
       datasets::TextDataset::from_file(path, config.sequence_length);
-  const double fraction =
-      config.validation_fraction > 0 ? config.validation_fraction : 0.1;
-  const auto n_eval = std::max<std::int64_t>(
-      1, std::llround(fraction * static_cast<double>(all.size())));
-  if (all.size() - n_eval < 1) {
-    throw std::invalid_argument(
-        "--dataset " + config.dataset + " has " + std::to_string(all.size()) +
-        " sequence(s) of " + std::to_string(config.sequence_length) +
-        " bytes; at least 2 are needed (training and held-out)");
+  std::optional<datasets::TextDataset> train_part, eval_part;
+  std::string eval_split;
+  if (!config.eval_dataset.empty()) {
+    // A public file: training uses all of --dataset.
+    std::string eval_path = config.eval_dataset;
+    if (eval_path.rfind(prefix, 0) == 0) eval_path = eval_path.substr(prefix.size());
+    try {
+      eval_part = datasets::TextDataset::from_file(eval_path, config.sequence_length);
+    } catch (const std::exception& e) {
+      throw std::invalid_argument("--eval-dataset: " + std::string(e.what()));
+    }
+    if (eval_part->size() < 1) {
+      throw std::invalid_argument("--eval-dataset '" + config.eval_dataset +
+                                  "' holds no sequence of " +
+                                  std::to_string(config.sequence_length) + " bytes");
+    }
+    train_part = all;
+    eval_split = "public: --eval-dataset " + config.eval_dataset;
+  } else {
+    const double fraction =
+        config.validation_fraction > 0 ? config.validation_fraction : 0.1;
+    const auto n_eval = std::max<std::int64_t>(
+        1, std::llround(fraction * static_cast<double>(all.size())));
+    if (all.size() - n_eval < 1) {
+      throw std::invalid_argument(
+          "--dataset " + config.dataset + " has " + std::to_string(all.size()) +
+          " sequence(s) of " + std::to_string(config.sequence_length) +
+          " bytes; at least 2 are needed (training and held-out)");
+    }
+    // The held-out text is the file's tail: contiguous, never trained on,
+    // but private data evaluated without noise (privacy invariant 9).
+    train_part = all.slice(0, all.size() - n_eval);
+    eval_part = all.slice(all.size() - n_eval, all.size());
+    eval_split = "held-out tail of --dataset (private, not noised)";
   }
-  // The held-out text is the file's tail: contiguous, never trained on.
-  const auto train = all.slice(0, all.size() - n_eval);
-  const auto eval = all.slice(all.size() - n_eval, all.size());
+  const auto& train = *train_part;
+  const auto& eval = *eval_part;
 
   models::GriffinConfig model_config;
   try {
@@ -344,31 +372,37 @@ LmRunResult run_lm_training(const TrainConfig& config) {
     }
   }
   LmTrainer trainer(model, config);
+  trainer.eval_label = eval_split;
   LmRunResult run;
   run.fit = trainer.fit(train, &eval);
+  if (!config.save_weights.empty()) {
+    trainer.save_weights(config.save_weights);
+    const std::string stem =
+        config.save_weights.substr(0, config.save_weights.size() - 3);
+    trainer.save_weights(stem + ".ema.pt", /*use_ema=*/true);
+  }
   auto summary = nlohmann::json::parse(lm_summary_json(run.fit, config));
   summary["train_sequences"] = train.size();
   summary["eval_sequences"] = eval.size();
-  summary["eval_split"] = "tail of the file (held out)";
+  summary["eval_split"] = eval_split;
   run.summary_json = summary.dump();
   return run;
 }
 
-models::Griffin load_lm_checkpoint(const std::string& path) {
-  torch::serialize::InputArchive in;
-  load_checkpoint(path, in);
+namespace {
+
+// Rebuilds the model from an archive holding "lm_model" and "model" (a
+// checkpoint's payload or a weights file); `what` names the file in errors.
+models::Griffin griffin_from_archive(torch::serialize::InputArchive& in, const std::string& what) {
   c10::IValue value;
   if (!in.try_read("lm_model", value)) {
-    throw std::runtime_error(
-        "checkpoint '" + path +
-        "' is not a language-model checkpoint (written by --task lm)");
+    throw std::runtime_error(what + " is not a language model (written by --task lm)");
   }
   models::GriffinConfig config;
   try {
     config = config_from_json(nlohmann::json::parse(value.toStringRef()));
   } catch (const std::exception& e) {
-    throw std::runtime_error("checkpoint '" + path +
-                             "': bad model config: " + e.what());
+    throw std::runtime_error(what + ": bad model config: " + e.what());
   }
   auto model = models::Griffin(config);
   try {
@@ -376,15 +410,79 @@ models::Griffin load_lm_checkpoint(const std::string& path) {
     in.read("model", model_in);
     model->load(model_in);
   } catch (const std::exception& e) {
-    throw std::runtime_error("checkpoint '" + path +
-                             "': cannot load the model: " + e.what());
+    throw std::runtime_error(what + ": cannot load the model: " + e.what());
   }
   return model;
 }
 
+void require_regular_file(const std::string& flag, const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) {
+    throw std::runtime_error(flag + " '" + path + "': " +
+                             (std::filesystem::exists(path, ec) ? "not a regular file"
+                                                                : "no such file"));
+  }
+}
+
+}  // namespace
+
+models::Griffin load_lm_checkpoint(const std::string& path) {
+  require_regular_file("--checkpoint", path);
+  torch::serialize::InputArchive in;
+  load_checkpoint(path, in);
+  return griffin_from_archive(in, "checkpoint '" + path + "'");
+}
+
+models::Griffin load_lm_weights(const std::string& path) {
+  require_regular_file("--weights", path);
+  torch::serialize::InputArchive in;
+  try {
+    in.load_from(path);
+  } catch (const c10::Error& e) {
+    throw std::runtime_error("--weights '" + path + "' is not a LibTorch archive: " +
+                             e.what_without_backtrace());
+  }
+  return griffin_from_archive(in, "weights file '" + path + "'");
+}
+
+void save_lm_weights(models::GriffinImpl& model, const std::string& path) {
+  torch::serialize::OutputArchive out;
+  out.write("kind", c10::IValue(std::string("dptrain language-model weights")));
+  out.write("lm_model", c10::IValue(config_to_json(model.config()).dump()));
+  torch::serialize::OutputArchive model_out;
+  model.save(model_out);
+  out.write("model", model_out);
+  std::ostringstream bytes(std::ios::binary);
+  out.save_to(bytes);
+  write_file_atomically(path, bytes.str());
+}
+
+bool LmTrainer::save_weights(const std::string& path, bool use_ema) {
+  auto& s = *state_;
+  auto* optimization = s.loop->optimization();
+  const bool has_ema = optimization != nullptr && optimization->has_ema();
+  if (use_ema && !has_ema) return false;
+  if (!use_ema) {
+    save_lm_weights(*s.model, path);
+    return true;
+  }
+  optimization->swap_ema(*s.model);
+  try {
+    save_lm_weights(*s.model, path);
+  } catch (...) {
+    optimization->swap_ema(*s.model);
+    throw;
+  }
+  optimization->swap_ema(*s.model);
+  return true;
+}
+
 std::string generate_from_checkpoint(const GenerateRequest& r) {
-  if (r.checkpoint.empty())
-    throw std::invalid_argument("--checkpoint is required");
+  if (r.checkpoint.empty() == r.weights.empty()) {
+    throw std::invalid_argument(
+        "give one of --weights (a file written by --save-weights, the release artefact) and "
+        "--checkpoint (private training state)");
+  }
   if (r.prompt.empty())
     throw std::invalid_argument("--prompt must not be empty");
   if (r.num_bytes < 0) {
@@ -397,7 +495,7 @@ std::string generate_from_checkpoint(const GenerateRequest& r) {
     throw std::invalid_argument(
         "--temperature must be >= 0 (0 = greedy), got " + v.str());
   }
-  auto model = load_lm_checkpoint(r.checkpoint);
+  auto model = r.weights.empty() ? load_lm_checkpoint(r.checkpoint) : load_lm_weights(r.weights);
   model->eval();
   torch::NoGradGuard no_grad;
   models::GenerateOptions options;

@@ -4,8 +4,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <filesystem>
+#include <optional>
 #include <iomanip>
 #include <iostream>
 #include <limits>
@@ -20,6 +23,7 @@
 #include "dptrain/dp/privacy_budget.h"
 #include "dptrain/dp/shuffled_sampler.h"
 #include "dptrain/train/checkpoint.h"
+#include "dptrain/train/ledger.h"
 #include "dptrain/train/optimization.h"
 #include "dptrain/train/progress.h"
 #include "dptrain/train/runtime.h"
@@ -87,7 +91,60 @@ void check_module_archive(const torch::nn::Module& module,
   }
 }
 
+// One log line of the epoch's clipping statistics. NOT PRIVATE: computed from
+// the un-noised per-example norms of private data.
+std::string diagnostics_line(std::int64_t epoch, std::vector<double> norms, double clipped) {
+  std::ostringstream line;
+  line << "diagnostics (NON-PRIVATE: un-noised, from private data; do not publish): epoch "
+       << epoch << ": ";
+  if (norms.empty()) {
+    line << "no examples sampled";
+    return line.str();
+  }
+  std::sort(norms.begin(), norms.end());
+  const auto quantile = [&](double p) {
+    const double at = p * static_cast<double>(norms.size() - 1);
+    const auto lo = static_cast<std::size_t>(std::floor(at));
+    const auto hi = std::min(norms.size() - 1, lo + 1);
+    return norms[lo] + (at - static_cast<double>(lo)) * (norms[hi] - norms[lo]);
+  };
+  line << format_fixed(100.0 * clipped / static_cast<double>(norms.size()), 1)
+       << "% of examples clipped; per-example gradient norm quantiles 0/25/50/75/100%: ";
+  for (double p : {0.0, 0.25, 0.5, 0.75, 1.0}) {
+    line << (p > 0 ? " / " : "") << format_fixed(quantile(p), 4);
+  }
+  return line.str();
+}
+
 }  // namespace
+
+std::string privacy_summary_json(const LoopResult& r, const TrainConfig& c) {
+  const auto number = [](double v) {
+    return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr);
+  };
+  nlohmann::json j = {
+      {"epsilon", number(r.epsilon)},
+      {"epsilon_rdp", number(r.epsilon_rdp)},
+      {"epsilon_prv_upper", number(r.epsilon_prv_upper)},
+      {"delta", r.delta},
+      {"noise_multiplier", r.noise_multiplier},
+      {"sample_rate", r.sample_rate},
+      {"steps", r.steps},
+      {"steps_accounted", r.steps_accounted},
+      {"accountant", c.accountant},
+      {"sampler", c.sampler},
+      {"stopped_by_budget", r.stopped_by_budget},
+      {"seeded", r.seeded},
+      {"publish",
+       std::string(r.seeded ? std::string(kSeededNotice) + ". " : "") +
+           "Safe to publish (post-processing of the noisy steps): the weights files, the EMA "
+           "weights and this summary's privacy figures. Private training state, never to "
+           "publish: the checkpoint, its ledger and the non-private figures (training loss, "
+           "validation split, diagnostics)."},
+  };
+  if (!r.privacy_note.empty()) j["privacy_note"] = r.privacy_note;
+  return j.dump();
+}
 
 std::string format_fixed(double v, int precision) {
   std::ostringstream out;
@@ -102,7 +159,12 @@ struct PrivateLoop::State {
   std::unique_ptr<dp::GradientEngine> engine;
   std::unique_ptr<Optimization> optimization;  // optimizer, schedule, EMA
   std::unique_ptr<dp::PrivacyBudget> budget;   // events so far; the stop rule
+  std::unique_ptr<dp::NoiseGenerator> injected_noise;  // set_noise_generator
 };
+
+void PrivateLoop::set_noise_generator(std::unique_ptr<dp::NoiseGenerator> generator) {
+  state_->injected_noise = std::move(generator);
+}
 
 PrivateLoop::PrivateLoop(std::shared_ptr<torch::nn::Module> model,
                          TrainConfig config)
@@ -170,6 +232,48 @@ LoopResult PrivateLoop::run(const PrivateTask& task) {
                       .steps;
   }
   const auto kind = accountant::parse_accountant_kind(c.accountant);
+  const auto identity = run_identity(c, n, task.identity_extra);
+
+  // Ownership of the checkpoint and its privacy record (invariant 7): one
+  // run at a time; a fresh run never replaces a record unless told to.
+  std::unique_ptr<CheckpointLock> lock;
+  std::optional<PrivacyLedger> ledger;
+  std::string run_id = new_run_id();
+  if (!c.checkpoint.empty()) {
+    lock = std::make_unique<CheckpointLock>(c.checkpoint);
+    const std::string record = ledger_path(c.checkpoint);
+    const bool has_checkpoint = std::filesystem::exists(c.checkpoint);
+    const bool has_ledger = std::filesystem::exists(record);
+    if (!c.resume && (has_checkpoint || has_ledger)) {
+      std::string what = "checkpoint '" + c.checkpoint + "'";
+      if (has_ledger) {
+        std::string steps = "an unreadable record";
+        try {
+          steps = std::to_string(accountant::total_steps(read_ledger_history(record))) +
+                  " accounted steps";
+        } catch (const std::exception&) {
+        }
+        what += (has_checkpoint ? " and its privacy ledger '" : ", privacy ledger '") + record +
+                "' (" + steps + ")";
+      }
+      if (!c.overwrite) {
+        throw std::invalid_argument(
+            "--checkpoint: " + what +
+            (has_checkpoint && has_ledger ? " already exist" : " already exists") +
+            "; give --resume to continue that run, or --overwrite to "
+            "discard its record and start afresh");
+      }
+      log("--overwrite: discarding " + what + "; the steps it spent are no longer on record");
+    }
+    if (c.resume && !has_ledger) {
+      throw std::runtime_error(
+          "--resume: checkpoint '" + c.checkpoint + "' has no privacy ledger '" + record +
+          "' beside it, so the steps it spent cannot be verified (copy the ledger with the "
+          "checkpoint)");
+    }
+    if (c.resume) ledger = PrivacyLedger::open(record);
+  }
+
   double sigma = c.noise_multiplier;
   std::unique_ptr<torch::serialize::InputArchive> resume_archive;
   if (c.resume) {
@@ -193,18 +297,21 @@ LoopResult PrivateLoop::run(const PrivateTask& task) {
   const std::int64_t steps_per_epoch =
       std::max<std::int64_t>(1, static_cast<std::int64_t>(std::ceil(1.0 / q)));
 
-  // Randomness: seeded (reproducible) or secure (OS-keyed).
+  // Randomness: seeded (reproducible, key kept in checkpoints) or secure
+  // (OS-keyed; no key is ever written, privacy invariant 8).
   const dp::ChaChaKey key =
       c.seed ? dp::key_from_seed(*c.seed) : dp::os_entropy_key();
+  const auto key_policy = c.seed ? dp::SamplerKey::kReproducible : dp::SamplerKey::kSecret;
   std::unique_ptr<dp::BatchSampler> sampler;
   if (c.sampler == "poisson") {
-    sampler = std::make_unique<dp::PoissonSampler>(n, q, key);
+    sampler = std::make_unique<dp::PoissonSampler>(n, q, key, key_policy);
   } else {
-    sampler =
-        std::make_unique<dp::ShuffledFixedSizeSampler>(n, c.batch_size, key);
+    sampler = std::make_unique<dp::ShuffledFixedSizeSampler>(n, c.batch_size, key, key_policy);
   }
   std::unique_ptr<dp::NoiseGenerator> noise;
-  if (c.seed) {
+  if (s.injected_noise) {
+    noise = std::move(s.injected_noise);
+  } else if (c.seed) {
     noise = std::make_unique<dp::SeededNoise>(*c.seed ^ 0x9E3779B97F4A7C15ULL);
   } else {
     noise = std::make_unique<dp::SecureNoise>();
@@ -218,7 +325,7 @@ LoopResult PrivateLoop::run(const PrivateTask& task) {
   result.noise_multiplier = sigma;
   result.delta = c.delta;
   result.privacy_note = sampler->privacy_note();
-  const auto identity = run_identity(c, n, task.identity_extra);
+  result.seeded = c.seed.has_value();
 
   // Resume.
   std::int64_t step = 0;
@@ -237,6 +344,11 @@ LoopResult PrivateLoop::run(const PrivateTask& task) {
     }
     in.read("step", value);
     const auto saved_step = value.toInt();
+    if (!in.try_read("run_id", value) || value.toStringRef() != ledger->run_id()) {
+      throw std::runtime_error("checkpoint '" + c.checkpoint + "' and privacy ledger '" +
+                               ledger->path() + "' belong to different runs");
+    }
+    run_id = ledger->run_id();
     torch::serialize::InputArchive model_in, sampler_in, noise_in, opt_in,
         privacy_in;
     in.read("privacy", privacy_in);
@@ -260,7 +372,15 @@ LoopResult PrivateLoop::run(const PrivateTask& task) {
       sampler->load(sampler_in);
       noise->load(noise_in);
       s.optimization->load(opt_in);
+      // Checks the accountant and δ; the ledger then replaces the history:
+      // it holds every executed step, the checkpoint only those before it.
       s.budget->load(privacy_in);
+      if (ledger->steps() < s.budget->steps()) {
+        throw std::runtime_error("its privacy ledger records " + std::to_string(ledger->steps()) +
+                                 " steps, fewer than the checkpoint's " +
+                                 std::to_string(s.budget->steps()));
+      }
+      s.budget = std::make_unique<dp::PrivacyBudget>(s.budget->options(), ledger->history());
       if (task.load) task.load(in);
     } catch (const std::exception& e) {
       torch::NoGradGuard no_grad;
@@ -273,8 +393,10 @@ LoopResult PrivateLoop::run(const PrivateTask& task) {
           e.what());
     }
     step = saved_step;
-    log("resumed from " + c.checkpoint + " at step " + std::to_string(step) +
-        " (epsilon " + format_fixed(epsilon()) + " already spent)");
+    log("resumed from " + c.checkpoint + " at step " + std::to_string(step) + " (" +
+        std::to_string(s.budget->steps()) + " steps accounted by the ledger, " +
+        std::to_string(s.budget->steps() - step) + " of them lost in an interruption; epsilon " +
+        format_fixed(epsilon()) + " already spent)");
   }
 
   auto save = [&] {
@@ -282,7 +404,14 @@ LoopResult PrivateLoop::run(const PrivateTask& task) {
     torch::serialize::OutputArchive out;
     out.write("identity", c10::IValue(identity.dump()));
     out.write("config", c10::IValue(to_json(c)));
+    out.write("run_id", c10::IValue(run_id));
+    // Private training state, never a release artefact (weights files are).
+    out.write("release", c10::IValue(c.seed ? std::string(kSeededNotice) +
+                                                  "; private training state, do not publish"
+                                            : std::string("private training state, do not "
+                                                          "publish: release the weights file")));
     out.write("step", c10::IValue(step));
+    out.write("steps_accounted", c10::IValue(s.budget->steps()));
     out.write("noise_multiplier", c10::IValue(sigma));
     if (task.save) task.save(out);
     torch::serialize::OutputArchive model_out, sampler_out, noise_out, opt_out,
@@ -312,6 +441,16 @@ LoopResult PrivateLoop::run(const PrivateTask& task) {
        << ", adjacency = add/remove " << task.privacy_unit;
   log(plan.str());
   if (!sampler->poisson()) log("WARNING: " + sampler->privacy_note());
+  if (c.seed) {
+    log(std::string("WARNING: ") + kSeededNotice +
+        " (the seed determines the batches and the noise)");
+  }
+  if (!c.checkpoint.empty() && !c.resume) {
+    // The record first, then a checkpoint at step 0: from the first step on
+    // there is always a checkpoint to resume from and a ledger that counts.
+    ledger = PrivacyLedger::create(ledger_path(c.checkpoint), run_id, identity.dump());
+    save();
+  }
 
   MetricsLog metrics(c.metrics);
   const std::int64_t k = std::max<std::int64_t>(1, task.group_size);
@@ -324,6 +463,9 @@ LoopResult PrivateLoop::run(const PrivateTask& task) {
   noise_options.expected_batch_size = static_cast<double>(c.batch_size);
 
   LoopStats stats;
+  // --diagnostics: the epoch's un-noised per-example norms. NOT PRIVATE.
+  std::vector<double> epoch_norms;
+  double epoch_clipped = 0.0;
   std::int64_t epoch = step / steps_per_epoch;
   auto bar = std::make_unique<ProgressBar>("epoch " + std::to_string(epoch + 1),
                                            steps_per_epoch);
@@ -338,6 +480,10 @@ LoopResult PrivateLoop::run(const PrivateTask& task) {
           format_fixed(c.target_epsilon));
       break;
     }
+    // Write-ahead (invariant 7): the step is on the ledger, on disk, before
+    // anything it computes exists.
+    if (ledger) ledger->append(q, sigma);
+    s.budget->record({q, sigma, 1});
     const auto batch = sampler->next_batch();
     for (auto& p : params) {
       if (p.grad().defined()) p.mutable_grad().zero_();
@@ -345,16 +491,23 @@ LoopResult PrivateLoop::run(const PrivateTask& task) {
     for (const auto& chunk : dp::split_into_chunks(batch, chunk_examples)) {
       auto recording = s.engine->record();
       const auto losses = task.losses(chunk, stats);
-      s.engine->clip_and_accumulate(losses, k);
+      const auto clipped = s.engine->clip_and_accumulate(losses, k);
+      if (clipped.diagnostics) {
+        at::Tensor norms = clipped.diagnostics->norms;
+        if (norms.dim() == 2) norms = norms.pow(2).sum(1).sqrt();
+        norms = norms.to(at::kDouble).contiguous();
+        epoch_norms.insert(epoch_norms.end(), norms.data_ptr<double>(),
+                           norms.data_ptr<double>() + norms.numel());
+        epoch_clipped += clipped.diagnostics->fraction_clipped *
+                         static_cast<double>(clipped.batch_size);
+      }
     }
     dp::finalize_noisy_gradient(params, noise_options, *noise);
     s.optimization->step(*s.model, step);
-    s.budget->record({q, sigma, 1});
     ++step;
-    bar->update(
-        step - epoch * steps_per_epoch,
-        "loss " +
-            format_fixed(stats.count ? stats.loss_sum / stats.count : 0.0, 3));
+    bar->update(step - epoch * steps_per_epoch,
+                "loss " + format_fixed(stats.count ? stats.loss_sum / stats.count : 0.0, 3) +
+                    " (non-private)");
 
     const bool epoch_end = step % steps_per_epoch == 0 || step == total_steps;
     if (c.checkpoint_every > 0 && step % c.checkpoint_every == 0) save();
@@ -371,6 +524,11 @@ LoopResult PrivateLoop::run(const PrivateTask& task) {
         if (!out.line.empty()) log(out.line);
         if (!out.metrics_json.empty()) metrics.write(out.metrics_json);
       }
+      if (c.diagnostics) {
+        log(diagnostics_line(context.epoch, epoch_norms, epoch_clipped));
+        epoch_norms.clear();
+        epoch_clipped = 0.0;
+      }
       if (c.checkpoint_every == 0) save();
       stats = LoopStats();
       if (step < total_steps) {
@@ -383,6 +541,7 @@ LoopResult PrivateLoop::run(const PrivateTask& task) {
   if (!c.checkpoint.empty()) save();
 
   result.steps = step;
+  result.steps_accounted = s.budget->steps();
   accountant::RdpAccountant rdp;
   rdp.set_history(s.budget->history());
   result.epsilon_rdp = rdp.get_epsilon(c.delta).epsilon;

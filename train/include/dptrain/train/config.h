@@ -37,9 +37,14 @@ struct TrainConfig {
   std::string trainable = "all";
   /// Non-empty: train and evaluate on these classes only, relabelled 0..k-1.
   std::vector<std::int64_t> classes;
-  /// Write the final weights (last iterate; and the EMA's to
-  /// "<stem>.ema<ext>" when EMA is on) in the format of the extension.
+
+  /// The release artefact: write the final weights (last iterate; and the
+  /// EMA's to "<stem>.ema<ext>" when EMA is on) in the format of the
+  /// extension (--task classify: .h5 or .pt; --task lm: .safetensors).
   std::string save_weights;
+  /// --task lm: a public text file to report perplexity on (the held-out
+  /// tail of --dataset is private data, not noised).
+  std::string eval_dataset;
 
   // Privacy.
   double target_epsilon = 0.0;   ///< > 0: calibrate noise_multiplier to reach it
@@ -75,6 +80,9 @@ struct TrainConfig {
   std::string checkpoint;                 ///< path; empty = no checkpoints
   std::int64_t checkpoint_every = 0;      ///< steps between checkpoints; 0 = each epoch
   bool resume = false;
+  /// Start afresh over an existing checkpoint and ledger, discarding their
+  /// record (said in the log); without it such a run is refused.
+  bool overwrite = false;
   std::string metrics;                    ///< JSON-lines path; empty = none
   std::string summary;                    ///< final summary JSON path; empty = none
   bool diagnostics = false;               ///< non-private clipping statistics in the log

@@ -86,6 +86,15 @@ class LmTrainer {
   const accountant::EventHistory& privacy_history() const;
   models::Griffin model() const;
 
+  /// Writes the last iterate's (or the EMA's) weights with save_lm_weights;
+  /// false, writing nothing, when use_ema is asked without an EMA.
+  bool save_weights(const std::string& path, bool use_ema = false);
+
+  /// What the evaluation text is, in log lines: by default the held-out
+  /// tail of the private file, which is private data evaluated without
+  /// noise.
+  std::string eval_label = "held-out (private, not noised)";
+
   std::function<void(const LmEpochRecord&)> on_epoch;
   std::function<void(const std::string&)> log = nullptr;
 
@@ -118,9 +127,19 @@ LmRunResult run_lm_training(const TrainConfig& config);
 /// a language-model checkpoint.
 models::Griffin load_lm_checkpoint(const std::string& path);
 
+/// Writes `model`'s weights and config to `path` (a LibTorch archive,
+/// atomically): the release artefact of a language-model run, without any
+/// training state.
+void save_lm_weights(models::GriffinImpl& model, const std::string& path);
+
+/// Loads a file written by save_lm_weights. Throws std::runtime_error naming
+/// the file when it is missing, not a LibTorch archive, or not an LM's.
+models::Griffin load_lm_weights(const std::string& path);
+
 /// `dptrain generate`.
 struct GenerateRequest {
-  std::string checkpoint;
+  std::string weights;     ///< a --save-weights file (the release artefact), or
+  std::string checkpoint;  ///< a training checkpoint (private state)
   std::string prompt;
   std::int64_t num_bytes = 200;
   double temperature = 0.8;  ///< 0 = greedy

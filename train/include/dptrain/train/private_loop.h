@@ -29,7 +29,8 @@ class OutputArchive;
 
 namespace dptrain::dp {
 class GradientEngine;
-}
+class NoiseGenerator;
+}  // namespace dptrain::dp
 
 namespace dptrain::train {
 
@@ -85,7 +86,13 @@ struct PrivateTask {
 
 /// What run() did.
 struct LoopResult {
-  std::int64_t steps = 0;         ///< logical steps done (all sessions)
+  std::int64_t steps = 0;  ///< logical steps of the model (all sessions)
+  /// Every logical step ever executed (the ledger's count, >= steps): steps
+  /// lost in a crash and run again are counted twice. ε is computed from
+  /// these.
+  std::int64_t steps_accounted = 0;
+  /// Seeded run (reproducible batches and noise): not for release.
+  bool seeded = false;
   double sample_rate = 0.0;       ///< q = batch_size / N
   double noise_multiplier = 0.0;  ///< σ (calibrated, given or resumed)
   double epsilon = 0.0;           ///< by the configured accountant
@@ -125,6 +132,10 @@ class PrivateLoop {
   double epsilon() const;
   const accountant::EventHistory& privacy_history() const;
 
+  /// The noise source of the next run() instead of the one the config
+  /// implies (seeded or secure): for tests and audits. Its name() is logged.
+  void set_noise_generator(std::unique_ptr<dp::NoiseGenerator> generator);
+
   /// Receives the plan, notes and per-epoch lines (default: standard output).
   std::function<void(const std::string&)> log;
 
@@ -132,6 +143,16 @@ class PrivateLoop {
   struct State;
   std::unique_ptr<State> state_;
 };
+
+/// What every artefact of a seeded run says (checkpoint, summary, log).
+inline constexpr char kSeededNotice[] = "seeded: reproducible, not for release";
+
+/// The privacy half of a run's summary, as a JSON object text: ε (RDP, PRV,
+/// the configured accountant's, all from steps_accounted), δ, σ, q, steps,
+/// steps_accounted, accountant, sampler, the budget stop, seeded and what is
+/// safe to publish, and the privacy note when the accountant's assumptions
+/// fail.
+std::string privacy_summary_json(const LoopResult& result, const TrainConfig& config);
 
 /// `v` with `precision` digits after the point (log lines).
 std::string format_fixed(double v, int precision = 4);
