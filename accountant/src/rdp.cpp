@@ -330,6 +330,10 @@ void check_order(double order) {
   if (!(order > 1.0) || !std::isfinite(order)) {
     fail("order must be finite and > 1, got " + fmt(order));
   }
+  if (order > kMaxRdpOrder) {
+    fail("order " + fmt(order) + " is above the largest supported RDP order " +
+         fmt(kMaxRdpOrder));
+  }
 }
 
 }  // namespace
@@ -361,6 +365,10 @@ double compute_rdp(double sample_rate, double noise_multiplier, double order) {
 
 RdpAccountant::RdpAccountant(RdpOptions options) : options_(std::move(options)) {
   if (options_.orders.empty()) fail("orders must not be empty");
+  if (options_.orders.size() > kMaxRdpOrderCount) {
+    fail("orders lists " + std::to_string(options_.orders.size()) +
+         " orders; at most " + std::to_string(kMaxRdpOrderCount));
+  }
   for (double a : options_.orders) check_order(a);
 }
 

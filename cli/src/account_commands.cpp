@@ -7,6 +7,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -96,6 +97,18 @@ std::vector<double> parse_orders(const std::string& text) {
   return orders;
 }
 
+// The accountant for --orders; its errors (too many orders, an order out of
+// range) come back naming the flag. The library checks every order before it
+// allocates anything from one.
+acc::RdpAccountant make_rdp_accountant(const std::string& text) {
+  std::vector<double> orders = parse_orders(text);
+  try {
+    return acc::RdpAccountant(acc::RdpOptions{std::move(orders)});
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument(std::string("--orders: ") + e.what());
+  }
+}
+
 std::string fmt(double x, const char* spec = "%.6g") {
   char buf[48];
   std::snprintf(buf, sizeof buf, spec, x);
@@ -124,7 +137,7 @@ void run_account(const AccountOptions& o) {
        << fmt(o.noise_multiplier) << "  steps: " << rs.steps
        << "  delta: " << fmt(o.delta) << "\n";
   if (kind == acc::AccountantKind::kRdp) {
-    acc::RdpAccountant rdp(acc::RdpOptions{parse_orders(o.orders)});
+    acc::RdpAccountant rdp = make_rdp_accountant(o.orders);
     rdp.compose(event);
     const acc::RdpEpsilon e = rdp.get_epsilon(o.delta);
     out["epsilon"] = e.epsilon;

@@ -70,7 +70,7 @@ TEST(Calibration, RdpAgreesWithReferenceCalibration) {
     EXPECT_LE(c.noise_multiplier, ref * (1.0 + 3e-4)) << "target=" << r.at("target_eps");
     ++checked;
   }
-  if (checked == 0) GTEST_SKIP() << "../shared/reference/noise_calibration.csv not found";
+  EXPECT_GT(checked, 0) << "no dp_accounting rdp rows in noise_calibration.csv";
 }
 
 TEST(Calibration, PriorEventsCountAgainstTheBudget) {

@@ -7,6 +7,7 @@
 #include <limits>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "dptrain/accountant/rdp_math.h"
 #include "reference_table.h"
@@ -38,7 +39,8 @@ std::vector<Row> rows_of(const std::string& impl) {
 
 TEST(RdpAccountant, OpacusGridMatchesOpacusReference) {
   const auto rows = rows_of("opacus.RDPAccountant");
-  if (rows.empty()) GTEST_SKIP() << "../shared/reference/accountant.csv not found";
+  ASSERT_FALSE(rows.empty())
+      << "no opacus.RDPAccountant rows in accountant.csv";
   for (const Row& r : rows) {
     const double expected = num(r, "eps");
     const RdpEpsilon got = rdp_eps(num(r, "q"), num(r, "sigma"),
@@ -59,7 +61,8 @@ TEST(RdpAccountant, OpacusGridMatchesOpacusReference) {
 TEST(RdpAccountant, DefaultGridNeverAboveEitherReference) {
   const auto opacus = rows_of("opacus.RDPAccountant");
   const auto dpa = rows_of("dp_accounting.RdpAccountant");
-  if (opacus.empty()) GTEST_SKIP() << "../shared/reference/accountant.csv not found";
+  ASSERT_FALSE(opacus.empty())
+      << "no opacus.RDPAccountant rows in accountant.csv";
   ASSERT_EQ(opacus.size(), dpa.size());
   for (std::size_t i = 0; i < opacus.size(); ++i) {
     ASSERT_EQ(opacus[i].at("q"), dpa[i].at("q"));
@@ -81,7 +84,7 @@ TEST(RdpAccountant, FullBatchIsExactlyTheGaussianRdp) {
       EXPECT_EQ(compute_rdp(1.0, sigma, a), a / (2.0 * sigma * sigma));
     }
   }
-  // Landmark from ../shared/reference/README.md: q=1, σ=1, T=1, δ=1e-6 with
+  // reference/accountant.csv, both rdp rows: q=1, σ=1, T=1, δ=1e-6 with
   // the improved conversion and the 1.1…63 grids is 5.2215396311544175.
   EXPECT_NEAR(rdp_eps(1.0, 1.0, 1, 1e-6, opacus_orders()).epsilon,
               5.2215396311544175, 1e-12);
@@ -220,6 +223,44 @@ TEST(RdpAccountant, RejectsBadInput) {
   expect_error([] { compute_rdp(0.0, 1.0, 2.0); }, "sample_rate must be in (0, 1], got 0");
   expect_error([&] { acc.compose({0.1, -2.0, 1}); }, "noise_multiplier must be finite and > 0, got -2");
   expect_error([&] { acc.set_history({{0.1, 1.0, -5}}); }, "steps must be >= 0, got -5");
+}
+
+TEST(RdpAccountant, RejectsOrderAboveLargestSupported) {
+  // Checked before anything is allocated from the order: 1e9 once asked the
+  // integration grid for ~96 GB.
+  const std::string too_big =
+      "order 1000000000 is above the largest supported RDP order 10000";
+  expect_error([] { RdpAccountant(RdpOptions{{2.0, 1e9}}); }, too_big);
+  expect_error([] { compute_rdp(0.1, 1.0, 1e9); }, too_big);
+  expect_error([] { RdpAccountant(RdpOptions{{10000.5}}); },
+               "order 10000.5 is above the largest supported RDP order 10000");
+  const double inf = std::numeric_limits<double>::infinity();
+  expect_error([&] { RdpAccountant(RdpOptions{{inf}}); },
+               "order must be finite and > 1, got inf");
+  // The bound itself is accepted and gives a finite, positive RDP.
+  const double at_bound = compute_rdp(0.01, 1.0, kMaxRdpOrder);
+  EXPECT_TRUE(std::isfinite(at_bound));
+  EXPECT_GT(at_bound, 0.0);
+  EXPECT_NO_THROW(RdpAccountant(RdpOptions{{1.5, kMaxRdpOrder}}));
+}
+
+TEST(RdpAccountant, RejectsMoreOrdersThanSupported) {
+  std::vector<double> orders(kMaxRdpOrderCount + 1);
+  for (std::size_t k = 0; k < orders.size(); ++k) {
+    orders[k] = 1.01 + 0.01 * static_cast<double>(k);
+  }
+  expect_error([&] { RdpAccountant(RdpOptions{orders}); },
+               "orders lists 10001 orders; at most 10000");
+  orders.pop_back();
+  EXPECT_NO_THROW(RdpAccountant(RdpOptions{orders}));
+}
+
+TEST(RdpAccountant, ShippedGridsAreWithinTheBounds) {
+  for (const std::vector<double>& grid : {default_orders(), opacus_orders()}) {
+    EXPECT_LE(grid.size(), kMaxRdpOrderCount);
+    EXPECT_LE(*std::max_element(grid.begin(), grid.end()), kMaxRdpOrder);
+    EXPECT_NO_THROW(RdpAccountant(RdpOptions{grid}));
+  }
 }
 
 }  // namespace

@@ -1,11 +1,12 @@
-// Reads ../shared/reference/*.csv (values from dp_accounting, Opacus and
-// prv_accountant; see that folder's README) for the accountant tests.
+// Reads tests/accountant/reference/*.csv (values from dp_accounting, Opacus
+// and prv_accountant; see that folder's README) for the accountant tests.
 #pragma once
 
 #include <cstdlib>
 #include <fstream>
 #include <map>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -14,10 +15,12 @@ namespace dptrain::accountant::testing {
 /// One CSV row, by column name.
 using Row = std::map<std::string, std::string>;
 
+/// The folder of the tables: $DPTRAIN_SOURCE_DIR (set by ctest), else the
+/// source tree the binary was built from.
 inline std::string reference_dir() {
   const char* env = std::getenv("DPTRAIN_SOURCE_DIR");
   const std::string root = env != nullptr ? env : DPTRAIN_TEST_SOURCE_DIR;
-  return root + "/../shared/reference/";
+  return root + "/tests/accountant/reference/";
 }
 
 inline std::vector<std::string> split_csv_line(const std::string& line) {
@@ -38,12 +41,15 @@ inline std::vector<std::string> split_csv_line(const std::string& line) {
   return out;
 }
 
-/// Rows of the named table; empty when the file is missing. Quoted cells may
-/// span lines (the `impl` column of some rows does).
+/// Rows of the named table. Quoted cells may span lines (the `impl` column
+/// of some rows does). Throws std::runtime_error naming the path when the
+/// file is missing or has no rows, so a lost table fails the test (gtest
+/// reports the message) instead of passing with nothing checked.
 inline std::vector<Row> read_table(const std::string& name) {
-  std::ifstream in(reference_dir() + name);
+  const std::string path = reference_dir() + name;
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error("reference table not found: " + path);
   std::vector<Row> rows;
-  if (!in) return rows;
   std::string line;
   // The tables have CRLF line ends.
   auto chomp = [](std::string& l) {
@@ -66,6 +72,9 @@ inline std::vector<Row> read_table(const std::string& name) {
       row[header[i]] = cells[i];
     }
     rows.push_back(row);
+  }
+  if (rows.empty()) {
+    throw std::runtime_error("reference table has no rows: " + path);
   }
   return rows;
 }
