@@ -12,7 +12,7 @@
 # 3. trains MODEL privately at (EPSILON, 1e-5)-DP on 128-byte sequences (one
 #    sequence = one privacy unit), the last 2% of the text (about 640
 #    sequences, mostly Revelation) held out;
-# 4. generates a continuation from the checkpoint.
+# 4. generates a continuation from the weights file (the release artefact).
 # DPTRAIN points at the dptrain binary (default: build/cli/dptrain).
 # Environment: BATCH (default 64), LR (default 0.005, Adam), THREADS (0 = all).
 set -euo pipefail
@@ -48,13 +48,14 @@ fi
 echo "text: $text ($(wc -c < "$text") bytes, $(wc -l < "$text") verses)"
 
 ckpt=$out/$model.ckpt
-rm -f "$ckpt"
+# A fresh demo run: replace the previous one's checkpoint and privacy record.
+rm -f "$ckpt" "$ckpt.ledger"
 start=$(date +%s)
 "$dptrain" --threads "$threads" train --task lm --model "$model" --dataset "text:$text" \
   --sequence-length 128 --validation-fraction 0.02 --target-epsilon "$epsilon" --delta 1e-5 --steps "$steps" \
   --batch-size "$batch" --max-physical-batch-size 64 --optimizer adam --lr "$lr" \
   --max-grad-norm 1 --ema-decay 0.99 --checkpoint "$ckpt" --checkpoint-every 100 \
-  --metrics "$out/$model.jsonl" --summary "$out/$model.summary.json" --seed 1
+  --save-weights "$out/$model.pt" --metrics "$out/$model.jsonl" --summary "$out/$model.summary.json" --seed 1
 echo "wall: $(( $(date +%s) - start )) s"
-"$dptrain" generate --checkpoint "$ckpt" --prompt "And God said, " --num-bytes 200 \
+"$dptrain" generate --weights "$out/$model.pt" --prompt "And God said, " --num-bytes 200 \
   --temperature 0.7 --seed 1

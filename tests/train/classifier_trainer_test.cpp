@@ -241,5 +241,33 @@ TEST_F(Trainer, SummaryHasTheDocumentedKeys) {
   EXPECT_DOUBLE_EQ(j.at("sample_rate").get<double>(), 64.0 / 128.0);
 }
 
+TEST_F(Trainer, AValidationSplitIsNeverCalledTest) {
+  // --validation-fraction evaluates on private data without noise: the log,
+  // the metrics and the summary say so, and no key says "test".
+  const auto train = toy_data(128, 1);
+  auto config = toy_config();
+  config.steps = 2;
+  config.validation_fraction = 0.2;
+  config.metrics = path("m.jsonl");
+  ClassifierTrainer trainer(toy_model(1), config);
+  std::string log;
+  trainer.log = [&](const std::string& line) { log += line + "\n"; };
+  const auto r = trainer.fit(train, &train);
+  EXPECT_NE(log.find("validation (private, not noised) acc"), std::string::npos) << log;
+  EXPECT_EQ(log.find("test acc"), std::string::npos) << log;
+  const auto j = nlohmann::json::parse(summary_json(r, config));
+  EXPECT_TRUE(j.contains("validation_accuracy"));
+  EXPECT_NE(j.at("validation_note").get<std::string>().find("validation (private, not noised)"),
+            std::string::npos);
+  std::ifstream metrics(path("m.jsonl"));
+  std::string line;
+  ASSERT_TRUE(std::getline(metrics, line));
+  EXPECT_EQ(line.find("test"), std::string::npos) << line;
+  EXPECT_NE(line.find("validation_accuracy"), std::string::npos) << line;
+  for (const auto& [key, value] : j.items()) {
+    EXPECT_EQ(key.find("test"), std::string::npos) << key;
+  }
+}
+
 }  // namespace
 }  // namespace dptrain::train

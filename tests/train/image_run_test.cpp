@@ -68,6 +68,25 @@ TEST_F(ImageFineTuning, LoadsTheBodyAndStartsAFreshHeadForOtherClasses) {
   }
 }
 
+TEST_F(ImageFineTuning, SeedMakesTheInitialisationReproducible) {
+  // --seed covers the model's initialisation, not only sampling and noise.
+  config_.init_checkpoint = "";
+  torch::manual_seed(100);
+  const auto a = build_image_model(config_, random_data(30, 3));
+  torch::manual_seed(200);  // whatever the global generator held before
+  const auto b = build_image_model(config_, random_data(30, 3));
+  config_.seed = 2;
+  const auto c = build_image_model(config_, random_data(30, 3));
+  const auto pb = b->named_parameters();
+  const auto pc = c->named_parameters();
+  bool other_seed_differs = false;
+  for (const auto& p : a->named_parameters()) {
+    EXPECT_TRUE(torch::equal(p.value(), pb[p.key()])) << p.key();
+    other_seed_differs |= !torch::equal(p.value(), pc[p.key()]);
+  }
+  EXPECT_TRUE(other_seed_differs);
+}
+
 TEST_F(ImageFineTuning, AHeadOfOtherClassesWithoutResetIsRefusedByName) {
   const auto what = error_of<std::invalid_argument>(
       [&] { build_image_model(config_, random_data(30, 3)); });

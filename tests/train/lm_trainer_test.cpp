@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -204,6 +205,69 @@ TEST_F(LmTraining, CheckpointRebuildsTheModelForGeneration) {
   EXPECT_EQ(text.size(), 12U);
   model->eval();
   EXPECT_EQ(text, model->generate("the cat", 12, {0.7, 5}));
+}
+
+TEST_F(LmTraining, WeightsFileIsTheReleaseArtefactGenerateReads) {
+  // --save-weights writes weights and the model config, no training state;
+  // generate --weights rebuilds the same model from it.
+  const auto text = write_text("t.txt", repetitive_text(20));
+  auto config = lm_config();
+  config.dataset = "text:" + text;
+  config.ema_decay = 0.9;
+  config.save_weights = path("w.pt");
+  config.summary = "";
+  const auto run = run_lm_training(config);
+  ASSERT_TRUE(fs::exists(path("w.pt")));
+  ASSERT_TRUE(fs::exists(path("w.ema.pt")));
+  torch::serialize::InputArchive in;
+  in.load_from(path("w.pt"));
+  const auto keys = in.keys();
+  for (const char* state : {"sampler", "noise", "optimization", "privacy", "identity"}) {
+    EXPECT_EQ(std::find(keys.begin(), keys.end(), state), keys.end()) << state;
+  }
+  auto model = load_lm_weights(path("w.pt"));
+  const auto ema = load_lm_weights(path("w.ema.pt"));
+  EXPECT_EQ(model->config().name, "hawk-tiny");
+  bool ema_differs = false;
+  const auto a = model->parameters();
+  const auto b = ema->parameters();
+  for (size_t i = 0; i < a.size(); ++i) ema_differs |= !torch::equal(a[i], b[i]);
+  EXPECT_TRUE(ema_differs);
+  GenerateRequest request;
+  request.weights = path("w.pt");
+  request.prompt = "the cat";
+  request.num_bytes = 10;
+  request.temperature = 0.7;
+  request.seed = 5;
+  model->eval();
+  EXPECT_EQ(generate_from_checkpoint(request), model->generate("the cat", 10, {0.7, 5}));
+  request.checkpoint = path("c.ckpt");
+  EXPECT_NE(error_of<std::invalid_argument>([&] { generate_from_checkpoint(request); })
+                .find("give one of --weights"),
+            std::string::npos);
+  request.checkpoint = "";
+  request.weights = dir().string();
+  EXPECT_EQ(error_of<std::runtime_error>([&] { generate_from_checkpoint(request); }),
+            "--weights '" + dir().string() + "': not a regular file");
+  config.save_weights = path("w.safetensors");
+  EXPECT_NE(error_of<std::invalid_argument>([&] { run_lm_training(config); })
+                .find("--save-weights for --task lm must be a .pt file"),
+            std::string::npos);
+}
+
+TEST_F(LmTraining, HeldOutTailIsLabelledPrivateAndEvalDatasetIsPublic) {
+  const auto text = write_text("t.txt", repetitive_text(20));
+  const auto pub = write_text("public.txt", repetitive_text(4));
+  auto config = lm_config();
+  config.dataset = "text:" + text;
+  auto summary = nlohmann::json::parse(run_lm_training(config).summary_json);
+  EXPECT_EQ(summary.at("eval_split").get<std::string>(),
+            "held-out tail of --dataset (private, not noised)");
+  config.eval_dataset = pub;
+  summary = nlohmann::json::parse(run_lm_training(config).summary_json);
+  EXPECT_EQ(summary.at("eval_split").get<std::string>(), "public: --eval-dataset " + pub);
+  EXPECT_EQ(summary.at("train_sequences").get<int>(), 20);  // 480 bytes / 24: all of it
+  EXPECT_EQ(summary.at("eval_sequences").get<int>(), 4);
 }
 
 TEST_F(LmTraining, GenerateErrorsNameTheFlag) {
