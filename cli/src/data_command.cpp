@@ -63,12 +63,14 @@ void add_data_command(CLI::App& app) {
       "Per split: count, image shape, classes and per-class counts of a data "
       "set (an IDX/Fashion-MNIST or CIFAR folder, or an HDF5 file)");
   info->add_option("path", options->path,
-                   "data set folder or file, e.g. "
-                   "/usr/share/datasets/fashion-mnist")
+                   "data set folder or file, e.g. mydata.h5, or fashion-mnist "
+                   "(as for train --dataset: "
+                   "/usr/share/datasets/fashion-mnist)")
       ->required();
   info->add_flag("--json", options->json, "print one JSON object");
   info->callback([options] {
-    const auto summary = datasets::describe_dataset(options->path);
+    const auto summary = datasets::describe_dataset(
+        datasets::resolve_dataset_path(options->path));
     if (options->json) {
       print_json(summary);
     } else {

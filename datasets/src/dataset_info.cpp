@@ -13,6 +13,10 @@
 namespace dptrain::datasets {
 namespace fs = std::filesystem;
 
+std::string resolve_dataset_path(const std::string& name) {
+  return name == "fashion-mnist" ? std::string(kDefaultFashionMnistDir) : name;
+}
+
 std::string to_string(DatasetFormat format) {
   switch (format) {
     case DatasetFormat::kIdx:

@@ -254,6 +254,11 @@ ImageDataset load_hdf5(const std::string& path, const Hdf5Options& options) {
     throw std::invalid_argument("num_classes must be >= 0, got " +
                                 std::to_string(options.num_classes));
   }
+  if (options.num_classes > kMaxClasses) {
+    throw std::invalid_argument(
+        "num_classes must be <= " + std::to_string(kMaxClasses) + ", got " +
+        std::to_string(options.num_classes));
+  }
   QuietHdf5Errors quiet;
   Handle file = open_file(path);
   const std::string images_name =
@@ -321,6 +326,15 @@ ImageDataset load_hdf5(const std::string& path, const Hdf5Options& options) {
               (options.num_classes > 0
                    ? ", expected 0.." + std::to_string(options.num_classes - 1)
                    : std::string(", expected labels >= 0")));
+    }
+    // The class count comes from the labels here: bound it before anything
+    // sizes a per-class vector (or a model head) by it.
+    if (classes == 0 && hi >= kMaxClasses) {
+      throw DatasetError(label_path,
+                         "label out of range: dataset \"" + labels_name +
+                             "\" holds " + std::to_string(hi) +
+                             ", above the largest supported label " +
+                             std::to_string(kMaxClasses - 1));
     }
     if (classes == 0) classes = hi + 1;
   }

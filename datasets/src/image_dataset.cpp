@@ -58,6 +58,11 @@ ImageDataset::ImageDataset(at::Tensor images, at::Tensor labels,
     throw std::invalid_argument(w + ": num_classes must be >= 1, got " +
                                 std::to_string(num_classes));
   }
+  if (num_classes > kMaxClasses) {
+    throw std::invalid_argument(
+        w + ": num_classes must be <= " + std::to_string(kMaxClasses) +
+        ", got " + std::to_string(num_classes));
+  }
   for (int d = 1; d < 4; ++d) {
     if (images.size(d) < 1) {
       throw std::invalid_argument(w + ": images must have C, H, W >= 1, got " +

@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <sstream>
@@ -29,6 +30,12 @@ TextDataset::TextDataset(std::string text, int64_t sequence_length)
 
 TextDataset TextDataset::from_file(const std::string& path,
                                    int64_t sequence_length) {
+  // A folder opens as a stream of 0 bytes: say what it is instead. Pipes
+  // and devices stay allowed (text:/dev/stdin).
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    throw DatasetError(path, "is a folder, expected a text file");
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) throw DatasetError(path, "cannot open text file");
   std::ostringstream bytes;

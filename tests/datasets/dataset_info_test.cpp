@@ -7,6 +7,7 @@
 
 #include "dataset_files.h"
 #include "dptrain/datasets/errors.h"
+#include "dptrain/datasets/idx_reader.h"
 #include "test_util.h"
 
 namespace dptrain::datasets {
@@ -90,6 +91,12 @@ TEST(DatasetInfo, DescribesHdf5FlatAndSplit) {
                         " (it has: train, test)"));
 }
 
+TEST(DatasetInfo, ResolvesFashionMnistAlias) {
+  EXPECT_EQ(resolve_dataset_path("fashion-mnist"), kDefaultFashionMnistDir);
+  EXPECT_EQ(resolve_dataset_path("data/fashion-mnist"), "data/fashion-mnist");
+  EXPECT_EQ(resolve_dataset_path("/x/d.h5"), "/x/d.h5");
+}
+
 TEST(DatasetInfo, RejectsUnknownPaths) {
   TempDir dir;
   EXPECT_THAT(error_of([&] { describe_dataset(dir.file("none")); }),
@@ -106,6 +113,22 @@ TEST(DatasetInfo, RejectsUnknownPaths) {
       error_of<std::invalid_argument>(
           [&] { load_dataset(dir.path(), "validation"); }),
       HasSubstr("split must be \"train\" or \"test\", got \"validation\""));
+}
+
+// `dptrain data info` once died with std::bad_alloc here: the per-class
+// count vector was sized by the largest label.
+TEST(DatasetInfo, RefusesHugeHdf5LabelBeforeCounting) {
+  TempDir dir;
+  {
+    H5Writer f(dir.file("d.h5"));
+    f.images("x", 2, 2, 2, 1);
+    f.int_vector("y", {0, std::int64_t{1} << 40}, H5T_STD_I64LE);
+  }
+  EXPECT_THAT(error_of([&] { describe_dataset(dir.file("d.h5")); }),
+              HasSubstr(dir.file("d.h5") +
+                        ": label out of range: dataset \"y\" holds "
+                        "1099511627776, above the largest supported label "
+                        "65535"));
 }
 
 TEST(DatasetInfo, PropagatesFileErrors) {

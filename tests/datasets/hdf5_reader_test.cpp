@@ -263,5 +263,31 @@ TEST_F(Hdf5BadInput, CountMismatchAndOutOfRange) {
               HasSubstr("group id out of range: dataset \"groups\" holds -2"));
 }
 
+// Labels set the class count (max label + 1) when Hdf5Options::num_classes
+// is 0: a stray 2^40 once sized an 8 TB per-class count vector (bad_alloc),
+// and a stray 100000 silently made a 100001-class model head.
+TEST_F(Hdf5BadInput, RefusesLabelAboveLargestSupported) {
+  for (const std::int64_t bad :
+       {std::int64_t{1} << 40, std::int64_t{100000}, std::int64_t{65536}}) {
+    EXPECT_THAT(error_for([&](H5Writer& f) {
+                  f.images("x", 2, 2, 2, 1);
+                  f.int_vector("y", {0, bad}, H5T_STD_I64LE);
+                }),
+                HasSubstr(path_ + ": label out of range: dataset \"y\" holds " +
+                          std::to_string(bad) +
+                          ", above the largest supported label 65535"));
+  }
+  {
+    H5Writer f(path_);
+    f.images("x", 2, 2, 2, 1);
+    f.int_vector("y", {0, 65535}, H5T_STD_I64LE);
+  }
+  EXPECT_EQ(load_hdf5(path_).num_classes(), 65536);
+  Hdf5Options o;
+  o.num_classes = 65537;
+  EXPECT_THAT(error_of<std::invalid_argument>([&] { load_hdf5(path_, o); }),
+              HasSubstr("num_classes must be <= 65536, got 65537"));
+}
+
 }  // namespace
 }  // namespace dptrain::datasets

@@ -118,6 +118,9 @@ TEST(ImageDataset, RejectsBadStorage) {
               HasSubstr("labels span [-1, 0]"));
   EXPECT_THAT(error_of<std::invalid_argument>([&] { ImageDataset(x, y, 0); }),
               HasSubstr("num_classes must be >= 1, got 0"));
+  EXPECT_THAT(
+      error_of<std::invalid_argument>([&] { ImageDataset(x, y, 65537); }),
+      HasSubstr("num_classes must be <= 65536, got 65537"));
   EXPECT_THAT(error_of<std::invalid_argument>([&] {
                 ImageDataset(x, y, 2, torch::zeros({3}, torch::kLong));
               }),

@@ -59,6 +59,11 @@ TEST(TextDataset, ErrorsNameValues) {
             "text of 3 bytes holds no complete sequence of sequence_length 4");
   EXPECT_EQ(error_of([] { ds::TextDataset::from_file("/nonexistent/t.txt", 4); }),
             "/nonexistent/t.txt: cannot open text file");
+  // A folder opens as a stream of 0 bytes; it once read as "text of 0 bytes".
+  const std::string dir = testing::TempDir();
+  EXPECT_EQ(
+      error_of<ds::DatasetError>([&] { ds::TextDataset::from_file(dir, 4); }),
+      dir + ": is a folder, expected a text file");
   ds::TextDataset data("abcdef", 2);
   EXPECT_EQ(error_of([&] { data.batch({0, 3}); }),
             "sequence index must be in [0, 3), got 3");

@@ -12,6 +12,12 @@
 
 namespace dptrain::datasets {
 
+/// The path a data set name stands for: "fashion-mnist" is
+/// kDefaultFashionMnistDir (where Debian's dataset-fashion-mnist installs
+/// it); any other name is a path and comes back unchanged. Resolves what
+/// `dptrain train --dataset` and `dptrain data info` take.
+std::string resolve_dataset_path(const std::string& name);
+
 /// Formats detect_format recognises.
 enum class DatasetFormat { kIdx, kCifar10, kCifar100, kHdf5 };
 

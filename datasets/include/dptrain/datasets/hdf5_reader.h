@@ -28,7 +28,8 @@ struct Hdf5Options {
   std::string labels_file;
   /// HDF5 group holding the split's arrays ("train", "test"); empty: root.
   std::string split;
-  /// > 0: labels must lie in [0, num_classes). 0: max label + 1.
+  /// > 0: labels must lie in [0, num_classes) (at most kMaxClasses).
+  /// 0: max label + 1, so a label >= kMaxClasses is refused.
   std::int64_t num_classes = 0;
   /// Images are read this many bytes' worth of rows at a time (and
   /// transposed to channels-first), bounding the extra memory while loading.
@@ -39,7 +40,8 @@ struct Hdf5Options {
 /// naming the file for: a missing file or one that is not HDF5, a missing
 /// dataset, images that are not uint8 or not rank 3/4, labels or groups that
 /// are not integers or not [N], an image/label count mismatch, a label
-/// outside [0, num_classes) (or negative), a group id < -1.
+/// outside [0, num_classes) (or negative, or >= kMaxClasses), a group id
+/// < -1; std::invalid_argument for num_classes outside [0, kMaxClasses].
 ImageDataset load_hdf5(const std::string& path,
                        const Hdf5Options& options = {});
 

@@ -13,6 +13,12 @@
 
 namespace dptrain::datasets {
 
+/// The most classes a data set may have: labels lie in [0, kMaxClasses).
+/// Far above any image benchmark (ImageNet-21k has 21,843 classes), and small
+/// enough that a per-class vector (class_counts(), a model head) stays small;
+/// a label beyond it is a corrupt or mislabelled file, not a class.
+inline constexpr std::int64_t kMaxClasses = 65536;
+
 /// One example. `image` is uint8 [C, H, W] (a view into the data set's
 /// storage, on the CPU); `group` is -1 when the data set has no groups.
 struct Example {
@@ -37,10 +43,11 @@ class ImageDataset {
   ImageDataset() = default;
 
   /// Takes images uint8 [N, C, H, W] and labels int64 [N] with values in
-  /// [0, num_classes), and optionally groups int64 [N] (values >= -1; an
-  /// undefined tensor means no groups). All tensors must be on the CPU.
-  /// `name` names the source in messages (a path, "fashion-mnist/train").
-  /// Throws std::invalid_argument naming the offending argument and value.
+  /// [0, num_classes), 1 <= num_classes <= kMaxClasses, and optionally groups
+  /// int64 [N] (values >= -1; an undefined tensor means no groups). All tensors
+  /// must be on the CPU. `name` names the source in messages (a path,
+  /// "fashion-mnist/train"). Throws std::invalid_argument naming the offending
+  /// argument and value.
   ImageDataset(at::Tensor images, at::Tensor labels, std::int64_t num_classes,
                at::Tensor groups = {}, std::string name = "");
 

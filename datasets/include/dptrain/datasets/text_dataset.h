@@ -22,8 +22,8 @@ class TextDataset {
   /// than L is dropped. Throws std::invalid_argument if sequence_length < 2
   /// or the text holds no complete sequence (message names both lengths).
   TextDataset(std::string text, int64_t sequence_length);
-  /// Reads a file's bytes. Throws DatasetError naming the file if it cannot
-  /// be read, std::invalid_argument as the constructor.
+  /// Reads a file's bytes. Throws DatasetError naming the file if it is a
+  /// folder or cannot be read, std::invalid_argument as the constructor.
   static TextDataset from_file(const std::string& path, int64_t sequence_length);
 
   int64_t size() const { return num_sequences_; }
