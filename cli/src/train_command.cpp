@@ -5,6 +5,8 @@
 #include <fstream>
 #include <functional>
 #include <iostream>
+#include <stdexcept>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -36,7 +38,8 @@ void add_train_command(CLI::App& app) {
   auto flags = std::make_shared<TrainConfig>();
   auto bindings = std::make_shared<std::vector<Binding>>();
   auto config_file = std::make_shared<std::string>();
-  auto seed = std::make_shared<std::uint64_t>(0);
+  // Signed, so that a negative value is refused instead of wrapping to 2^64-1.
+  auto seed = std::make_shared<std::int64_t>(0);
 
 #define DPTRAIN_FLAG(name, field, help)                                           \
   bindings->push_back({cmd->add_option(name, flags->field, help),                 \
@@ -117,7 +120,13 @@ void add_train_command(CLI::App& app) {
                                        "seed: reproducible initialisation, sampling, "
                                        "augmentation and noise; not for release (default: "
                                        "secure randomness from the OS)"),
-                       [seed](TrainConfig& d, const TrainConfig&) { d.seed = *seed; }});
+                       [seed](TrainConfig& d, const TrainConfig&) {
+                         if (*seed < 0) {
+                           throw std::invalid_argument("--seed must be >= 0, got " +
+                                                       std::to_string(*seed));
+                         }
+                         d.seed = static_cast<std::uint64_t>(*seed);
+                       }});
   DPTRAIN_FLAG("--device", device, "cpu, cuda, cuda:N or auto [default cpu]");
   DPTRAIN_FLAG("--checkpoint", checkpoint, "checkpoint file (written atomically)");
   DPTRAIN_FLAG("--checkpoint-every", checkpoint_every, "steps between checkpoints; 0 = each epoch");

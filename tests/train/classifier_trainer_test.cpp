@@ -11,6 +11,7 @@
 
 #include "dptrain/accountant/rdp_accountant.h"
 #include "dptrain/models/small_models.h"
+#include "error_helpers.h"
 #include "temp_dir_test.h"
 
 namespace dptrain::train {
@@ -113,6 +114,39 @@ TEST_F(Trainer, ResumedRunEqualsUninterruptedRun) {
     EXPECT_TRUE(torch::equal(a[i], b[i])) << "parameter " << i;
   }
   EXPECT_DOUBLE_EQ(resumed.epsilon(), full.epsilon());
+}
+
+TEST_F(Trainer, ResumeWithOtherDataOfTheSameSizeIsRefused) {
+  auto config = toy_config();
+  config.steps = 2;
+  config.checkpoint = path("run.ckpt");
+  ClassifierTrainer first(toy_model(5), config);
+  quiet(first);
+  first.fit(toy_data(256, 1));
+  config.resume = true;
+  config.steps = 4;
+  ClassifierTrainer other(toy_model(5), config);
+  quiet(other);
+  const auto message =
+      test_support::error_of<std::invalid_argument>([&] { other.fit(toy_data(256, 2)); });
+  EXPECT_NE(message.find("belongs to another run"), std::string::npos) << message;
+  EXPECT_NE(message.find("crc32_images"), std::string::npos) << message;
+}
+
+TEST_F(Trainer, AnEvaluationSetOfAnotherShapeIsRefusedBeforeTraining) {
+  auto config = toy_config();
+  config.checkpoint = path("run.ckpt");
+  ClassifierTrainer trainer(toy_model(5), config);
+  quiet(trainer);
+  torch::manual_seed(1);
+  const datasets::ImageDataset other(
+      torch::randint(0, 255, {8, 1, 10, 10}, torch::kLong).to(torch::kUInt8),
+      torch::zeros({8}, torch::kLong), 2, {}, "toy");
+  EXPECT_EQ(test_support::error_of<std::invalid_argument>(
+                [&] { trainer.fit(toy_data(128, 1), &other); }),
+            "the evaluation images have shape [1, 10, 10], the training images [1, 12, 12] "
+            "(train and test of --dataset must match)");
+  EXPECT_FALSE(fs::exists(path("run.ckpt")));  // nothing was spent
 }
 
 TEST_F(Trainer, StopsBeforeExceedingTargetEpsilon) {

@@ -50,7 +50,13 @@ TEST(TrainConfig, EachBadFieldNamesItsFlagAndValue) {
        "--max-physical-batch-size must be > 0, got -3"},
       {"both budgets", [](TrainConfig& c) { c.noise_multiplier = 1.0; },
        "only one of --target-epsilon and --noise-multiplier"},
-      {"no budget", [](TrainConfig& c) { c.target_epsilon = 0; }, "neither was set"},
+      {"no budget", [](TrainConfig& c) { c.target_epsilon = 0; }, "both are 0"},
+      {"huge sigma", [](TrainConfig& c) { c.target_epsilon = 0; c.noise_multiplier = 1e300; },
+       "--noise-multiplier must be at most 1e+06, got 1e+300"},
+      {"huge clip", [](TrainConfig& c) { c.max_grad_norm = 1e300; },
+       "--max-grad-norm must be at most 1e+06, got 1e+300"},
+      {"huge steps", [](TrainConfig& c) { c.epochs = 0; c.steps = 4000000000000000000; },
+       "--steps must be in [0, 1000000000], got 4000000000000000000"},
       {"both lengths", [](TrainConfig& c) { c.steps = 10; }, "exactly one of --epochs and --steps"},
       {"no length", [](TrainConfig& c) { c.epochs = 0; }, "exactly one of --epochs and --steps"},
       {"optimizer", [](TrainConfig& c) { c.optimizer = "lion"; },
@@ -128,6 +134,20 @@ TEST_F(TomlConfig, MissingFileNamesFile) {
   TrainConfig c;
   const auto msg = error_of([&] { apply_toml_file("/nonexistent/run.toml", c); });
   EXPECT_NE(msg.find("/nonexistent/run.toml"), std::string::npos) << msg;
+}
+
+TEST_F(TomlConfig, MissingFileSaysSo) {
+  TrainConfig c;
+  EXPECT_EQ(error_of([&] { apply_toml_file("/nonexistent/run.toml", c); }),
+            "config '/nonexistent/run.toml': no such file");
+}
+
+// toml::parse once sized its buffer by a folder's "length": std::bad_alloc.
+TEST_F(TomlConfig, FolderIsNotARegularFile) {
+  const std::string dir = fs::temp_directory_path().string();
+  TrainConfig c;
+  EXPECT_EQ(error_of([&] { apply_toml_file(dir, c); }),
+            "config '" + dir + "': not a regular file (a folder)");
 }
 
 TEST(TrainConfig, JsonHasTheFieldsName) {

@@ -25,14 +25,21 @@ TEST(Runtime, ZeroThreadsMeansHardwareConcurrency) {
   }
 }
 
-TEST(Runtime, RejectsNegativeThreads) {
-  try {
-    set_num_threads(-2);
-    FAIL() << "expected std::invalid_argument";
-  } catch (const std::invalid_argument& e) {
-    EXPECT_NE(std::string(e.what()).find("threads must be >= 0, got -2"),
-              std::string::npos);
+TEST(Runtime, RejectsNegativeAndAbsurdThreadCounts) {
+  const int most = 4 * static_cast<int>(std::max(1U, std::thread::hardware_concurrency()));
+  const std::string expected = "--threads must be in [0, " + std::to_string(most) + "]";
+  for (const int bad : {-2, most + 1, 100000}) {
+    try {
+      set_num_threads(bad);
+      FAIL() << "expected std::invalid_argument for " << bad;
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find(expected), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("got " + std::to_string(bad)), std::string::npos);
+    }
   }
+  set_num_threads(most);  // the bound itself is allowed
+  EXPECT_EQ(at::get_num_threads(), most);
+  set_num_threads(0);
 }
 
 TEST(Runtime, ParsesCpuDevice) {

@@ -47,10 +47,12 @@ std::string directory_of(const std::string& path) {
 
 }  // namespace
 
-std::uint32_t crc32_of(const std::string& bytes) {
-  uLong crc = crc32(0L, Z_NULL, 0);
-  const auto* data = reinterpret_cast<const Bytef*>(bytes.data());
-  std::size_t left = bytes.size();
+std::uint32_t crc32_of(const std::string& bytes) { return crc32_of(bytes.data(), bytes.size()); }
+
+std::uint32_t crc32_of(const void* bytes, std::size_t size, std::uint32_t start) {
+  uLong crc = start;
+  const auto* data = reinterpret_cast<const Bytef*>(bytes);
+  std::size_t left = size;
   while (left > 0) {
     const auto chunk = static_cast<uInt>(std::min<std::size_t>(left, 1U << 30));
     crc = crc32(crc, data, chunk);

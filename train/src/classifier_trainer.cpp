@@ -15,6 +15,7 @@
 
 #include "dptrain/datasets/transforms.h"
 #include "dptrain/models/weights.h"
+#include "dptrain/train/checkpoint.h"
 #include "dptrain/train/optimization.h"
 #include "dptrain/train/private_loop.h"
 
@@ -25,6 +26,27 @@ constexpr std::int64_t kEvalBatch = 1024;
 const double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 std::string fmt(double v, int precision = 4) { return format_fixed(v, precision); }
+
+std::string shape_text(const std::array<std::int64_t, 3>& s) {
+  return "[" + std::to_string(s[0]) + ", " + std::to_string(s[1]) + ", " + std::to_string(s[2]) +
+         "]";
+}
+
+// What a resumed run must find again: the same examples, bytes and labels.
+std::string fingerprint(const datasets::ImageDataset& data, const TrainConfig& c) {
+  const auto crc = [](const at::Tensor& t) {
+    const at::Tensor flat = t.cpu().contiguous();
+    return crc32_of(flat.data_ptr(), static_cast<std::size_t>(flat.numel() * flat.element_size()));
+  };
+  const auto s = data.shape();
+  return nlohmann::json{{"examples", data.size()},
+                        {"shape", {s[0], s[1], s[2]}},
+                        {"classes", data.num_classes()},
+                        {"class_subset", c.classes},
+                        {"crc32_images", crc(data.images())},
+                        {"crc32_labels", crc(data.labels())}}
+      .dump();
+}
 
 }  // namespace
 
@@ -195,6 +217,21 @@ FitResult ClassifierTrainer::fit(const datasets::ImageDataset& train,
   s.normalization = input_normalization(c.dataset, train.shape()[0]);
   s.stats = {s.normalization.mean, s.normalization.std};
 
+  if (eval != nullptr && eval->size() > 0) {
+    // Checked now, not after the budget is spent on training.
+    if (eval->shape() != train.shape()) {
+      throw std::invalid_argument(
+          "the evaluation images have shape " + shape_text(eval->shape()) +
+          ", the training images " + shape_text(train.shape()) + " (train and test of --dataset "
+          "must match)");
+    }
+    if (eval->num_classes() > s.model->num_classes()) {
+      throw std::invalid_argument("the evaluation set has " + std::to_string(eval->num_classes()) +
+                                  " classes, the model outputs " +
+                                  std::to_string(s.model->num_classes()));
+    }
+  }
+
   std::mt19937_64 augment_rng(c.seed ? *c.seed + 1 : std::random_device{}());
   const std::int64_t k = std::max<std::int64_t>(1, c.augmult);
   const auto device = s.loop->device();
@@ -205,6 +242,7 @@ FitResult ClassifierTrainer::fit(const datasets::ImageDataset& train,
   task.dataset_size = n;
   task.group_size = k;
   task.privacy_unit = "one example";
+  task.data_fingerprint = fingerprint(train, c);
   task.losses = [&](const std::vector<std::int64_t>& chunk, LoopStats& stats) {
     datasets::Batch b = c.augmult > 0 ? datasets::get_augmented_batch(train, chunk, k, augment,
                                                                        augment_rng, device)

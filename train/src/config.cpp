@@ -4,6 +4,7 @@
 #include <toml.hpp>
 
 #include <algorithm>
+#include <filesystem>
 #include <cmath>
 #include <functional>
 #include <map>
@@ -168,10 +169,13 @@ void TrainConfig::validate() const {
           str(delta));
   require(std::isfinite(noise_multiplier) && noise_multiplier >= 0.0, "noise-multiplier",
           "must be > 0", str(noise_multiplier));
+  // Far past any useful value, and σ·C·z must stay finite in float.
+  require(noise_multiplier <= kMaxNoiseMultiplier, "noise-multiplier",
+          "must be at most " + str(kMaxNoiseMultiplier), str(noise_multiplier));
   if (target_epsilon == 0.0 && noise_multiplier == 0.0) {
     throw std::invalid_argument(
-        "give --target-epsilon (noise is calibrated) or --noise-multiplier (epsilon is "
-        "reported); neither was set");
+        "give --target-epsilon > 0 (noise is calibrated) or --noise-multiplier > 0 (epsilon is "
+        "reported); both are 0 (a noise multiplier of 0 would add no noise)");
   }
   if (target_epsilon > 0.0 && noise_multiplier > 0.0) {
     throw std::invalid_argument(
@@ -180,14 +184,18 @@ void TrainConfig::validate() const {
   }
   require(std::isfinite(max_grad_norm) && max_grad_norm > 0.0, "max-grad-norm", "must be > 0",
           str(max_grad_norm));
+  require(max_grad_norm <= kMaxGradNorm, "max-grad-norm", "must be at most " + str(kMaxGradNorm),
+          str(max_grad_norm));
   require_one_of("clipping", clipping, {"flat", "per-layer"});
   require_one_of("accountant", accountant, {"rdp", "prv"});
   require_one_of("sampler", sampler, {"poisson", "shuffle"});
   require(batch_size > 0, "batch-size", "must be > 0", str(batch_size));
   require(max_physical_batch_size > 0, "max-physical-batch-size", "must be > 0",
           str(max_physical_batch_size));
-  require(epochs >= 0, "epochs", "must be >= 0", str(epochs));
-  require(steps >= 0, "steps", "must be >= 0", str(steps));
+  require(epochs >= 0 && epochs <= kMaxEpochs, "epochs",
+          "must be in [0, " + str(kMaxEpochs) + "]", str(epochs));
+  require(steps >= 0 && steps <= kMaxSteps, "steps", "must be in [0, " + str(kMaxSteps) + "]",
+          str(steps));
   if ((epochs > 0) == (steps > 0)) {
     throw std::invalid_argument("give exactly one of --epochs and --steps (got epochs=" +
                                 str(epochs) + ", steps=" + str(steps) + ")");
@@ -215,6 +223,19 @@ void TrainConfig::validate() const {
 }
 
 void apply_toml_file(const std::string& path, TrainConfig& config) {
+  // toml::parse sizes its buffer by seeking to the end: a folder reads as a
+  // huge file (std::bad_alloc), a pipe as none. Take regular files only.
+  std::error_code ec;
+  const auto status = std::filesystem::status(path, ec);
+  if (!std::filesystem::exists(status)) {
+    throw std::invalid_argument("config '" + path + "': no such file");
+  }
+  if (!std::filesystem::is_regular_file(status)) {
+    throw std::invalid_argument("config '" + path + "': not a regular file" +
+                                (std::filesystem::is_directory(status)
+                                     ? std::string(" (a folder)")
+                                     : std::string()));
+  }
   toml::value root;
   try {
     root = toml::parse(path);

@@ -15,12 +15,12 @@
 #include "dptrain/models/fine_tuning.h"
 #include "dptrain/models/registry.h"
 #include "dptrain/models/weights.h"
+#include "dptrain/train/outputs.h"
 
 namespace dptrain::train {
 
 ImageData load_image_data(const TrainConfig& config) {
-  const std::string path =
-      config.dataset == "fashion-mnist" ? datasets::kDefaultFashionMnistDir : config.dataset;
+  const std::string path = datasets::resolve_dataset_path(config.dataset);
   ImageData data;
   data.train = datasets::load_dataset(path, "train");
   if (config.validation_fraction > 0) {
@@ -84,6 +84,7 @@ RunResult run_image_training(const TrainConfig& config) {
     throw std::invalid_argument("--task " + config.task +
                                 ": only 'classify' is available in this build");
   }
+  check_outputs(config);  // before anything is read or spent
   ImageData data = load_image_data(config);
   auto model = build_image_model(config, data.train);
   ClassifierTrainer trainer(model, config);
@@ -91,9 +92,7 @@ RunResult run_image_training(const TrainConfig& config) {
   run.fit = trainer.fit(data.train, &data.eval);
   if (!config.save_weights.empty()) {
     trainer.save_weights(config.save_weights);
-    const std::filesystem::path p(config.save_weights);
-    const auto ema_path = (p.parent_path() / (p.stem().string() + ".ema" + p.extension().string())).string();
-    trainer.save_weights(ema_path, /*use_ema=*/true);
+    trainer.save_weights(ema_weights_path(config.save_weights), /*use_ema=*/true);
   }
   auto summary = nlohmann::json::parse(summary_json(run.fit, config));
   summary["eval_split"] = data.eval_split;

@@ -16,6 +16,7 @@
 #include "dptrain/models/safetensors.h"
 #include "dptrain/train/checkpoint.h"
 #include "dptrain/train/optimization.h"
+#include "dptrain/train/outputs.h"
 #include "dptrain/train/private_loop.h"
 
 namespace dptrain::train {
@@ -190,6 +191,20 @@ LmFitResult LmTrainer::fit(const datasets::TextDataset& train,
       {"freeze_embeddings", c.freeze_embeddings},
       {"train_blocks",
        c.train_blocks}}.dump();
+  {
+    // What a resumed run must find again: the same sequences, byte for byte.
+    std::uint32_t crc = 0;
+    for (std::int64_t start = 0; start < train.size(); start += 4096) {
+      std::vector<std::int64_t> idx;
+      for (auto i = start; i < std::min(train.size(), start + 4096); ++i) idx.push_back(i);
+      const auto bytes = train.batch(idx).to(torch::kUInt8).contiguous();
+      crc = crc32_of(bytes.data_ptr(), static_cast<std::size_t>(bytes.numel()), crc);
+    }
+    task.data_fingerprint = nlohmann::json{{"sequences", train.size()},
+                                           {"sequence_length", train.sequence_length()},
+                                           {"crc32", crc}}
+                                .dump();
+  }
   task.losses = [&](const std::vector<std::int64_t>& chunk, LoopStats& stats) {
     const auto batch = train.batch(chunk).to(device);
     auto losses = s.model->sequence_losses(batch);
@@ -305,11 +320,7 @@ LmRunResult run_lm_training(const TrainConfig& config) {
         "--dataset for --task lm must be text:FILE, got '" + config.dataset +
         "'");
   }
-  if (!config.save_weights.empty() && !ends_with(config.save_weights, ".pt")) {
-    throw std::invalid_argument(
-        "--save-weights for --task lm must be a .pt file (LibTorch archive of the "
-        "weights and the model config), got '" + config.save_weights + "'");
-  }
+  check_outputs(config);  // before anything is read or spent
   const auto path = config.dataset.substr(prefix.size());
   const auto all =
       datasets::TextDataset::from_file(path, config.sequence_length);
@@ -377,9 +388,7 @@ LmRunResult run_lm_training(const TrainConfig& config) {
   run.fit = trainer.fit(train, &eval);
   if (!config.save_weights.empty()) {
     trainer.save_weights(config.save_weights);
-    const std::string stem =
-        config.save_weights.substr(0, config.save_weights.size() - 3);
-    trainer.save_weights(stem + ".ema.pt", /*use_ema=*/true);
+    trainer.save_weights(ema_weights_path(config.save_weights), /*use_ema=*/true);
   }
   auto summary = nlohmann::json::parse(lm_summary_json(run.fit, config));
   summary["train_sequences"] = train.size();

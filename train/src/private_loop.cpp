@@ -25,6 +25,7 @@
 #include "dptrain/train/checkpoint.h"
 #include "dptrain/train/ledger.h"
 #include "dptrain/train/optimization.h"
+#include "dptrain/train/outputs.h"
 #include "dptrain/train/progress.h"
 #include "dptrain/train/runtime.h"
 
@@ -39,7 +40,7 @@ const double kNaN = std::numeric_limits<double>::quiet_NaN();
 // the checkpoint), and the budget check stops it when more steps are asked
 // for than the target allows.
 nlohmann::json run_identity(const TrainConfig& c, std::int64_t dataset_size,
-                            const std::string& extra) {
+                            const std::string& extra, const std::string& fingerprint) {
   nlohmann::json j = {{"dataset_size", dataset_size},
                       {"batch_size", c.batch_size},
                       {"max_grad_norm", c.max_grad_norm},
@@ -54,6 +55,7 @@ nlohmann::json run_identity(const TrainConfig& c, std::int64_t dataset_size,
                       {"ema_decay", c.ema_decay},
                       {"seeded", c.seed.has_value()}};
   if (!extra.empty()) j["task"] = nlohmann::json::parse(extra);
+  if (!fingerprint.empty()) j["data"] = nlohmann::json::parse(fingerprint);
   return j;
 }
 
@@ -232,7 +234,9 @@ LoopResult PrivateLoop::run(const PrivateTask& task) {
                       .steps;
   }
   const auto kind = accountant::parse_accountant_kind(c.accountant);
-  const auto identity = run_identity(c, n, task.identity_extra);
+  const auto identity = run_identity(c, n, task.identity_extra, task.data_fingerprint);
+  // Every output is checked before anything is spent.
+  check_outputs(c);
 
   // Ownership of the checkpoint and its privacy record (invariant 7): one
   // run at a time; a fresh run never replaces a record unless told to.
@@ -241,6 +245,12 @@ LoopResult PrivateLoop::run(const PrivateTask& task) {
   std::string run_id = new_run_id();
   if (!c.checkpoint.empty()) {
     lock = std::make_unique<CheckpointLock>(c.checkpoint);
+    const int stale = remove_stale_temporaries(c.checkpoint) +
+                      remove_stale_temporaries(ledger_path(c.checkpoint));
+    if (stale > 0) {
+      log("removed " + std::to_string(stale) + " temporary file(s) of crashed runs beside " +
+          c.checkpoint);
+    }
     const std::string record = ledger_path(c.checkpoint);
     const bool has_checkpoint = std::filesystem::exists(c.checkpoint);
     const bool has_ledger = std::filesystem::exists(record);

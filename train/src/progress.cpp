@@ -1,6 +1,10 @@
 #include "dptrain/train/progress.h"
 
+#include <fcntl.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <cmath>
 #include <iomanip>
@@ -63,15 +67,49 @@ void ProgressBar::finish() {
 
 MetricsLog::MetricsLog(const std::string& path) : path_(path) {
   if (path.empty()) return;
-  out_.open(path, std::ios::app);
-  if (!out_) throw std::runtime_error("--metrics: cannot open '" + path + "' for appending");
+  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd_ < 0) {
+    throw std::runtime_error("--metrics: cannot open '" + path + "' for appending: " +
+                             std::strerror(errno));
+  }
+  // A line cut short by a crash or a full disk ends the file: drop it, so a
+  // reader only ever sees whole lines.
+  const off_t size = ::lseek(fd_, 0, SEEK_END);
+  off_t keep = size;
+  char c = '\n';
+  while (keep > 0 && ::pread(fd_, &c, 1, keep - 1) == 1 && c != '\n') --keep;
+  if (keep != size && ::ftruncate(fd_, keep) != 0) {
+    throw std::runtime_error("--metrics: cannot repair '" + path + "': " + std::strerror(errno));
+  }
+}
+
+MetricsLog::~MetricsLog() {
+  if (fd_ >= 0) ::close(fd_);
 }
 
 void MetricsLog::write(const std::string& json_object) {
-  if (!out_.is_open()) return;
-  out_ << json_object << '\n';
-  out_.flush();
-  if (!out_) throw std::runtime_error("--metrics: cannot write to '" + path_ + "'");
+  if (fd_ < 0) return;
+  const std::string line = json_object + "\n";
+  const off_t before = ::lseek(fd_, 0, SEEK_END);
+  // One write of the whole line (O_APPEND); a short or failed write is
+  // undone, so no partial line stays behind.
+  std::size_t written = 0;
+  int err = 0;
+  while (written < line.size()) {
+    const ssize_t n = ::write(fd_, line.data() + written, line.size() - written);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      err = n < 0 ? errno : ENOSPC;
+      break;
+    }
+    written += static_cast<std::size_t>(n);
+  }
+  if (written < line.size()) {
+    if (before >= 0 && ::ftruncate(fd_, before) != 0) {
+      // Nothing more can be done; the next open drops the partial line.
+    }
+    throw std::runtime_error("--metrics: cannot write to '" + path_ + "': " + std::strerror(err));
+  }
 }
 
 }  // namespace dptrain::train

@@ -19,13 +19,16 @@ std::string version_string() {
 }
 
 void set_num_threads(int threads) {
-  if (threads < 0) {
-    throw std::invalid_argument("threads must be >= 0, got " +
-                                std::to_string(threads));
+  const int hardware = static_cast<int>(std::max(1U, std::thread::hardware_concurrency()));
+  // Each thread costs ~60 ms to start, and more than a few per core only
+  // slows LibTorch down: 100000 used to hang for minutes.
+  const int most = 4 * hardware;
+  if (threads < 0 || threads > most) {
+    throw std::invalid_argument("--threads must be in [0, " + std::to_string(most) +
+                                "] (0 = one per hardware thread; at most 4 per hardware "
+                                "thread), got " + std::to_string(threads));
   }
-  if (threads == 0) {
-    threads = static_cast<int>(std::max(1U, std::thread::hardware_concurrency()));
-  }
+  if (threads == 0) threads = hardware;
   at::set_num_threads(threads);
   // OpenBLAS's pthread build keeps its own thread pool, which
   // at::set_num_threads does not reach: `--threads 1` still ran its matmuls

@@ -10,6 +10,13 @@
 
 namespace dptrain::train {
 
+/// Bounds that validate() enforces: far past any real run, small enough that
+/// nothing overflows (σ·C·z in float, steps·B in int64).
+inline constexpr double kMaxNoiseMultiplier = 1e6;
+inline constexpr double kMaxGradNorm = 1e6;
+inline constexpr std::int64_t kMaxSteps = 1'000'000'000;
+inline constexpr std::int64_t kMaxEpochs = 1'000'000;
+
 /// Everything a run needs. Field names follow the DP literature's spelling.
 struct TrainConfig {
   // Task and data.

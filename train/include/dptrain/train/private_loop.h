@@ -70,6 +70,10 @@ struct PrivateTask {
   /// Extra fields (a JSON object text) that a resumed run must match, e.g.
   /// the sequence length; empty = none.
   std::string identity_extra;
+  /// What identifies the training data (a JSON object text: size, shapes,
+  /// a hash of the bytes, the class subset); a resumed run must match it.
+  /// Empty = not checked.
+  std::string data_fingerprint;
   /// Per-row losses [chunk.size()·group_size] of the units at `chunk`,
   /// computed by the model's forward pass; called while the engine records.
   /// May add to `stats`.

@@ -4,7 +4,6 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
-#include <fstream>
 #include <string>
 
 namespace dptrain::train {
@@ -39,18 +38,24 @@ class ProgressBar {
   std::chrono::steady_clock::time_point last_draw_;
 };
 
-/// Appends one JSON object per line to a file, flushed after every line so a
-/// killed run keeps what it logged. An empty path makes a no-op log.
+/// Appends one JSON object per line to a file, each line in one write, so a
+/// killed run keeps what it logged and a reader never sees part of a line: a
+/// failed write is truncated away, and a partial last line left by a crash is
+/// dropped when the file is opened again. An empty path makes a no-op log.
 class MetricsLog {
  public:
   explicit MetricsLog(const std::string& path);
-  /// Writes `json_object` (one serialised JSON object, no newline) as a line.
+  MetricsLog(const MetricsLog&) = delete;
+  MetricsLog& operator=(const MetricsLog&) = delete;
+  ~MetricsLog();
+  /// Writes `json_object` (one serialised JSON object, no newline) as a line;
+  /// throws std::runtime_error naming the file when it cannot.
   void write(const std::string& json_object);
-  bool enabled() const { return out_.is_open(); }
+  bool enabled() const { return fd_ >= 0; }
 
  private:
   std::string path_;
-  std::ofstream out_;
+  int fd_ = -1;
 };
 
 }  // namespace dptrain::train

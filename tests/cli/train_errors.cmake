@@ -1,0 +1,22 @@
+# One-line errors of `dptrain train` and `generate` for values that used to
+# wrap, hang, overflow late or crash (issue 13).
+dptrain_cli_error_test(SeedNegative "error: --seed must be >= 0, got -1"
+  train --seed -1 --noise-multiplier 1 --steps 1)
+dptrain_cli_error_test(ThreadsAbsurd "error: --threads must be in \\[0, [0-9]+\\].*got 100000"
+  --threads 100000 train --noise-multiplier 1 --steps 1)
+dptrain_cli_error_test(NoiseMultiplierZero "error: give --target-epsilon > 0 .* both are 0"
+  train --noise-multiplier 0 --steps 1)
+dptrain_cli_error_test(NoiseMultiplierHuge "error: --noise-multiplier must be at most 1e\\+06, got 1e\\+300"
+  train --noise-multiplier 1e300 --steps 1)
+dptrain_cli_error_test(StepsHuge "error: --steps must be in \\[0, 1000000000\\]"
+  train --noise-multiplier 1 --steps 9000000000000000000)
+dptrain_cli_error_test(SummaryIsTheCheckpoint "error: --checkpoint and --summary are the same file"
+  train --noise-multiplier 1 --steps 1 --checkpoint same.file --summary same.file)
+dptrain_cli_error_test(ResumeAndOverwrite "error: give only one of --resume .* and --overwrite"
+  train --noise-multiplier 1 --steps 1 --checkpoint c.ckpt --resume --overwrite)
+dptrain_cli_error_test(WeightsExtension "error: --save-weights 'w.txt': the extension must be"
+  train --noise-multiplier 1 --steps 1 --save-weights w.txt)
+dptrain_cli_error_test(GenerateCheckpointIsADirectory "error: --checkpoint '/tmp': not a regular file"
+  generate --checkpoint /tmp --prompt hi)
+dptrain_cli_error_test(GenerateNeedsOneSource "error: give one of --weights .* and --checkpoint"
+  generate --prompt hi)
