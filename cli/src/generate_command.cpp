@@ -27,8 +27,16 @@ void add_generate_command(CLI::App& app) {
                   "sampling temperature; 0 = greedy [default 0.8]");
   cmd->add_option("--seed", request->seed, "sampling seed [default 0]");
   cmd->callback([request] {
+    // The prompt first, then each byte as it is sampled.
+    bool started = false;
+    request->on_byte = [&](char c) {
+      if (!started) std::cout << request->prompt;
+      started = true;
+      std::cout << c << std::flush;
+    };
     const auto text = train::generate_from_checkpoint(*request);
-    std::cout << request->prompt << text << std::endl;
+    if (!started) std::cout << request->prompt;
+    std::cout << std::endl;
   });
 }
 

@@ -146,7 +146,8 @@ torch::Tensor GriffinImpl::step(const torch::Tensor& tokens,
 }
 
 std::string GriffinImpl::generate(const std::string& prompt, int64_t num_bytes,
-                                  const GenerateOptions& options) {
+                                  const GenerateOptions& options,
+                                  const std::function<void(char)>& on_byte) {
   if (prompt.empty()) {
     throw std::invalid_argument("Griffin::generate: prompt must not be empty");
   }
@@ -186,6 +187,7 @@ std::string GriffinImpl::generate(const std::string& prompt, int64_t num_bytes,
       next = torch::multinomial(probs, 1, false, gen).item<int64_t>();
     }
     out.push_back(static_cast<char>(static_cast<unsigned char>(next)));
+    if (on_byte) on_byte(out.back());
     logits = step(torch::full({1}, next, long_opts), state);
   }
   return out;

@@ -20,3 +20,9 @@ dptrain_cli_error_test(GenerateCheckpointIsADirectory "error: --checkpoint '/tmp
   generate --checkpoint /tmp --prompt hi)
 dptrain_cli_error_test(GenerateNeedsOneSource "error: give one of --weights .* and --checkpoint"
   generate --prompt hi)
+
+# Two seeded runs, identical weights (a real run on Fashion-MNIST).
+add_test(NAME Cli.SeedMakesTheWholeRunReproducible
+         COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/seed_reproducible_test.sh $<TARGET_FILE:dptrain>)
+set_tests_properties(Cli.SeedMakesTheWholeRunReproducible PROPERTIES LABELS fast
+                     PASS_REGULAR_EXPRESSION "1 passed, 0 failed" TIMEOUT 100)

@@ -240,7 +240,11 @@ TEST_F(LmTraining, WeightsFileIsTheReleaseArtefactGenerateReads) {
   request.temperature = 0.7;
   request.seed = 5;
   model->eval();
-  EXPECT_EQ(generate_from_checkpoint(request), model->generate("the cat", 10, {0.7, 5}));
+  std::string streamed;
+  request.on_byte = [&](char c) { streamed.push_back(c); };
+  const auto generated = generate_from_checkpoint(request);
+  EXPECT_EQ(generated, model->generate("the cat", 10, {0.7, 5}));
+  EXPECT_EQ(streamed, generated);  // each byte handed out as it was sampled
   request.checkpoint = path("c.ckpt");
   EXPECT_NE(error_of<std::invalid_argument>([&] { generate_from_checkpoint(request); })
                 .find("give one of --weights"),

@@ -510,7 +510,7 @@ std::string generate_from_checkpoint(const GenerateRequest& r) {
   models::GenerateOptions options;
   options.temperature = r.temperature;
   options.seed = r.seed;
-  return model->generate(r.prompt, r.num_bytes, options);
+  return model->generate(r.prompt, r.num_bytes, options, r.on_byte);
 }
 
 }  // namespace dptrain::train

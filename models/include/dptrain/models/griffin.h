@@ -15,6 +15,7 @@
 #include <torch/nn/pimpl.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -68,9 +69,11 @@ class GriffinImpl : public torch::nn::Module {
   torch::Tensor step(const torch::Tensor& tokens, GriffinState& state);
   /// Feeds the prompt's bytes, then samples `num_bytes` more; returns them.
   /// Throws std::invalid_argument for an empty prompt, num_bytes < 0, or a
-  /// vocabulary smaller than 256.
+  /// vocabulary smaller than 256. `on_byte`, when given, receives each byte
+  /// as soon as it is sampled (streaming).
   std::string generate(const std::string& prompt, int64_t num_bytes,
-                       const GenerateOptions& options = {});
+                       const GenerateOptions& options = {},
+                       const std::function<void(char)>& on_byte = {});
 
   /// Freezes (or unfreezes) the tied embedding. Build the GradientEngine
   /// after changing what is trainable.
