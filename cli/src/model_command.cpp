@@ -35,23 +35,32 @@ void run_info(const ModelInfoOptions& o) {
                                                    .num_classes(o.num_classes)
                                                    .in_channels(o.in_channels)
                                                    .image_size(o.image_size));
+  const bool sequence = info.kind == "sequence";
   if (o.json) {
-    nlohmann::ordered_json out = {
-        {"name", info.name},
-        {"family", info.family},
-        {"description", info.description},
-        {"input", {info.in_channels, info.image_size, info.image_size}},
-        {"num_classes", info.num_classes},
-        {"parameters", info.parameters},
-        {"summary", info.summary}};
+    nlohmann::ordered_json out = {{"name", info.name},
+                                  {"kind", info.kind},
+                                  {"family", info.family},
+                                  {"description", info.description}};
+    if (sequence) {
+      out["vocab_size"] = info.vocab_size;
+    } else {
+      out["input"] = {info.in_channels, info.image_size, info.image_size};
+      out["num_classes"] = info.num_classes;
+    }
+    out["parameters"] = info.parameters;
+    out["summary"] = info.summary;
     std::cout << out.dump(2) << "\n";
     return;
   }
-  std::cout << info.name << ": " << info.description << "\n"
-            << "input [C, H, W]: [" << info.in_channels << ", "
-            << info.image_size << ", " << info.image_size << "]\n"
-            << "classes: " << info.num_classes << "\n"
-            << "parameters: " << with_commas(info.parameters) << "\n";
+  std::cout << info.name << ": " << info.description << "\n";
+  if (sequence) {
+    std::cout << "vocabulary: " << info.vocab_size << " tokens\n";
+  } else {
+    std::cout << "input [C, H, W]: [" << info.in_channels << ", " << info.image_size << ", "
+              << info.image_size << "]\n"
+              << "classes: " << info.num_classes << "\n";
+  }
+  std::cout << "parameters: " << with_commas(info.parameters) << "\n";
   for (const auto& line : info.summary) std::cout << "  " << line << "\n";
 }
 
@@ -83,13 +92,14 @@ void add_model_command(CLI::App& app) {
   auto* list = cmd->add_subcommand("list", "Names of the built-in models");
   list->add_flag("--json", *list_json, "print a JSON array");
   list->callback([list_json] {
-    const auto names = models::list_models();
+    const auto names = models::list_all_models();
     if (*list_json) {
       std::cout << nlohmann::json(names).dump() << "\n";
       return;
     }
     for (const auto& n : names) std::cout << n << "\n";
-    std::cout << "(and wrn-D-K for any D = 6n+4, K >= 1)\n";
+    std::cout << "(and wrn-D-K for any D = 6n+4, K >= 1; image models first, then the "
+                 "sequence models of --task lm)\n";
   });
 }
 

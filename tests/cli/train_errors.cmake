@@ -26,3 +26,11 @@ add_test(NAME Cli.SeedMakesTheWholeRunReproducible
          COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/seed_reproducible_test.sh $<TARGET_FILE:dptrain>)
 set_tests_properties(Cli.SeedMakesTheWholeRunReproducible PROPERTIES LABELS fast
                      PASS_REGULAR_EXPRESSION "1 passed, 0 failed" TIMEOUT 100)
+
+# The model registry knows the sequence models.
+add_test(NAME Cli.ModelInfoKnowsRecurrentGemma COMMAND dptrain model info recurrentgemma-2b --json)
+set_tests_properties(Cli.ModelInfoKnowsRecurrentGemma PROPERTIES LABELS fast
+                     PASS_REGULAR_EXPRESSION "\"parameters\": 2682862080")
+add_test(NAME Cli.ModelListCoversEveryModel COMMAND dptrain model list)
+set_tests_properties(Cli.ModelListCoversEveryModel PROPERTIES LABELS fast
+                     PASS_REGULAR_EXPRESSION "nfnet-f7\ngriffin-tiny.*recurrentgemma-2b")

@@ -1,7 +1,9 @@
 #pragma once
 /// Models by name: `make_model("wrn-16-4", ModelOptions().num_classes(10))`.
-/// Names: cnn, mlp, wrn-D-K (any D = 6n + 4, K ≥ 1), nf-resnet-{50,101,152,
-/// 200}, nfnet-f0 … nfnet-f7.
+/// Image models: cnn, mlp, wrn-D-K (any D = 6n + 4, K ≥ 1),
+/// nf-resnet-{50,101,152,200}, nfnet-f0 … nfnet-f7. Sequence models (built
+/// with Griffin(griffin_config(name))): griffin-tiny, hawk-tiny, griffin-25m,
+/// hawk-25m, recurrentgemma-2b. model_info and list_all_models know both.
 
 #include <torch/arg.h>
 
@@ -33,12 +35,17 @@ struct ModelOptions {
 /// What a name resolves to, computed without building the model.
 struct ModelInfo {
   std::string name;         ///< canonical name, e.g. "wrn-16-4"
-  std::string family;       ///< "cnn", "mlp", "wrn", "nf-resnet", "nfnet"
+  /// "image" (an ImageClassifier) or "sequence" (a Griffin / Hawk LM).
+  std::string kind = "image";
+  /// "cnn", "mlp", "wrn", "nf-resnet", "nfnet"; "griffin", "hawk" or
+  /// "recurrentgemma" for sequence models.
+  std::string family;
   std::string description;  ///< one line
   int64_t num_classes = 0;
   int64_t in_channels = 0;
   int64_t image_size = 0;
-  int64_t parameters = 0;  ///< exact count, from the configuration
+  int64_t vocab_size = 0;  ///< sequence models only
+  int64_t parameters = 0;  ///< exact count, from the configuration (tied embedding once)
   /// Architecture summary, one line per stage or layer.
   std::vector<std::string> summary;
 };
@@ -49,11 +56,19 @@ struct ModelInfo {
 std::shared_ptr<ImageClassifier> make_model(const std::string& name,
                                             const ModelOptions& options = {});
 
-/// Describes the named model without allocating it (fast even for F7).
+/// Describes the named model, image or sequence, without allocating it (fast
+/// even for F7 and recurrentgemma-2b). The options apply to image models
+/// only. Throws std::invalid_argument for an unknown name, listing all.
 ModelInfo model_info(const std::string& name, const ModelOptions& options = {});
 
-/// Canonical names of the registered models (wrn-D-K listed for the
-/// published D, K only).
+/// Canonical names of the image models make_model builds (wrn-D-K listed
+/// for the published D, K only).
 std::vector<std::string> list_models();
+
+/// Names of the sequence models (griffin_config_names()).
+std::vector<std::string> list_sequence_models();
+
+/// Every model: list_models() then list_sequence_models().
+std::vector<std::string> list_all_models();
 
 }  // namespace dptrain::models
