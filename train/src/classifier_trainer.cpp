@@ -89,21 +89,10 @@ double ClassifierTrainer::epsilon() const { return state_->loop->epsilon(); }
 
 bool ClassifierTrainer::save_weights(const std::string& path, bool use_ema) {
   auto& s = *state_;
-  auto* optimization = s.loop->optimization();
-  const bool has_ema = optimization != nullptr && optimization->has_ema();
-  if (use_ema && !has_ema) return false;
-  if (!use_ema) {
-    models::save_weights(*s.model, path);
-    return true;
-  }
-  optimization->swap_ema(*s.model);
-  try {
-    models::save_weights(*s.model, path);
-  } catch (...) {
-    optimization->swap_ema(*s.model);
-    throw;
-  }
-  optimization->swap_ema(*s.model);
+  const AveragedParameters held(s.loop->optimization(), *s.model,
+                                use_ema ? Average::kEma : Average::kNone);
+  if (use_ema && !held.active()) return false;
+  models::save_weights(*s.model, path);
   return true;
 }
 
@@ -114,24 +103,10 @@ EvalResult ClassifierTrainer::evaluate(const datasets::ImageDataset& data, bool 
 EvalResult ClassifierTrainer::evaluate(const datasets::ImageDataset& data, Iterate which) {
   auto& s = *state_;
   auto* optimization = s.loop->optimization();
-  const bool has = optimization != nullptr &&
-                   ((which == Iterate::kEma && optimization->has_ema()) ||
-                    (which == Iterate::kPolyak && optimization->has_polyak()));
-  // Exchanges the model's parameters with the chosen average now and back
-  // on every exit.
-  struct Swap {
-    Optimization* optimization;
-    torch::nn::Module* model;
-    Iterate which;
-    void run() const {
-      if (which == Iterate::kEma) optimization->swap_ema(*model);
-      if (which == Iterate::kPolyak) optimization->swap_polyak(*model);
-    }
-    ~Swap() {
-      if (optimization != nullptr) run();
-    }
-  } swap{has ? optimization : nullptr, s.model.get(), which};
-  if (has) swap.run();
+  const AveragedParameters held(optimization, *s.model,
+                                which == Iterate::kEma      ? Average::kEma
+                                : which == Iterate::kPolyak ? Average::kPolyak
+                                                            : Average::kNone);
   EvalResult r;
   r.count = data.size();
   const auto classes = data.num_classes();

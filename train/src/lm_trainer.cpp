@@ -124,17 +124,7 @@ LmEvalResult LmTrainer::evaluate(const datasets::TextDataset& data,
                                  bool use_ema) {
   auto& s = *state_;
   auto* optimization = s.loop->optimization();
-  const bool swap =
-      use_ema && optimization != nullptr && optimization->has_ema();
-  // The EMA's parameters in the model now, and back on every exit.
-  struct EmaSwap {
-    Optimization* optimization;
-    torch::nn::Module* model;
-    ~EmaSwap() {
-      if (optimization != nullptr) optimization->swap_ema(*model);
-    }
-  } restore{swap ? optimization : nullptr, s.model.ptr().get()};
-  if (swap) optimization->swap_ema(*s.model);
+  const AveragedParameters held(optimization, *s.model, use_ema ? Average::kEma : Average::kNone);
   LmEvalResult r;
   r.sequences = data.size();
   r.tokens = data.size() * (data.sequence_length() - 1);
@@ -468,21 +458,10 @@ void save_lm_weights(models::GriffinImpl& model, const std::string& path) {
 
 bool LmTrainer::save_weights(const std::string& path, bool use_ema) {
   auto& s = *state_;
-  auto* optimization = s.loop->optimization();
-  const bool has_ema = optimization != nullptr && optimization->has_ema();
-  if (use_ema && !has_ema) return false;
-  if (!use_ema) {
-    save_lm_weights(*s.model, path);
-    return true;
-  }
-  optimization->swap_ema(*s.model);
-  try {
-    save_lm_weights(*s.model, path);
-  } catch (...) {
-    optimization->swap_ema(*s.model);
-    throw;
-  }
-  optimization->swap_ema(*s.model);
+  const AveragedParameters held(s.loop->optimization(), *s.model,
+                                use_ema ? Average::kEma : Average::kNone);
+  if (use_ema && !held.active()) return false;
+  save_lm_weights(*s.model, path);
   return true;
 }
 

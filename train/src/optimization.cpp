@@ -109,4 +109,21 @@ void Optimization::load(torch::serialize::InputArchive& archive) {
   if (impl_->polyak) impl_->polyak->load(*polyak);
 }
 
+AveragedParameters::AveragedParameters(Optimization* optimization, torch::nn::Module& model,
+                                       Average which)
+    : optimization_(optimization), model_(model), which_(which) {
+  const bool on = optimization != nullptr &&
+                  ((which == Average::kEma && optimization->has_ema()) ||
+                   (which == Average::kPolyak && optimization->has_polyak()));
+  if (!on) which_ = Average::kNone;
+  swap();
+}
+
+AveragedParameters::~AveragedParameters() { swap(); }
+
+void AveragedParameters::swap() {
+  if (which_ == Average::kEma) optimization_->swap_ema(model_);
+  if (which_ == Average::kPolyak) optimization_->swap_polyak(model_);
+}
+
 }  // namespace dptrain::train

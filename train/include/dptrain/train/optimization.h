@@ -57,4 +57,26 @@ class Optimization {
   std::unique_ptr<Impl> impl_;
 };
 
+/// Which parameters a model holds for evaluation or export.
+enum class Average { kNone, kEma, kPolyak };
+
+/// While alive, `model` holds the chosen average's parameters instead of the
+/// last iterate, and gets them back on every exit (exceptions included).
+/// Does nothing when `optimization` is null, for Average::kNone, or when
+/// that average is off (active() says which).
+class AveragedParameters {
+ public:
+  AveragedParameters(Optimization* optimization, torch::nn::Module& model, Average which);
+  ~AveragedParameters();
+  AveragedParameters(const AveragedParameters&) = delete;
+  AveragedParameters& operator=(const AveragedParameters&) = delete;
+  bool active() const { return which_ != Average::kNone; }
+
+ private:
+  void swap();
+  Optimization* optimization_;
+  torch::nn::Module& model_;
+  Average which_;
+};
+
 }  // namespace dptrain::train
