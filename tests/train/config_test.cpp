@@ -4,7 +4,11 @@
 
 #include <filesystem>
 #include <fstream>
+#include <algorithm>
 #include <functional>
+#include <optional>
+#include <type_traits>
+#include <variant>
 #include <nlohmann/json.hpp>
 
 namespace dptrain::train {
@@ -163,6 +167,39 @@ TEST(TrainConfig, EveryKeyIsKebabCase) {
   for (const auto& k : config_keys()) {
     EXPECT_EQ(k.find('_'), std::string::npos) << k;
   }
+}
+
+// One table drives TOML and JSON: every field read from a file shows up,
+// changed, in the JSON echo under its snake_case name (none is missing).
+TEST_F(TomlConfig, EveryFieldRoundTripsFromTomlToJson) {
+  const auto before = nlohmann::json::parse(to_json(TrainConfig{}));
+  std::size_t checked = 0;
+  for (const auto& field : config_fields()) {
+    std::string value;
+    std::visit(
+        [&](auto member) {
+          using T = std::decay_t<decltype(TrainConfig{}.*member)>;
+          if constexpr (std::is_same_v<T, std::string>) value = "\"x-value\"";
+          if constexpr (std::is_same_v<T, double>) value = "0.125";
+          if constexpr (std::is_same_v<T, std::int64_t>) value = "77";
+          if constexpr (std::is_same_v<T, bool>) value = "true";
+          if constexpr (std::is_same_v<T, std::vector<std::int64_t>>) value = "[4, 9]";
+          if constexpr (std::is_same_v<T, std::optional<std::uint64_t>>) value = "12";
+        },
+        field.member);
+    write(std::string(field.key) + " = " + value + "\n");
+    TrainConfig c;
+    apply_toml_file(path_, c);
+    std::string json_key = field.key;
+    std::replace(json_key.begin(), json_key.end(), '-', '_');
+    const auto after = nlohmann::json::parse(to_json(c));
+    ASSERT_TRUE(after.contains(json_key)) << json_key;
+    EXPECT_NE(after.at(json_key), before.at(json_key)) << field.key;
+    EXPECT_EQ(after.size(), before.size());
+    ++checked;
+  }
+  EXPECT_EQ(checked, config_keys().size());
+  EXPECT_GE(checked, 44U);
 }
 
 }  // namespace

@@ -7,14 +7,13 @@
 #include <filesystem>
 #include <cmath>
 #include <functional>
-#include <map>
+#include <type_traits>
+#include <variant>
 #include <sstream>
 #include <stdexcept>
 
 namespace dptrain::train {
 namespace {
-
-using Setter = std::function<void(const toml::value&, TrainConfig&)>;
 
 template <typename T>
 std::string str(const T& v) {
@@ -47,64 +46,28 @@ std::vector<std::int64_t> as_int_list(const toml::value& v) {
   return out;
 }
 
-#define DPTRAIN_KEY(name, field, conv) \
-  {name, [](const toml::value& v, TrainConfig& c) { c.field = conv(v); }}
+// The TOML value of a key, as the member's type.
+struct FromToml {
+  const toml::value& v;
+  TrainConfig& c;
+  void operator()(std::string TrainConfig::*m) const { c.*m = as_string(v); }
+  void operator()(double TrainConfig::*m) const { c.*m = as_double(v); }
+  void operator()(std::int64_t TrainConfig::*m) const { c.*m = as_int(v); }
+  void operator()(bool TrainConfig::*m) const { c.*m = as_bool(v); }
+  void operator()(std::vector<std::int64_t> TrainConfig::*m) const { c.*m = as_int_list(v); }
+  void operator()(std::optional<std::uint64_t> TrainConfig::*m) const {
+    const auto s = as_int(v);
+    if (s < 0) throw std::invalid_argument("expected a non-negative integer");
+    c.*m = static_cast<std::uint64_t>(s);
+  }
+};
 
-const std::map<std::string, Setter>& setters() {
-  static const std::map<std::string, Setter> table = {
-      DPTRAIN_KEY("task", task, as_string),
-      DPTRAIN_KEY("dataset", dataset, as_string),
-      DPTRAIN_KEY("validation-fraction", validation_fraction, as_double),
-      DPTRAIN_KEY("model", model, as_string),
-      DPTRAIN_KEY("sequence-length", sequence_length, as_int),
-      DPTRAIN_KEY("freeze-embeddings", freeze_embeddings, as_bool),
-      DPTRAIN_KEY("train-blocks", train_blocks, as_int_list),
-      DPTRAIN_KEY("init-checkpoint", init_checkpoint, as_string),
-      DPTRAIN_KEY("reset-classifier", reset_classifier, as_bool),
-      DPTRAIN_KEY("trainable", trainable, as_string),
-      DPTRAIN_KEY("classes", classes, as_int_list),
-      DPTRAIN_KEY("save-weights", save_weights, as_string),
-      DPTRAIN_KEY("eval-dataset", eval_dataset, as_string),
-      DPTRAIN_KEY("target-epsilon", target_epsilon, as_double),
-      DPTRAIN_KEY("delta", delta, as_double),
-      DPTRAIN_KEY("noise-multiplier", noise_multiplier, as_double),
-      DPTRAIN_KEY("max-grad-norm", max_grad_norm, as_double),
-      DPTRAIN_KEY("normalize-clipped", normalize_clipped, as_bool),
-      DPTRAIN_KEY("clipping", clipping, as_string),
-      DPTRAIN_KEY("accountant", accountant, as_string),
-      DPTRAIN_KEY("sampler", sampler, as_string),
-      DPTRAIN_KEY("batch-size", batch_size, as_int),
-      DPTRAIN_KEY("max-physical-batch-size", max_physical_batch_size, as_int),
-      DPTRAIN_KEY("epochs", epochs, as_int),
-      DPTRAIN_KEY("steps", steps, as_int),
-      DPTRAIN_KEY("lr", lr, as_double),
-      DPTRAIN_KEY("optimizer", optimizer, as_string),
-      DPTRAIN_KEY("momentum", momentum, as_double),
-      DPTRAIN_KEY("nesterov", nesterov, as_bool),
-      DPTRAIN_KEY("weight-decay", weight_decay, as_double),
-      DPTRAIN_KEY("lr-schedule", lr_schedule, as_string),
-      DPTRAIN_KEY("warmup-steps", warmup_steps, as_int),
-      DPTRAIN_KEY("augmult", augmult, as_int),
-      DPTRAIN_KEY("ema-decay", ema_decay, as_double),
-      DPTRAIN_KEY("polyak-start", polyak_start, as_int),
-      {"seed",
-       [](const toml::value& v, TrainConfig& c) {
-         const auto s = as_int(v);
-         if (s < 0) throw std::invalid_argument("expected a non-negative integer");
-         c.seed = static_cast<std::uint64_t>(s);
-       }},
-      DPTRAIN_KEY("device", device, as_string),
-      DPTRAIN_KEY("checkpoint", checkpoint, as_string),
-      DPTRAIN_KEY("checkpoint-every", checkpoint_every, as_int),
-      DPTRAIN_KEY("resume", resume, as_bool),
-      DPTRAIN_KEY("overwrite", overwrite, as_bool),
-      DPTRAIN_KEY("metrics", metrics, as_string),
-      DPTRAIN_KEY("summary", summary, as_string),
-      DPTRAIN_KEY("diagnostics", diagnostics, as_bool),
-  };
-  return table;
+const ConfigField* find_field(const std::string& kebab_key) {
+  for (const auto& f : config_fields()) {
+    if (kebab_key == f.key) return &f;
+  }
+  return nullptr;
 }
-#undef DPTRAIN_KEY
 
 void require(bool ok, const std::string& flag, const std::string& what,
              const std::string& value) {
@@ -248,12 +211,12 @@ void apply_toml_file(const std::string& path, TrainConfig& config) {
   for (const auto& [raw_key, value] : root.as_table()) {
     std::string key = raw_key;
     std::replace(key.begin(), key.end(), '_', '-');
-    const auto it = setters().find(key);
-    if (it == setters().end()) {
+    const ConfigField* field = find_field(key);
+    if (field == nullptr) {
       throw std::invalid_argument("config '" + path + "': unknown key '" + raw_key + "'");
     }
     try {
-      it->second(value, config);
+      std::visit(FromToml{value, config}, field->member);
     } catch (const std::invalid_argument& e) {
       throw std::invalid_argument("config '" + path + "': key '" + raw_key + "': " + e.what());
     }
@@ -261,59 +224,123 @@ void apply_toml_file(const std::string& path, TrainConfig& config) {
 }
 
 std::string to_json(const TrainConfig& c) {
-  nlohmann::json j = {
-      {"task", c.task},
-      {"dataset", c.dataset},
-      {"validation_fraction", c.validation_fraction},
-      {"model", c.model},
-      {"sequence_length", c.sequence_length},
-      {"freeze_embeddings", c.freeze_embeddings},
-      {"train_blocks", c.train_blocks},
-      {"init_checkpoint", c.init_checkpoint},
-      {"reset_classifier", c.reset_classifier},
-      {"trainable", c.trainable},
-      {"classes", c.classes},
-      {"save_weights", c.save_weights},
-      {"eval_dataset", c.eval_dataset},
-      {"target_epsilon", c.target_epsilon},
-      {"delta", c.delta},
-      {"noise_multiplier", c.noise_multiplier},
-      {"max_grad_norm", c.max_grad_norm},
-      {"normalize_clipped", c.normalize_clipped},
-      {"clipping", c.clipping},
-      {"accountant", c.accountant},
-      {"sampler", c.sampler},
-      {"batch_size", c.batch_size},
-      {"max_physical_batch_size", c.max_physical_batch_size},
-      {"epochs", c.epochs},
-      {"steps", c.steps},
-      {"lr", c.lr},
-      {"optimizer", c.optimizer},
-      {"momentum", c.momentum},
-      {"nesterov", c.nesterov},
-      {"weight_decay", c.weight_decay},
-      {"lr_schedule", c.lr_schedule},
-      {"warmup_steps", c.warmup_steps},
-      {"augmult", c.augmult},
-      {"ema_decay", c.ema_decay},
-      {"polyak_start", c.polyak_start},
-      {"seed", c.seed ? nlohmann::json(*c.seed) : nlohmann::json(nullptr)},
-      {"device", c.device},
-      {"checkpoint", c.checkpoint},
-      {"checkpoint_every", c.checkpoint_every},
-      {"resume", c.resume},
-      {"overwrite", c.overwrite},
-      {"metrics", c.metrics},
-      {"summary", c.summary},
-      {"diagnostics", c.diagnostics},
-  };
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& f : config_fields()) {
+    std::string key = f.key;
+    std::replace(key.begin(), key.end(), '-', '_');
+    std::visit(
+        [&](auto member) {
+          const auto& value = c.*member;
+          if constexpr (std::is_same_v<std::decay_t<decltype(value)>,
+                                       std::optional<std::uint64_t>>) {
+            j[key] = value ? nlohmann::json(*value) : nlohmann::json(nullptr);
+          } else {
+            j[key] = value;
+          }
+        },
+        f.member);
+  }
   return j.dump();
 }
 
 std::vector<std::string> config_keys() {
   std::vector<std::string> keys;
-  for (const auto& [k, v] : setters()) keys.push_back(k);
+  for (const auto& f : config_fields()) keys.push_back(f.key);
   return keys;
+}
+
+const std::vector<ConfigField>& config_fields() {
+  static const std::vector<ConfigField> table = {
+      {"task", &TrainConfig::task,
+       "classify (images) or lm (byte-level language model)"},
+      {"dataset", &TrainConfig::dataset,
+       "fashion-mnist, or a path: IDX folder, CIFAR folder, HDF5 file; --task lm: text:FILE"},
+      {"validation-fraction", &TrainConfig::validation_fraction,
+       "carve this fraction of train (seeded) and evaluate on it instead of test"},
+      {"model", &TrainConfig::model,
+       "model name (see `dptrain model list`; --task lm: griffin-tiny, hawk-tiny, griffin-25m, hawk-25m, ...)"},
+      {"sequence-length", &TrainConfig::sequence_length,
+       "--task lm: bytes per sequence = one privacy unit"},
+      {"freeze-embeddings", &TrainConfig::freeze_embeddings,
+       "--task lm: do not train the tied embedding"},
+      {"train-blocks", &TrainConfig::train_blocks,
+       "--task lm: train only these residual blocks, e.g. 0,2"},
+      {"init-checkpoint", &TrainConfig::init_checkpoint,
+       "start from these weights: --task classify: dptrain weights (.h5 or .pt, see models/README.md); --task lm: a RecurrentGemma-named .safetensors or .h5"},
+      {"reset-classifier", &TrainConfig::reset_classifier,
+       "new classifier head for the data's classes (not loaded from --init-checkpoint)"},
+      {"trainable", &TrainConfig::trainable,
+       "parameters to train: all, classifier, or a regex over names; others frozen"},
+      {"classes", &TrainConfig::classes,
+       "train and evaluate on these classes only (relabelled 0..k-1), e.g. 5,6,7"},
+      {"save-weights", &TrainConfig::save_weights,
+       "write the final weights, the release artefact (.h5 or .pt; --task lm: .pt; the EMA's also to <stem>.ema<ext>)"},
+      {"eval-dataset", &TrainConfig::eval_dataset,
+       "--task lm: a public text file for perplexity (default: the held-out tail of --dataset, private and not noised)"},
+      {"target-epsilon", &TrainConfig::target_epsilon,
+       "privacy budget; noise is calibrated to it"},
+      {"delta", &TrainConfig::delta,
+       "delta of (epsilon, delta)-DP"},
+      {"noise-multiplier", &TrainConfig::noise_multiplier,
+       "sigma, instead of --target-epsilon (epsilon is then reported)"},
+      {"max-grad-norm", &TrainConfig::max_grad_norm,
+       "per-example clipping norm C"},
+      {"normalize-clipped", &TrainConfig::normalize_clipped,
+       "rescale clipped gradients by 1/C (De et al.)"},
+      {"clipping", &TrainConfig::clipping,
+       "flat or per-layer"},
+      {"accountant", &TrainConfig::accountant,
+       "rdp or prv"},
+      {"sampler", &TrainConfig::sampler,
+       "poisson, or shuffle (NOT covered by the accountant)"},
+      {"batch-size", &TrainConfig::batch_size,
+       "expected logical batch size B; q = B/N"},
+      {"max-physical-batch-size", &TrainConfig::max_physical_batch_size,
+       "rows (examples x augmult) per forward/backward chunk"},
+      {"epochs", &TrainConfig::epochs,
+       "epochs (steps = ceil(epochs N / B))"},
+      {"steps", &TrainConfig::steps,
+       "logical steps, instead of --epochs"},
+      {"lr", &TrainConfig::lr,
+       "learning rate"},
+      {"optimizer", &TrainConfig::optimizer,
+       "sgd, adam or adamw"},
+      {"momentum", &TrainConfig::momentum,
+       "SGD momentum"},
+      {"nesterov", &TrainConfig::nesterov,
+       "Nesterov momentum"},
+      {"weight-decay", &TrainConfig::weight_decay,
+       "weight decay (applied after noise)"},
+      {"lr-schedule", &TrainConfig::lr_schedule,
+       "constant or cosine"},
+      {"warmup-steps", &TrainConfig::warmup_steps,
+       "linear warm-up steps"},
+      {"augmult", &TrainConfig::augmult,
+       "K augmented views per example (crop+flip), averaged before clipping; 0 = none"},
+      {"ema-decay", &TrainConfig::ema_decay,
+       "EMA of parameters with warm-up; 0 = off"},
+      {"polyak-start", &TrainConfig::polyak_start,
+       "uniform (Polyak) average of the iterates from this step on, evaluated alongside the last iterate; -1 = off"},
+      {"seed", &TrainConfig::seed,
+       "seed: reproducible initialisation, sampling, augmentation and noise; not for release (default: secure randomness from the OS)"},
+      {"device", &TrainConfig::device,
+       "cpu, cuda, cuda:N or auto"},
+      {"checkpoint", &TrainConfig::checkpoint,
+       "checkpoint file (written atomically)"},
+      {"checkpoint-every", &TrainConfig::checkpoint_every,
+       "steps between checkpoints; 0 = each epoch"},
+      {"resume", &TrainConfig::resume,
+       "continue the run saved in --checkpoint"},
+      {"overwrite", &TrainConfig::overwrite,
+       "start afresh over an existing --checkpoint, discarding its privacy record"},
+      {"metrics", &TrainConfig::metrics,
+       "append per-epoch metrics as JSON lines to this file"},
+      {"summary", &TrainConfig::summary,
+       "write the final summary JSON to this file"},
+      {"diagnostics", &TrainConfig::diagnostics,
+       "NON-PRIVATE clipping statistics in the log"},
+  };
+  return table;
 }
 
 }  // namespace dptrain::train

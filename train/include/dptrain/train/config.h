@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <variant>
 #include <vector>
 
 namespace dptrain::train {
@@ -98,6 +99,25 @@ struct TrainConfig {
   /// `--target-epsilon`) and the bad value.
   void validate() const;
 };
+
+/// One setting of TrainConfig: its key (the flag without "--"; a TOML file
+/// may spell it in kebab- or snake_case), the member it sets and one line of
+/// help. The table of them (config_fields()) is the one place a setting is
+/// named: the TOML keys, the `dptrain train` flags and the JSON echo all come
+/// from it, and the defaults are the member initialisers above.
+struct ConfigField {
+  using Member =
+      std::variant<std::string TrainConfig::*, double TrainConfig::*,
+                   std::int64_t TrainConfig::*, bool TrainConfig::*,
+                   std::vector<std::int64_t> TrainConfig::*,
+                   std::optional<std::uint64_t> TrainConfig::*>;
+  const char* key;
+  Member member;
+  const char* help;
+};
+
+/// Every setting, in the order of `dptrain train --help`.
+const std::vector<ConfigField>& config_fields();
 
 /// Reads keys from a TOML file into `config` (keys not in the file keep their
 /// value). Throws std::invalid_argument naming the file and key for an unknown
