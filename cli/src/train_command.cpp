@@ -15,11 +15,14 @@
 #include <utility>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "commands.h"
 #include "dptrain/train/checkpoint.h"
 #include "dptrain/train/config.h"
 #include "dptrain/train/image_run.h"
 #include "dptrain/train/lm_trainer.h"
+#include "dptrain/train/recipes.h"
 
 namespace dptrain::cli {
 namespace {
@@ -92,14 +95,44 @@ void add_train_command(CLI::App& app) {
     std::visit(AddFlag{cmd, field, *bindings}, field.member);
   }
 
-  cmd->callback([bindings, config_file] {
-    TrainConfig config;
-    if (!config_file->empty()) train::apply_toml_file(*config_file, config);
-    for (const auto& b : *bindings) {
-      if (b.option->count() > 0) b.copy(config);
+  auto recipe_mode = std::make_shared<std::string>("auto");
+  cmd->add_option("--recipe", *recipe_mode,
+                  "auto: without --config, start from the model's recommended recipe (the "
+                  "settings of its shipped config; flags override them); none: the bare "
+                  "defaults [default auto]")
+      ->check(CLI::IsMember({"auto", "none"}));
+
+  cmd->callback([bindings, config_file, recipe_mode] {
+    const auto given = [&](TrainConfig config) {
+      if (!config_file->empty()) train::apply_toml_file(*config_file, config);
+      for (const auto& b : *bindings) {
+        if (b.option->count() > 0) b.copy(config);
+      }
+      return config;
+    };
+    // The recipe sits under the --config file and the flags.
+    const TrainConfig plain = given(TrainConfig{});
+    const train::Recipe* recipe = nullptr;
+    if (*recipe_mode == "auto" && config_file->empty() && plain.task == "classify") {
+      recipe = train::find_recipe(plain.model);
     }
-    const auto summary = config.task == "lm" ? train::run_lm_training(config).summary_json
-                                             : train::run_image_training(config).summary_json;
+    TrainConfig config = plain;
+    if (recipe != nullptr) {
+      TrainConfig base;
+      recipe->apply(base);
+      config = given(base);
+      if (config.epochs == 0 && config.steps == 0) config.epochs = recipe->epochs;
+      std::cout << "recipe: " << recipe->model << " from " << recipe->source << ": "
+                << recipe->settings << ", " << recipe->epochs
+                << " epochs (flags override it; --recipe none turns it off)" << std::endl;
+    }
+    auto summary = config.task == "lm" ? train::run_lm_training(config).summary_json
+                                       : train::run_image_training(config).summary_json;
+    if (recipe != nullptr) {
+      auto j = nlohmann::json::parse(summary);
+      j["recipe"] = recipe->model + " from " + recipe->source;
+      summary = j.dump();
+    }
     std::cout << summary << std::endl;
     if (!config.summary.empty()) {
       train::write_file_atomically(config.summary, summary + "\n");

@@ -34,3 +34,15 @@ set_tests_properties(Cli.ModelInfoKnowsRecurrentGemma PROPERTIES LABELS fast
 add_test(NAME Cli.ModelListCoversEveryModel COMMAND dptrain model list)
 set_tests_properties(Cli.ModelListCoversEveryModel PROPERTIES LABELS fast
                      PASS_REGULAR_EXPRESSION "nfnet-f7\ngriffin-tiny.*recurrentgemma-2b")
+
+# Without --config, the model's recipe is taken and said in the log; flags
+# override it, --recipe none turns it off (checked on the plan line).
+add_test(NAME Cli.RecipeIsTakenAndSaid
+         COMMAND dptrain train --target-epsilon 1 --steps 1 --batch-size 1024)
+set_tests_properties(Cli.RecipeIsTakenAndSaid PROPERTIES LABELS fast
+  PASS_REGULAR_EXPRESSION "recipe: cnn from configs/fashion_mnist_cnn_eps3.toml.*expected batch 1024.*max_grad_norm = 0.1")
+add_test(NAME Cli.RecipeNoneKeepsTheBareDefaults
+         COMMAND dptrain train --target-epsilon 1 --steps 1 --recipe none)
+set_tests_properties(Cli.RecipeNoneKeepsTheBareDefaults PROPERTIES LABELS fast
+  PASS_REGULAR_EXPRESSION "expected batch 256.*max_grad_norm = 1,"
+  FAIL_REGULAR_EXPRESSION "recipe: ")
