@@ -22,5 +22,6 @@ void add_account_commands(CLI::App& app);  // account, calibrate
 void add_train_command(CLI::App& app);
 void add_generate_command(CLI::App& app);  // text from an LM checkpoint
 void add_bench_command(CLI::App& app);  // bench step
+void add_audit_command(CLI::App& app);  // audit, audit bound
 
 }  // namespace dptrain::cli

@@ -37,6 +37,7 @@ int main(int argc, char** argv) {
   add_train_command(app);
   add_generate_command(app);
   add_bench_command(app);
+  add_audit_command(app);
 
   try {
     app.parse(argc, argv);
