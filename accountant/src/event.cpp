@@ -231,14 +231,16 @@ class Parser {
   std::size_t pos_ = 0;
 };
 
-const Value& field(const Value& obj, const std::string& key,
-                   Value::Type type, const std::string& where) {
+// `key` is a C string, not a std::string: a temporary std::string argument
+// makes GCC 14's -Wdangling-reference flag every reference to the result.
+const Value& field(const Value& obj, const char* key, Value::Type type,
+                   const std::string& where) {
   auto it = obj.fields.find(key);
   if (it == obj.fields.end()) {
     fail("accountant events JSON: " + where + " has no \"" + key + "\"");
   }
   if (it->second.type != type) {
-    fail("accountant events JSON: \"" + key + "\" in " + where +
+    fail(std::string("accountant events JSON: \"") + key + "\" in " + where +
          " has the wrong type");
   }
   return it->second;

@@ -36,7 +36,9 @@ bool as_bool(const toml::value& v) {
   throw std::invalid_argument("expected true or false");
 }
 std::string as_string(const toml::value& v) {
-  if (v.is_string()) return v.as_string().str;
+  // toml::get works with toml11 3.x (Debian 12) and 4.x (Debian 13), whose
+  // as_string() returns a std::string rather than a struct with .str.
+  if (v.is_string()) return toml::get<std::string>(v);
   throw std::invalid_argument("expected a string");
 }
 std::vector<std::int64_t> as_int_list(const toml::value& v) {
