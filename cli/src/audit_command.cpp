@@ -44,6 +44,7 @@ struct AuditFlags {
   std::optional<std::uint64_t> seed;
   double alpha = 0.05;
   std::string method = "one-run";
+  std::string canary_kind = "dirac";
   bool verbose = false;
   bool json = false;
 };
@@ -65,6 +66,7 @@ void run_audit_command(const AuditFlags& f) {
   o.real_examples = f.real_examples;
   o.alpha = f.alpha;
   o.method = train::parse_audit_method(f.method);
+  o.canary_kind = train::parse_canary_kind(f.canary_kind);
   if (f.steps) o.config.steps = *f.steps;
   if (f.batch_size) o.config.batch_size = *f.batch_size;
   if (f.max_physical_batch_size)
@@ -88,7 +90,10 @@ void run_audit_command(const AuditFlags& f) {
   if (f.json) {
     std::cout << train::audit_result_json(r) << "\n";
   } else {
-    std::cout << "audit: " << r.canaries << " Dirac canaries ("
+    std::cout << "audit: " << r.canaries
+              << (r.canary_kind == train::CanaryKind::kDiracGradient
+                      ? " Dirac canaries ("
+                      : " input-space canaries (")
               << r.canaries_included << " included), " << r.steps
               << " steps, sample_rate " << fmt(r.sample_rate, "%.6g")
               << ", noise_multiplier " << fmt(r.noise_multiplier)
@@ -216,6 +221,12 @@ void add_audit_command(CLI::App& app) {
   audit
       ->add_option("--method", f->method,
                    "one-run (Steinke et al.) or fdp (Mahloujifar et al.)")
+      ->capture_default_str();
+  audit
+      ->add_option("--canary-kind", f->canary_kind,
+                   "dirac (white-box gradient canaries, scored by the update) "
+                   "or input (black-box input-space canaries, scored by "
+                   "minus their final loss; weaker)")
       ->capture_default_str();
   audit->add_flag("--verbose", f->verbose,
                   "print the training log to standard error");

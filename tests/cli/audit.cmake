@@ -69,3 +69,14 @@ set_tests_properties(Cli.AuditConfigFile PROPERTIES LABELS fast
   PASS_REGULAR_EXPRESSION "audit: 100 Dirac canaries \\([0-9]+ included\\), 7 steps, sample_rate 0.266667, noise_multiplier 2.0000, seeded")
 dptrain_cli_error_test(AuditConfigUnknownKey "error: config '.*bad.toml': unknown key 'bogus'"
   audit --config ${audit_dir}/bad.toml --canaries 100)
+
+# --canary-kind input: black-box input-space canaries scored by their final
+# loss; the JSON names the kind.
+add_test(NAME Cli.AuditInputSpaceCanariesJson
+         COMMAND dptrain audit --canaries 200 --real-examples 20 --steps 20 --batch-size 110
+                 --noise-multiplier 1 --seed 3 --canary-kind input --json)
+set_tests_properties(Cli.AuditInputSpaceCanariesJson PROPERTIES LABELS fast
+  PASS_REGULAR_EXPRESSION
+  "{\"epsilon_claimed\":[0-9.e+-]+,\"epsilon_lower_bound\":[0-9.e+-]+,\"violation\":(true|false),\"canaries\":200,\"canaries_included\":[0-9]+,\"alpha\":0.05,.*\"method\":\"one-run\",\"canary_kind\":\"input\",")
+dptrain_cli_error_test(AuditCanaryKindUnknown "error: --canary-kind must be dirac or input, got \"box\""
+  audit --canaries 100 --canary-kind box)

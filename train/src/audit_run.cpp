@@ -151,6 +151,17 @@ std::string to_string(AuditMethod method) {
   return method == AuditMethod::kOneRun ? "one-run" : "fdp";
 }
 
+CanaryKind parse_canary_kind(const std::string& text) {
+  if (text == "dirac") return CanaryKind::kDiracGradient;
+  if (text == "input") return CanaryKind::kInputSpace;
+  throw std::invalid_argument("--canary-kind must be dirac or input, got \"" +
+                              text + "\"");
+}
+
+std::string to_string(CanaryKind kind) {
+  return kind == CanaryKind::kDiracGradient ? "dirac" : "input";
+}
+
 TrainConfig AuditRunOptions::default_audit_config() {
   TrainConfig c;
   c.dataset = "audit-canaries";
@@ -181,7 +192,8 @@ AuditRunResult run_audit(const AuditRunOptions& options,
     config.batch_size = (options.real_examples + options.canaries) / 2;
   const std::int64_t m = options.canaries;
   const std::int64_t n_real = options.real_examples;
-  const std::int64_t canary_columns = (m + kHidden - 1) / kHidden;
+  const bool dirac = options.canary_kind == CanaryKind::kDiracGradient;
+  const std::int64_t canary_columns = dirac ? (m + kHidden - 1) / kHidden : 0;
   const std::int64_t features = kRealFeatures + canary_columns;
   const double canary_scale = options.canary_norm_factor * config.max_grad_norm;
 
@@ -215,6 +227,16 @@ AuditRunResult run_audit(const AuditRunOptions& options,
     model->second->weight.normal_(
         0.0, 1.0 / std::sqrt(static_cast<double>(kHidden)), gen);
     model->second->bias.zero_();
+  }
+  // Input-space canaries (public, from their own stream of the public seed,
+  // so that the white-box run's draws are unchanged).
+  torch::Tensor x_canary;
+  torch::Tensor y_canary;
+  if (!dirac) {
+    auto canary_gen =
+        at::detail::createCPUGenerator(public_seed ^ 0xCA4A41E5ULL);
+    x_canary = at::empty({m, kRealFeatures}, f64).normal_(0.0, 3.0, canary_gen);
+    y_canary = at::empty({m}, torch::kLong).random_(0, kClasses, canary_gen);
   }
   PrivateLoop loop(model, config);  // moves the model to config.device
   const torch::Tensor first_before = model->first->weight.detach().clone();
@@ -265,13 +287,20 @@ AuditRunResult run_audit(const AuditRunOptions& options,
       if (i < n_real) {
         for (std::int64_t f = 0; f < kRealFeatures; ++f) xa[p][f] = xr[i][f];
         la[p] = yr[i];
-      } else {
+      } else if (dirac) {
         const std::int64_t j = i - n_real;
         // a = 1 for an included canary, 0 for an empty slot.
         xa[p][kRealFeatures + j / kHidden] =
             included[static_cast<std::size_t>(j)] ? 1.0 : 0.0;
         ra[p] = j % kHidden;
         ca[p] = true;
+      } else {
+        const std::int64_t j = i - n_real;
+        const double* xc = x_canary.data_ptr<double>() + j * kRealFeatures;
+        for (std::int64_t f = 0; f < kRealFeatures; ++f) xa[p][f] = xc[f];
+        la[p] = y_canary.data_ptr<std::int64_t>()[j];
+        // An excluded canary's loss is 0 below: an empty slot.
+        ca[p] = !included[static_cast<std::size_t>(j)];
       }
     }
     stats.count += rows;
@@ -285,6 +314,10 @@ AuditRunResult run_audit(const AuditRunOptions& options,
         logits, labels,
         torch::nn::functional::CrossEntropyFuncOptions().reduction(
             torch::kNone));
+    if (!dirac) {
+      // is_canary marks the empty slots here: their loss (and gradient) is 0.
+      return torch::where(is_canary, torch::zeros_like(real_loss), real_loss);
+    }
     const torch::Tensor canary_loss =
         canary_scale * h.gather(1, canary_row.unsqueeze(1)).squeeze(1);
     return torch::where(is_canary, canary_loss, real_loss);
@@ -294,7 +327,22 @@ AuditRunResult run_audit(const AuditRunOptions& options,
 
   // Scores, for included and excluded canaries alike.
   std::vector<double> scores(static_cast<std::size_t>(m));
-  {
+  if (!dirac) {
+    // Minus each canary's loss on the final model (lower loss: "in").
+    torch::NoGradGuard no_grad;
+    const torch::Tensor logits =
+        model->second(torch::relu(model->first(x_canary.to(device))));
+    const torch::Tensor loss =
+        torch::nn::functional::cross_entropy(
+            logits, y_canary.to(device),
+            torch::nn::functional::CrossEntropyFuncOptions().reduction(
+                torch::kNone))
+            .to(torch::kCPU)
+            .contiguous();
+    const auto la = loss.accessor<double, 1>();
+    for (std::int64_t j = 0; j < m; ++j)
+      scores[static_cast<std::size_t>(j)] = -la[j];
+  } else {
     const torch::Tensor moved = (first_before - model->first->weight.detach())
                                     .to(torch::kCPU)
                                     .contiguous();
@@ -321,6 +369,7 @@ AuditRunResult run_audit(const AuditRunOptions& options,
   result.delta = config.delta;
   result.alpha = options.alpha;
   result.method = options.method;
+  result.canary_kind = options.canary_kind;
   result.canaries = m;
   for (const bool in : included) result.canaries_included += in ? 1 : 0;
   result.choice = found.choice;
@@ -351,6 +400,7 @@ std::string audit_result_json(const AuditRunResult& r) {
   j["confidence"] = 1.0 - r.alpha;
   j["delta"] = r.delta;
   j["method"] = to_string(r.method);
+  j["canary_kind"] = to_string(r.canary_kind);
   j["k_plus"] = r.choice.k_plus;
   j["k_minus"] = r.choice.k_minus;
   j["guesses"] = r.guesses;

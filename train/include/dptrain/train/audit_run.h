@@ -35,6 +35,23 @@ enum class AuditMethod {
 AuditMethod parse_audit_method(const std::string& text);
 std::string to_string(AuditMethod method);
 
+/// What the canaries are and how they are scored.
+enum class CanaryKind {
+  /// White-box: a gradient along one coordinate of norm >= C, scored by the
+  /// total update along it (see run_audit).
+  kDiracGradient,
+  /// Black-box: an input-space example (x ~ N(0, 3²)^16, unlike the real
+  /// N(0, 1) data, with a uniformly random label) trained through the full
+  /// model with the ordinary loss, scored by minus its loss on the final
+  /// model. Much weaker: it measures what the released model reveals, not
+  /// what each step does.
+  kInputSpace,
+};
+
+/// "dirac" or "input"; throws std::invalid_argument naming --canary-kind.
+CanaryKind parse_canary_kind(const std::string& text);
+std::string to_string(CanaryKind kind);
+
 /// Bugs planted on purpose, for the audit's power tests only: a run with any
 /// of them is NOT private (run_audit logs a WARNING saying so). The
 /// accountant is always told the configured σ, so the claimed ε is that of a
@@ -75,6 +92,7 @@ struct AuditRunOptions {
   double canary_norm_factor = 100.0;
   double alpha = 0.05;  ///< the bound is wrong with probability <= alpha
   AuditMethod method = AuditMethod::kOneRun;
+  CanaryKind canary_kind = CanaryKind::kDiracGradient;
   PlantedFaults faults;  ///< for power tests only
 
   /// The audit's defaults: plain SGD (no momentum, no weight decay, so the
@@ -92,6 +110,7 @@ struct AuditRunResult {
   double delta = 0.0;
   double alpha = 0.0;
   AuditMethod method = AuditMethod::kOneRun;
+  CanaryKind canary_kind = CanaryKind::kDiracGradient;
   std::int64_t canaries = 0;           ///< m
   std::int64_t canaries_included = 0;  ///< coins that came up "in"
   audit::GuessChoice choice;           ///< the (k+, k−) of the bound
@@ -128,6 +147,13 @@ struct AuditRunResult {
 /// canary j: −(θ_T − θ_0)[r, k] for every canary, computed before the coins
 /// are looked at.
 ///
+/// With canary_kind = kInputSpace the model has no canary columns (16
+/// inputs); canary j is a fixed input x_j ~ N(0, 3²)^16 with a uniform label
+/// y_j (both from the public seed), its loss the cross-entropy through the
+/// full model when included and exactly 0 (a zero gradient: again an empty
+/// slot) when not. Score of canary j: −CE(model_T(x_j), y_j), for every
+/// canary, before the coins are looked at.
+///
 /// Faults: noise_scale and the per-chunk faults wrap the loop's noise
 /// source (the draw of a step is scaled by noise_scale, 1/√K or √K for the
 /// K chunks the step had: K independent draws added chunk by chunk have
@@ -142,7 +168,8 @@ AuditRunResult run_audit(
     const std::function<void(const std::string&)>& log = {});
 
 /// The result as a JSON object text: epsilon_claimed, epsilon_lower_bound,
-/// canaries, canaries_included, alpha, confidence, delta, method, k_plus,
+/// canaries, canaries_included, alpha, confidence, delta, method,
+/// canary_kind, k_plus,
 /// k_minus, guesses, correct, choices_tried, noise_multiplier, sample_rate,
 /// steps, seeded, faults_planted, violation (lower bound > claimed).
 std::string audit_result_json(const AuditRunResult& result);
