@@ -19,16 +19,17 @@
 namespace ds = dptrain::datasets;
 
 // A few epochs of ordinary (non-private) SGD: only allowed on public data.
-void pretrain(dptrain::models::ImageClassifier& model, const ds::ImageDataset& data,
-              const ds::ChannelStats& stats) {
-  torch::optim::SGD sgd(model.parameters(), torch::optim::SGDOptions(0.05).momentum(0.9));
+void pretrain(dptrain::models::ImageClassifier& model,
+              const ds::ImageDataset& data, const ds::ChannelStats& stats) {
+  torch::optim::SGD sgd(model.parameters(),
+                        torch::optim::SGDOptions(0.05).momentum(0.9));
   model.train();
   for (int epoch = 0; epoch < 2; ++epoch) {
     const auto order = ds::seeded_permutation(data.size(), epoch);
     for (std::int64_t start = 0; start < data.size(); start += 128) {
       const auto end = std::min<std::int64_t>(start + 128, data.size());
-      auto batch = data.get_batch(std::vector<std::int64_t>(order.begin() + start,
-                                                            order.begin() + end));
+      auto batch = data.get_batch(std::vector<std::int64_t>(
+          order.begin() + start, order.begin() + end));
       auto loss = torch::nn::functional::cross_entropy(
           model.forward(ds::standardize(batch.images, stats)), batch.labels);
       sgd.zero_grad();
@@ -39,12 +40,14 @@ void pretrain(dptrain::models::ImageClassifier& model, const ds::ImageDataset& d
 }
 
 // DP-SGD at epsilon = 1 on the private classes.
-dptrain::train::FitResult private_fit(std::shared_ptr<dptrain::models::ImageClassifier> model,
-                                      const ds::ImageDataset& train,
-                                      const ds::ImageDataset& test, const char* what) {
+dptrain::train::FitResult private_fit(
+    std::shared_ptr<dptrain::models::ImageClassifier> model,
+    const ds::ImageDataset& train, const ds::ImageDataset& test,
+    const char* what) {
   std::cout << "== " << what << "\n";
   dptrain::train::TrainConfig config;
-  config.dataset = "fashion-mnist";  // selects the public normalisation constants
+  config.dataset =
+      "fashion-mnist";  // selects the public normalisation constants
   config.target_epsilon = 1.0;
   config.delta = 1e-5;
   config.epochs = 5;
@@ -75,14 +78,17 @@ int main(int argc, char** argv) {
 
     // New head for the private task; all layers are fine-tuned.
     model->reset_classifier(5);
-    const auto tuned = private_fit(model, private_train, private_test, "private fine-tuning");
+    const auto tuned =
+        private_fit(model, private_train, private_test, "private fine-tuning");
     auto scratch = dptrain::models::make_model(
         "cnn", dptrain::models::ModelOptions().num_classes(5));
-    const auto fresh = private_fit(scratch, private_train, private_test, "private training from scratch");
-    std::cout << "classes 5-9 at epsilon " << tuned.epsilon << ", delta " << tuned.delta
-              << ": fine-tuned test accuracy " << tuned.test.accuracy << " (EMA "
-              << tuned.ema_test.accuracy << "), from scratch " << fresh.test.accuracy
-              << " (EMA " << fresh.ema_test.accuracy << ")\n";
+    const auto fresh = private_fit(scratch, private_train, private_test,
+                                   "private training from scratch");
+    std::cout << "classes 5-9 at epsilon " << tuned.epsilon << ", delta "
+              << tuned.delta << ": fine-tuned test accuracy "
+              << tuned.test.accuracy << " (EMA " << tuned.ema_test.accuracy
+              << "), from scratch " << fresh.test.accuracy << " (EMA "
+              << fresh.ema_test.accuracy << ")\n";
     return 0;
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << "\n";

@@ -60,9 +60,9 @@ NoiseCalibration calibrate_noise_multiplier(const NoiseCalibrationOptions& o) {
   }
   for (const auto& e : o.prior_events) validate(e);
   auto eps_at = [&](double sigma) {
-    return guaranteed_epsilon(o.accountant,
-                              with(o.prior_events, {o.sample_rate, sigma, o.steps}),
-                              o.delta, o.rdp, o.prv);
+    return guaranteed_epsilon(
+        o.accountant, with(o.prior_events, {o.sample_rate, sigma, o.steps}),
+        o.delta, o.rdp, o.prv);
   };
   constexpr double kMaxSigma = 1e6;
   // Start where the answer is likely: RDP's answer for PRV (a few % above

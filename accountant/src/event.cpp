@@ -45,8 +45,8 @@ void append_event(EventHistory& events, const PoissonSampledGaussian& event) {
   validate(event);
   if (!events.empty() && events.back().sample_rate == event.sample_rate &&
       events.back().noise_multiplier == event.noise_multiplier &&
-      events.back().steps <= std::numeric_limits<std::int64_t>::max() -
-                                 event.steps) {
+      events.back().steps <=
+          std::numeric_limits<std::int64_t>::max() - event.steps) {
     events.back().steps += event.steps;
     return;
   }
@@ -66,17 +66,19 @@ RateAndSteps rate_and_steps(const EpochSchedule& s) {
     fail("epochs must be finite and >= 0, got " + fmt(s.epochs));
   }
   RateAndSteps out;
-  out.sample_rate = static_cast<double>(s.batch_size) /
-                    static_cast<double>(s.dataset_size);
+  out.sample_rate =
+      static_cast<double>(s.batch_size) / static_cast<double>(s.dataset_size);
   const long double exact = static_cast<long double>(s.epochs) *
                             static_cast<long double>(s.dataset_size) /
                             static_cast<long double>(s.batch_size);
-  if (exact > 9.0e18L) fail("epochs=" + fmt(s.epochs) + " gives too many steps");
+  if (exact > 9.0e18L)
+    fail("epochs=" + fmt(s.epochs) + " gives too many steps");
   // E·N/B that is an integer up to rounding of E (0.1·1000/10) is not rounded
   // up to the next step.
   const long double nearest = std::round(exact);
   const bool is_integer = std::fabs(exact - nearest) <= 1e-9L * (1.0L + exact);
-  out.steps = static_cast<std::int64_t>(is_integer ? nearest : std::ceil(exact));
+  out.steps =
+      static_cast<std::int64_t>(is_integer ? nearest : std::ceil(exact));
   return out;
 }
 
@@ -92,8 +94,14 @@ std::string num(double x) {
 }
 
 struct Value {
-  enum class Type { kNull, kBool, kNumber, kString, kArray, kObject } type =
-      Type::kNull;
+  enum class Type {
+    kNull,
+    kBool,
+    kNumber,
+    kString,
+    kArray,
+    kObject
+  } type = Type::kNull;
   double number = 0.0;
   std::string text;  // string value, or the number's literal text
   bool boolean = false;
@@ -210,13 +218,28 @@ class Parser {
         if (pos_ >= s_.size()) break;
         const char e = s_[pos_++];
         switch (e) {
-          case '"': case '\\': case '/': out += e; break;
-          case 'n': out += '\n'; break;
-          case 't': out += '\t'; break;
-          case 'r': out += '\r'; break;
-          case 'b': out += '\b'; break;
-          case 'f': out += '\f'; break;
-          default: error("unsupported escape in string");
+          case '"':
+          case '\\':
+          case '/':
+            out += e;
+            break;
+          case 'n':
+            out += '\n';
+            break;
+          case 't':
+            out += '\t';
+            break;
+          case 'r':
+            out += '\r';
+            break;
+          case 'b':
+            out += '\b';
+            break;
+          case 'f':
+            out += '\f';
+            break;
+          default:
+            error("unsupported escape in string");
         }
       } else {
         out += c;
@@ -251,15 +274,16 @@ constexpr const char* kFormat = "dptrain.accountant.events";
 }  // namespace
 
 std::string to_json(const EventHistory& events) {
-  std::string out = std::string("{\"format\":\"") + kFormat +
-                    "\",\"version\":1,\"adjacency\":\"add_remove\",\"events\":[";
+  std::string out =
+      std::string("{\"format\":\"") + kFormat +
+      "\",\"version\":1,\"adjacency\":\"add_remove\",\"events\":[";
   for (std::size_t i = 0; i < events.size(); ++i) {
     const auto& e = events[i];
     if (i != 0) out += ',';
     out += "{\"type\":\"poisson_sampled_gaussian\",\"sample_rate\":" +
-           num(e.sample_rate) + ",\"noise_multiplier\":" +
-           num(e.noise_multiplier) + ",\"steps\":" + std::to_string(e.steps) +
-           "}";
+           num(e.sample_rate) +
+           ",\"noise_multiplier\":" + num(e.noise_multiplier) +
+           ",\"steps\":" + std::to_string(e.steps) + "}";
   }
   out += "]}";
   return out;
@@ -276,7 +300,8 @@ EventHistory events_from_json(const std::string& json) {
     fail("accountant events JSON: format must be \"" + std::string(kFormat) +
          "\", got \"" + format + "\"");
   }
-  const double version = field(doc, "version", Value::Type::kNumber, top).number;
+  const double version =
+      field(doc, "version", Value::Type::kNumber, top).number;
   if (version != 1.0) {
     fail("accountant events JSON: unsupported version " + fmt(version));
   }
@@ -300,14 +325,15 @@ EventHistory events_from_json(const std::string& json) {
            "\"");
     }
     PoissonSampledGaussian e;
-    e.sample_rate = field(ev, "sample_rate", Value::Type::kNumber, where).number;
+    e.sample_rate =
+        field(ev, "sample_rate", Value::Type::kNumber, where).number;
     e.noise_multiplier =
         field(ev, "noise_multiplier", Value::Type::kNumber, where).number;
     const Value& steps = field(ev, "steps", Value::Type::kNumber, where);
     if (steps.text.find_first_of(".eE") != std::string::npos ||
         steps.number > 9.0e18 || steps.number < -9.0e18) {
-      fail("accountant events JSON: " + where + " steps must be an integer, got " +
-           steps.text);
+      fail("accountant events JSON: " + where +
+           " steps must be an integer, got " + steps.text);
     }
     e.steps = std::strtoll(steps.text.c_str(), nullptr, 10);
     try {

@@ -61,7 +61,9 @@ inline double log_erfc(double x) {
 }
 
 /// Φ(x), the standard normal CDF, and its complement, accurate in both tails.
-inline double norm_cdf(double x) { return 0.5 * std::erfc(-x / std::sqrt(2.0)); }
+inline double norm_cdf(double x) {
+  return 0.5 * std::erfc(-x / std::sqrt(2.0));
+}
 inline double norm_sf(double x) { return 0.5 * std::erfc(x / std::sqrt(2.0)); }
 
 }  // namespace dptrain::accountant::detail

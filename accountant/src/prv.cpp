@@ -116,8 +116,8 @@ std::int64_t fast_fft_size(std::int64_t n) {
 }
 
 struct Grid {
-  double h = 0.0;         // mesh
-  std::int64_t n = 0;     // points t_k = (k − n/2)·h, k = 0 … n−1
+  double h = 0.0;      // mesh
+  std::int64_t n = 0;  // points t_k = (k − n/2)·h, k = 0 … n−1
   double t(std::int64_t k) const { return static_cast<double>(k - n / 2) * h; }
 };
 
@@ -152,8 +152,8 @@ Grid choose_grid(const std::vector<PoissonSampledGaussian>& events,
   const double wanted = 2.0 * half_points + 2.0;
   if (!(wanted <= static_cast<double>(PrvAccountant::kMaxGridSize))) {
     fail("the PRV grid would need " + fmt(wanted) + " points (limit " +
-         std::to_string(PrvAccountant::kMaxGridSize) + ") for eps_error=" +
-         fmt(eps_error) + " and " + fmt(total) +
+         std::to_string(PrvAccountant::kMaxGridSize) +
+         ") for eps_error=" + fmt(eps_error) + " and " + fmt(total) +
          " steps; raise eps_error or use the RDP accountant");
   }
   g.n = fast_fft_size(static_cast<std::int64_t>(wanted));
@@ -162,8 +162,9 @@ Grid choose_grid(const std::vector<PoissonSampledGaussian>& events,
   // factor 10 below delta_error.
   const double n = static_cast<double>(g.n);
   if (10.0 * std::sqrt(n) * std::log2(n) * DBL_EPSILON > delta_error) {
-    fail("delta_error=" + fmt(delta_error) + " is below the rounding error of a " +
-         std::to_string(g.n) + "-point FFT; raise delta (or delta_error) or "
+    fail("delta_error=" + fmt(delta_error) +
+         " is below the rounding error of a " + std::to_string(g.n) +
+         "-point FFT; raise delta (or delta_error) or "
          "eps_error");
   }
   return g;
@@ -219,7 +220,8 @@ Discrete discretise(const StepPrv& prv, const Grid& g, double cut) {
   double first_moment = 0.0;
   for (std::int64_t k = lo; k < std::min(hi, n); ++k) {
     const Tail right = prv.at(edge(k + 1));
-    const double p = right.cdf <= 0.5 ? right.cdf - left.cdf : left.sf - right.sf;
+    const double p =
+        right.cdf <= 0.5 ? right.cdf - left.cdf : left.sf - right.sf;
     d.pmf[static_cast<std::size_t>(k)] = p;
     mass += p;
     first_moment += p * g.t(k);
@@ -374,8 +376,8 @@ void check_options(const PrvOptions& o) {
 
 double tail_cut(const std::vector<PoissonSampledGaussian>& events,
                 double delta_error) {
-  return std::max(1e-300, 1e-6 * delta_error /
-                              static_cast<double>(total_steps(events)));
+  return std::max(
+      1e-300, 1e-6 * delta_error / static_cast<double>(total_steps(events)));
 }
 
 double clamp01(double x) { return std::min(1.0, std::max(0.0, x)); }
@@ -471,8 +473,8 @@ PrvDelta PrvAccountant::get_delta(double epsilon) const {
   const Grid g = choose_grid(events, options_.eps_error, de);
   const double cut = tail_cut(events, de);
   const double eps_error = options_.eps_error;
-  const auto results = per_direction<PrvDelta>(
-      directions(events), [&](Direction dir) {
+  const auto results =
+      per_direction<PrvDelta>(directions(events), [&](Direction dir) {
         const Composed c = compose_direction(events, g, dir, cut);
         return PrvDelta{clamp01(delta_at(c, g, epsilon + eps_error) - de),
                         clamp01(delta_at(c, g, epsilon)),

@@ -349,8 +349,8 @@ std::vector<double> default_orders() {
   std::vector<double> orders = {1.02, 1.04, 1.06, 1.08};
   for (int x = 1; x < 100; ++x) orders.push_back(1.0 + x / 10.0);
   for (int a = 11; a < 64; ++a) orders.push_back(a);
-  for (int a : {72, 80, 96, 112, 128, 160, 192, 256, 384, 512, 768, 1024,
-                2048, 4096}) {
+  for (int a :
+       {72, 80, 96, 112, 128, 160, 192, 256, 384, 512, 768, 1024, 2048, 4096}) {
     orders.push_back(a);
   }
   return orders;
@@ -363,7 +363,8 @@ double compute_rdp(double sample_rate, double noise_multiplier, double order) {
   return detail::rdp_curve(sample_rate, noise_multiplier, {order})[0];
 }
 
-RdpAccountant::RdpAccountant(RdpOptions options) : options_(std::move(options)) {
+RdpAccountant::RdpAccountant(RdpOptions options)
+    : options_(std::move(options)) {
   if (options_.orders.empty()) fail("orders must not be empty");
   if (options_.orders.size() > kMaxRdpOrderCount) {
     fail("orders lists " + std::to_string(options_.orders.size()) +
@@ -428,8 +429,8 @@ double RdpAccountant::get_delta(double epsilon) const {
     if (std::isnan(r[k]) || r[k] == kInf) continue;
     best = std::min(best, std::sqrt(-std::expm1(-r[k])));
     if (a > 1.01) {
-      const double log_d = (a - 1.0) * (r[k] - epsilon + std::log1p(-1.0 / a)) -
-                           std::log(a);
+      const double log_d =
+          (a - 1.0) * (r[k] - epsilon + std::log1p(-1.0 / a)) - std::log(a);
       best = std::min(best, std::exp(log_d));
     }
   }

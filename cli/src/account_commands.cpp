@@ -49,9 +49,12 @@ struct Schedule {
         "q = B/N, T = ceil(E*N/B)");
     batch_size_opt =
         cmd->add_option("--batch-size", batch_size, "expected batch size B");
-    epochs_opt = cmd->add_option("--epochs", epochs, "epochs E (may be fractional)");
+    epochs_opt =
+        cmd->add_option("--epochs", epochs, "epochs E (may be fractional)");
     for (auto* o : {sample_rate_opt, steps_opt}) {
-      o->excludes(dataset_size_opt)->excludes(batch_size_opt)->excludes(epochs_opt);
+      o->excludes(dataset_size_opt)
+          ->excludes(batch_size_opt)
+          ->excludes(epochs_opt);
     }
   }
 
@@ -59,7 +62,8 @@ struct Schedule {
   acc::RateAndSteps resolve() const {
     const bool direct = sample_rate_opt->count() > 0 || steps_opt->count() > 0;
     const bool epochs_form = dataset_size_opt->count() > 0 ||
-                             batch_size_opt->count() > 0 || epochs_opt->count() > 0;
+                             batch_size_opt->count() > 0 ||
+                             epochs_opt->count() > 0;
     if (direct && sample_rate_opt->count() > 0 && steps_opt->count() > 0) {
       return {sample_rate, steps};
     }
@@ -90,7 +94,8 @@ std::vector<double> parse_orders(const std::string& text) {
     if (used == 0 || used != item.size()) {
       throw std::invalid_argument(
           "--orders must be default, opacus or a comma-separated list of "
-          "numbers, got \"" + text + "\"");
+          "numbers, got \"" +
+          text + "\"");
     }
     orders.push_back(value);
   }
@@ -133,9 +138,9 @@ void run_account(const AccountOptions& o) {
   nlohmann::ordered_json out;
   std::ostringstream text;
   text << "accountant: " << o.accountant << "\n"
-       << "sample_rate: " << fmt(rs.sample_rate) << "  noise_multiplier: "
-       << fmt(o.noise_multiplier) << "  steps: " << rs.steps
-       << "  delta: " << fmt(o.delta) << "\n";
+       << "sample_rate: " << fmt(rs.sample_rate)
+       << "  noise_multiplier: " << fmt(o.noise_multiplier)
+       << "  steps: " << rs.steps << "  delta: " << fmt(o.delta) << "\n";
   if (kind == acc::AccountantKind::kRdp) {
     acc::RdpAccountant rdp = make_rdp_accountant(o.orders);
     rdp.compose(event);
@@ -222,17 +227,22 @@ void add_account_commands(CLI::App& app) {
       "Privacy (epsilon) of DP-SGD: Poisson-sampled Gaussian, composed over "
       "steps. Adjacency: add/remove one example.");
   account_opts->schedule.add_to(account);
-  account->add_option("--noise-multiplier", account_opts->noise_multiplier,
-                      "noise multiplier sigma")->required();
+  account
+      ->add_option("--noise-multiplier", account_opts->noise_multiplier,
+                   "noise multiplier sigma")
+      ->required();
   account->add_option("--delta", account_opts->delta, "delta")->required();
-  account->add_option("--accountant", account_opts->accountant,
-                      "rdp (Renyi DP) or prv (privacy random variables)")
+  account
+      ->add_option("--accountant", account_opts->accountant,
+                   "rdp (Renyi DP) or prv (privacy random variables)")
       ->capture_default_str();
-  account->add_option("--orders", account_opts->orders,
-                      "RDP orders: default, opacus, or a list such as 2,4.5,8")
+  account
+      ->add_option("--orders", account_opts->orders,
+                   "RDP orders: default, opacus, or a list such as 2,4.5,8")
       ->capture_default_str();
-  account->add_option("--eps-error", account_opts->eps_error,
-                      "PRV: width of the epsilon error band")
+  account
+      ->add_option("--eps-error", account_opts->eps_error,
+                   "PRV: width of the epsilon error band")
       ->capture_default_str();
   account->add_flag("--json", account_opts->json, "print one JSON object");
   account->callback([account_opts] { run_account(*account_opts); });
@@ -243,14 +253,17 @@ void add_account_commands(CLI::App& app) {
       "Smallest noise multiplier whose epsilon is at most the target "
       "(RDP epsilon, or the PRV upper bound). Adjacency: add/remove one "
       "example.");
-  calibrate->add_option("--target-epsilon", cal_opts->target_epsilon,
-                        "target epsilon")->required();
+  calibrate
+      ->add_option("--target-epsilon", cal_opts->target_epsilon,
+                   "target epsilon")
+      ->required();
   calibrate->add_option("--delta", cal_opts->delta, "delta")->required();
   cal_opts->schedule.add_to(calibrate);
   calibrate->add_option("--accountant", cal_opts->accountant, "rdp or prv")
       ->capture_default_str();
-  calibrate->add_option("--eps-error", cal_opts->eps_error,
-                        "PRV: width of the epsilon error band")
+  calibrate
+      ->add_option("--eps-error", cal_opts->eps_error,
+                   "PRV: width of the epsilon error band")
       ->capture_default_str();
   calibrate->add_flag("--json", cal_opts->json, "print one JSON object");
   calibrate->callback([cal_opts] { run_calibrate(*cal_opts); });

@@ -68,8 +68,8 @@ void print_profile(const train::StepProfile& p, bool json) {
                "input -> output\n";
   for (const auto& l : p.layers) {
     std::cout << std::setw(9) << fixed(l.norms_ms, 2) << std::setw(9)
-              << fixed(l.sums_ms, 2) << (l.kept ? " kept " : "      ")
-              << l.path << "  " << l.type << "  " << l.input_shape << " -> "
+              << fixed(l.sums_ms, 2) << (l.kept ? " kept " : "      ") << l.path
+              << "  " << l.type << "  " << l.input_shape << " -> "
               << l.output_shape << "\n";
   }
 }
@@ -88,13 +88,11 @@ void run_bench_step(BenchStepFlags flags) {
   }
   const auto r = train::benchmark_step(o);
   if (flags.json) {
-    nlohmann::ordered_json out = {{"model", r.model},
-                                  {"batch_size", r.batch_size},
-                                  {"steps", r.steps},
-                                  {"warmup_steps", o.warmup_steps},
-                                  {"parameters", r.parameters},
-                                  {"threads", r.threads},
-                                  {"device", r.device}};
+    nlohmann::ordered_json out = {
+        {"model", r.model},           {"batch_size", r.batch_size},
+        {"steps", r.steps},           {"warmup_steps", o.warmup_steps},
+        {"parameters", r.parameters}, {"threads", r.threads},
+        {"device", r.device}};
     auto put = [&out](const char* key, const std::optional<double>& v) {
       if (v) out[key] = *v;
     };
@@ -106,7 +104,8 @@ void run_bench_step(BenchStepFlags flags) {
     put("dp_gradient_ms", r.dp_gradient_ms);
     put("dp_update_ms", r.dp_update_ms);
     put("gradient_ratio", r.gradient_ratio);
-    if (o.logical_batch_size > 0) out["logical_batch_size"] = o.logical_batch_size;
+    if (o.logical_batch_size > 0)
+      out["logical_batch_size"] = o.logical_batch_size;
     put("logical_ratio", r.logical_ratio);
     put("oracle_ms", r.oracle_ms);
     put("oracle_ratio", r.oracle_ratio);

@@ -56,8 +56,8 @@ void run_info(const ModelInfoOptions& o) {
   if (sequence) {
     std::cout << "vocabulary: " << info.vocab_size << " tokens\n";
   } else {
-    std::cout << "input [C, H, W]: [" << info.in_channels << ", " << info.image_size << ", "
-              << info.image_size << "]\n"
+    std::cout << "input [C, H, W]: [" << info.in_channels << ", "
+              << info.image_size << ", " << info.image_size << "]\n"
               << "classes: " << info.num_classes << "\n";
   }
   std::cout << "parameters: " << with_commas(info.parameters) << "\n";
@@ -98,7 +98,8 @@ void add_model_command(CLI::App& app) {
       return;
     }
     for (const auto& n : names) std::cout << n << "\n";
-    std::cout << "(and wrn-D-K for any D = 6n+4, K >= 1; image models first, then the "
+    std::cout << "(and wrn-D-K for any D = 6n+4, K >= 1; image models first, "
+                 "then the "
                  "sequence models of --task lm)\n";
   });
 }

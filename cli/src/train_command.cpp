@@ -5,14 +5,14 @@
 // override the file.
 #include <fstream>
 #include <functional>
+#include <iostream>
 #include <memory>
 #include <optional>
 #include <sstream>
-#include <variant>
-#include <iostream>
 #include <stdexcept>
 #include <string>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -52,26 +52,31 @@ struct AddFlag {
     auto value = std::make_shared<T>();
     std::ostringstream shown;
     shown << TrainConfig{}.*member;
-    bindings.push_back({cmd->add_option(flag(), *value, with_default(field.help, shown.str())),
-                        [value, member](TrainConfig& d) { d.*member = *value; }});
+    bindings.push_back(
+        {cmd->add_option(flag(), *value, with_default(field.help, shown.str())),
+         [value, member](TrainConfig& d) { d.*member = *value; }});
   }
   void operator()(bool TrainConfig::*member) const {
     auto value = std::make_shared<bool>(false);
-    bindings.push_back({cmd->add_flag(flag(), *value, field.help),
-                        [value, member](TrainConfig& d) { d.*member = *value; }});
+    bindings.push_back(
+        {cmd->add_flag(flag(), *value, field.help),
+         [value, member](TrainConfig& d) { d.*member = *value; }});
   }
   void operator()(std::vector<std::int64_t> TrainConfig::*member) const {
     auto value = std::make_shared<std::vector<std::int64_t>>();
-    bindings.push_back({cmd->add_option(flag(), *value, field.help)->delimiter(','),
-                        [value, member](TrainConfig& d) { d.*member = *value; }});
+    bindings.push_back(
+        {cmd->add_option(flag(), *value, field.help)->delimiter(','),
+         [value, member](TrainConfig& d) { d.*member = *value; }});
   }
   void operator()(std::optional<std::uint64_t> TrainConfig::*member) const {
-    // Signed, so that a negative value is refused instead of wrapping to 2^64-1.
+    // Signed, so that a negative value is refused instead of wrapping to
+    // 2^64-1.
     auto value = std::make_shared<std::int64_t>(0);
     bindings.push_back({cmd->add_option(flag(), *value, field.help),
                         [value, member, name = flag()](TrainConfig& d) {
                           if (*value < 0) {
-                            throw std::invalid_argument(name + " must be >= 0, got " +
+                            throw std::invalid_argument(name +
+                                                        " must be >= 0, got " +
                                                         std::to_string(*value));
                           }
                           d.*member = static_cast<std::uint64_t>(*value);
@@ -84,22 +89,26 @@ struct AddFlag {
 void add_train_command(CLI::App& app) {
   auto* cmd = app.add_subcommand(
       "train",
-      "Train a model with DP-SGD. Give --target-epsilon (noise is calibrated) or "
+      "Train a model with DP-SGD. Give --target-epsilon (noise is calibrated) "
+      "or "
       "--noise-multiplier (epsilon is reported). Privacy unit: one example "
       "(--task lm: one sequence of --sequence-length bytes); adjacency: "
       "add/remove one unit; Poisson sampling.");
   auto bindings = std::make_shared<std::vector<Binding>>();
   auto config_file = std::make_shared<std::string>();
-  cmd->add_option("--config", *config_file, "TOML file with the same keys as the flags");
+  cmd->add_option("--config", *config_file,
+                  "TOML file with the same keys as the flags");
   for (const auto& field : train::config_fields()) {
     std::visit(AddFlag{cmd, field, *bindings}, field.member);
   }
 
   auto recipe_mode = std::make_shared<std::string>("auto");
-  cmd->add_option("--recipe", *recipe_mode,
-                  "auto: without --config, start from the model's recommended recipe (the "
-                  "settings of its shipped config; flags override them); none: the bare "
-                  "defaults [default auto]")
+  cmd->add_option(
+         "--recipe", *recipe_mode,
+         "auto: without --config, start from the model's recommended recipe "
+         "(the "
+         "settings of its shipped config; flags override them); none: the bare "
+         "defaults [default auto]")
       ->check(CLI::IsMember({"auto", "none"}));
 
   cmd->callback([bindings, config_file, recipe_mode] {
@@ -113,7 +122,8 @@ void add_train_command(CLI::App& app) {
     // The recipe sits under the --config file and the flags.
     const TrainConfig plain = given(TrainConfig{});
     const train::Recipe* recipe = nullptr;
-    if (*recipe_mode == "auto" && config_file->empty() && plain.task == "classify") {
+    if (*recipe_mode == "auto" && config_file->empty() &&
+        plain.task == "classify") {
       recipe = train::find_recipe(plain.model);
     }
     TrainConfig config = plain;
@@ -121,13 +131,16 @@ void add_train_command(CLI::App& app) {
       TrainConfig base;
       recipe->apply(base);
       config = given(base);
-      if (config.epochs == 0 && config.steps == 0) config.epochs = recipe->epochs;
-      std::cout << "recipe: " << recipe->model << " from " << recipe->source << ": "
-                << recipe->settings << ", " << recipe->epochs
-                << " epochs (flags override it; --recipe none turns it off)" << std::endl;
+      if (config.epochs == 0 && config.steps == 0)
+        config.epochs = recipe->epochs;
+      std::cout << "recipe: " << recipe->model << " from " << recipe->source
+                << ": " << recipe->settings << ", " << recipe->epochs
+                << " epochs (flags override it; --recipe none turns it off)"
+                << std::endl;
     }
-    auto summary = config.task == "lm" ? train::run_lm_training(config).summary_json
-                                       : train::run_image_training(config).summary_json;
+    auto summary = config.task == "lm"
+                       ? train::run_lm_training(config).summary_json
+                       : train::run_image_training(config).summary_json;
     if (recipe != nullptr) {
       auto j = nlohmann::json::parse(summary);
       j["recipe"] = recipe->model + " from " + recipe->source;

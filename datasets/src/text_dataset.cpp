@@ -71,14 +71,17 @@ at::Tensor TextDataset::batch(const std::vector<int64_t>& indices) const {
 TextDataset TextDataset::slice(int64_t begin, int64_t end) const {
   if (begin < 0 || end > num_sequences_ || begin >= end) {
     throw std::out_of_range("slice [" + std::to_string(begin) + ", " +
-                            std::to_string(end) + ") must be a non-empty part "
-                            "of [0, " + std::to_string(num_sequences_) + ")");
+                            std::to_string(end) +
+                            ") must be a non-empty part "
+                            "of [0, " +
+                            std::to_string(num_sequences_) + ")");
   }
   TextDataset out;
   out.sequence_length_ = sequence_length_;
   out.num_sequences_ = end - begin;
-  out.text_ = text_.substr(static_cast<size_t>(begin * sequence_length_),
-                           static_cast<size_t>((end - begin) * sequence_length_));
+  out.text_ =
+      text_.substr(static_cast<size_t>(begin * sequence_length_),
+                   static_cast<size_t>((end - begin) * sequence_length_));
   return out;
 }
 

@@ -11,9 +11,8 @@ namespace dptrain::dp {
 ClippingOptions::ClippingOptions(double max_grad_norm)
     : max_grad_norm_(max_grad_norm) {
   if (!(max_grad_norm > 0.0) || !std::isfinite(max_grad_norm)) {
-    throw std::invalid_argument(
-        "max_grad_norm must be finite and > 0, got " +
-        std::to_string(max_grad_norm));
+    throw std::invalid_argument("max_grad_norm must be finite and > 0, got " +
+                                std::to_string(max_grad_norm));
   }
 }
 
@@ -26,12 +25,11 @@ torch::Tensor clip_factors(const torch::Tensor& norms,
     throw std::invalid_argument("max_grad_norm must be finite and > 0, got " +
                                 std::to_string(c));
   }
-  const double threshold =
-      options.mode() == ClipMode::kFlat
-          ? c
-          : c / std::sqrt(static_cast<double>(std::max<int64_t>(num_layers, 1)));
-  auto factors =
-      torch::clamp_max(threshold / (norms + kClipNormEpsilon), 1.0);
+  const double threshold = options.mode() == ClipMode::kFlat
+                               ? c
+                               : c / std::sqrt(static_cast<double>(
+                                         std::max<int64_t>(num_layers, 1)));
+  auto factors = torch::clamp_max(threshold / (norms + kClipNormEpsilon), 1.0);
   if (options.normalize()) factors = factors / c;
   return factors;
 }

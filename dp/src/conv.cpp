@@ -60,8 +60,7 @@ void ConvNdImpl<D, Derived, Options>::reset_conv() {
                                   array_str<D>(o.padding_size()));
     }
   }
-  std::vector<int64_t> shape = {o.out_channels(),
-                                o.in_channels() / o.groups()};
+  std::vector<int64_t> shape = {o.out_channels(), o.in_channels() / o.groups()};
   for (int64_t k : *o.kernel_size()) shape.push_back(k);
   weight = this->register_parameter("weight", torch::empty(shape));
   if (o.bias()) {
@@ -72,7 +71,8 @@ void ConvNdImpl<D, Derived, Options>::reset_conv() {
   torch::NoGradGuard no_grad;
   torch::nn::init::kaiming_uniform_(weight, std::sqrt(5.0));
   if (bias.defined()) {
-    const double bound = 1.0 / std::sqrt(static_cast<double>(weight[0].numel()));
+    const double bound =
+        1.0 / std::sqrt(static_cast<double>(weight[0].numel()));
     bias.uniform_(-bound, bound);
   }
 }
@@ -84,9 +84,8 @@ torch::Tensor ConvNdImpl<D, Derived, Options>::conv_forward(
   TORCH_CHECK(input.dim() == static_cast<int64_t>(D) + 2, "Conv", D,
               "d: input must have ", D + 2, " dimensions [N, C, ...], got ",
               input.sizes());
-  TORCH_CHECK(input.size(1) == o.in_channels(), "Conv", D,
-              "d: input has ", input.size(1), " channels, expected ",
-              o.in_channels());
+  TORCH_CHECK(input.size(1) == o.in_channels(), "Conv", D, "d: input has ",
+              input.size(1), " channels, expected ", o.in_channels());
   std::vector<int64_t> left(D), right(D);
   bool symmetric = true;
   for (size_t i = 0; i < D; ++i) {
@@ -128,9 +127,9 @@ torch::Tensor ConvNdImpl<D, Derived, Options>::conv_forward(
     conv_padding.assign(D, 0);
   }
   std::vector<int64_t> output_padding(D, 0);
-  auto output = torch::convolution(x, w, bias, *o.stride(), conv_padding,
-                                   *o.dilation(), false, output_padding,
-                                   o.groups());
+  auto output =
+      torch::convolution(x, w, bias, *o.stride(), conv_padding, *o.dilation(),
+                         false, output_padding, o.groups());
   maybe_record(*this, x, output, conv_padding);
   return output;
 }
@@ -145,7 +144,8 @@ namespace {
 template <size_t D, typename Options>
 void print_conv(std::ostream& stream, const char* name, const Options& o) {
   stream << "dptrain::dp::" << name << "(" << o.in_channels() << ", "
-         << o.out_channels() << ", kernel_size=" << array_str<D>(o.kernel_size())
+         << o.out_channels()
+         << ", kernel_size=" << array_str<D>(o.kernel_size())
          << ", stride=" << array_str<D>(o.stride());
   switch (o.padding_kind()) {
     case PaddingKind::kExplicit:
@@ -162,12 +162,13 @@ void print_conv(std::ostream& stream, const char* name, const Options& o) {
       break;
   }
   stream << ", dilation=" << array_str<D>(o.dilation())
-         << ", groups=" << o.groups() << ", bias=" << std::boolalpha
-         << o.bias() << ")";
+         << ", groups=" << o.groups() << ", bias=" << std::boolalpha << o.bias()
+         << ")";
 }
 }  // namespace
 
-Conv1dImpl::Conv1dImpl(Conv1dOptions options_) : ConvNdImpl(std::move(options_)) {
+Conv1dImpl::Conv1dImpl(Conv1dOptions options_)
+    : ConvNdImpl(std::move(options_)) {
   reset();
 }
 void Conv1dImpl::reset() { reset_conv(); }
@@ -178,7 +179,8 @@ torch::Tensor Conv1dImpl::forward(const torch::Tensor& input) {
   return conv_forward(input, weight);
 }
 
-Conv2dImpl::Conv2dImpl(Conv2dOptions options_) : ConvNdImpl(std::move(options_)) {
+Conv2dImpl::Conv2dImpl(Conv2dOptions options_)
+    : ConvNdImpl(std::move(options_)) {
   reset();
 }
 void Conv2dImpl::reset() { reset_conv(); }
@@ -210,7 +212,8 @@ torch::Tensor WSConv2dImpl::standardized_weight() const {
   auto mean = weight.mean({1, 2, 3}, /*keepdim=*/true);
   auto centered = weight - mean;
   auto var = centered.pow(2).mean({1, 2, 3}, /*keepdim=*/true);
-  auto scale = torch::rsqrt(torch::clamp_min(var * fan_in, options.eps())) * gain;
+  auto scale =
+      torch::rsqrt(torch::clamp_min(var * fan_in, options.eps())) * gain;
   return centered * scale;
 }
 torch::Tensor WSConv2dImpl::forward(const torch::Tensor& input) {

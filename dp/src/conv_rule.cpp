@@ -58,7 +58,6 @@ namespace {
 
 constexpr int64_t kMaxKeptElements = int64_t{1} << 25;
 
-
 // Backward of Ŵ = gain·(W − μ)·rsqrt(max(n·var, eps)) for a batch of
 // cotangents dŴ [B, out, ...]: returns {dW [B, out, ...], dgain [B,
 // out,1,1,1]}.
@@ -92,7 +91,8 @@ bool all_true(const torch::Tensor& t) { return t.all().item<bool>(); }
 bool fused_ws_applicable(const torch::Tensor& x, const WSConv2dImpl& layer) {
   return x.device().is_cpu() && layer.weight.device().is_cpu() &&
          x.scalar_type() == layer.weight.scalar_type() &&
-         (x.scalar_type() == torch::kFloat || x.scalar_type() == torch::kDouble);
+         (x.scalar_type() == torch::kFloat ||
+          x.scalar_type() == torch::kDouble);
 }
 
 // Mean μ, s = √max(Σ(w − μ)², eps) and active = [Σ(w − μ)² ≥ eps] of one
@@ -394,8 +394,7 @@ class ConvRule final : public LayerRule {
       if (kept.defined() && kept.size(0) > 0 && rows % kept.size(0) == 0) {
         auto wk = w.to(kept.dtype()).view({kept.size(0), -1});
         auto per_example_w = wk.select(1, 0);
-        if (wk.size(1) == 1 ||
-            all_true(wk.eq(per_example_w.unsqueeze(1)))) {
+        if (wk.size(1) == 1 || all_true(wk.eq(per_example_w.unsqueeze(1)))) {
           if (fused_ws_applicable(kept, l)) {
             fused_ws_sums(kept, per_example_w, l, need_w, need_gain, sums);
             return;

@@ -26,7 +26,8 @@ void check_input(const char* layer, const torch::Tensor& input,
 }
 }  // namespace
 
-ScaleImpl::ScaleImpl(ElementwiseOptions options_) : options(std::move(options_)) {
+ScaleImpl::ScaleImpl(ElementwiseOptions options_)
+    : options(std::move(options_)) {
   reset();
 }
 void ScaleImpl::reset() {

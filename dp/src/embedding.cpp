@@ -40,10 +40,9 @@ void EmbeddingImpl::reset() {
     int64_t idx = *options.padding_idx();
     const int64_t n = options.num_embeddings();
     if (idx < -n || idx >= n) {
-      throw std::invalid_argument("Embedding: padding_idx must be in [" +
-                                  std::to_string(-n) + ", " +
-                                  std::to_string(n) + "), got " +
-                                  std::to_string(idx));
+      throw std::invalid_argument(
+          "Embedding: padding_idx must be in [" + std::to_string(-n) + ", " +
+          std::to_string(n) + "), got " + std::to_string(idx));
     }
     if (idx < 0) options.padding_idx(idx + n);
   }
@@ -60,7 +59,8 @@ void EmbeddingImpl::reset() {
 void EmbeddingImpl::reset_parameters() {
   torch::NoGradGuard no_grad;
   torch::nn::init::normal_(weight);
-  if (options.padding_idx().has_value()) weight[*options.padding_idx()].fill_(0);
+  if (options.padding_idx().has_value())
+    weight[*options.padding_idx()].fill_(0);
 }
 
 void EmbeddingImpl::pretty_print(std::ostream& stream) const {

@@ -60,8 +60,8 @@ class EmbeddingRule final : public LayerRule {
     const int64_t d = l.weight.size(1);
     auto g = masked_grad(call, l).view({rows, -1, d});
     g = (g * row_weights[0].to(g.dtype()).view({rows, 1, 1})).view({-1, d});
-    sums[0] = torch::zeros_like(l.weight).index_add_(
-        0, call.input.reshape({-1}), g);
+    sums[0] =
+        torch::zeros_like(l.weight).index_add_(0, call.input.reshape({-1}), g);
   }
 
  private:
@@ -81,13 +81,16 @@ class EmbeddingRule final : public LayerRule {
     const int64_t rows = idx.size(0);
     auto row = torch::arange(rows, idx.options().dtype(torch::kLong));
     auto ex = torch::div(row, group_size, "floor");
-    return ex.view({rows, 1}).expand({rows, idx.numel() / std::max<int64_t>(rows, 1)});
+    return ex.view({rows, 1}).expand(
+        {rows, idx.numel() / std::max<int64_t>(rows, 1)});
   }
   // example · V + index for every position, [N·T].
-  static torch::Tensor example_keys(const LayerCall& call, const EmbeddingImpl& l,
+  static torch::Tensor example_keys(const LayerCall& call,
+                                    const EmbeddingImpl& l,
                                     int64_t group_size) {
     auto idx = call.input.reshape({call.input.size(0), -1}).to(torch::kLong);
-    return (example_ids(call, group_size) * l.weight.size(0) + idx).reshape({-1});
+    return (example_ids(call, group_size) * l.weight.size(0) + idx)
+        .reshape({-1});
   }
 };
 

@@ -56,7 +56,8 @@ void LinearImpl::tie_weight(const torch::Tensor& shared) {
     throw std::invalid_argument(
         "Linear::tie_weight: shared weight must have shape [" +
         std::to_string(weight.size(0)) + ", " + std::to_string(weight.size(1)) +
-        "], got " + (shared.defined() ? c10::str(shared.sizes()) : "undefined"));
+        "], got " +
+        (shared.defined() ? c10::str(shared.sizes()) : "undefined"));
   }
   parameters_["weight"] = shared;
   weight = shared;

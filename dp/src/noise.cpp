@@ -64,8 +64,9 @@ void add_gaussian_noise(const std::vector<at::Tensor>& parameters,
   // One draw for all parameters: fewer, larger calls parallelise better.
   const at::Tensor noise = generator.standard_normal(total, draw);
   if (noise.scalar_type() != draw || noise.numel() != total) {
-    throw std::logic_error("NoiseGenerator::standard_normal returned the wrong "
-                           "dtype or size");
+    throw std::logic_error(
+        "NoiseGenerator::standard_normal returned the wrong "
+        "dtype or size");
   }
   int64_t offset = 0;
   for (const at::Tensor& p : parameters) {

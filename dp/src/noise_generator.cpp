@@ -54,7 +54,6 @@ inline void secure_pair(ChaChaStream& stream, double& first, double& second) {
   second = 0.5 * b;
 }
 
-
 // Chunk c of the draws (kChunk of them, fewer in the last) always reads the
 // same stretch of the stream, so the result does not depend on the threads.
 template <typename T>
@@ -70,7 +69,8 @@ void secure_fill(const ChaChaKey& key, uint64_t stream_id, T* out,
       const int64_t first = c * kChunk;
       const int64_t count = std::min(numel, first + kChunk) - first;
       int64_t i = 0;
-      for (; i + 1 < count; i += 2) secure_pair(stream, buffer[i], buffer[i + 1]);
+      for (; i + 1 < count; i += 2)
+        secure_pair(stream, buffer[i], buffer[i + 1]);
       if (i < count) {
         double unused = 0;
         secure_pair(stream, buffer[i], unused);

@@ -17,7 +17,8 @@ class GroupNormRule final : public MaterialisingRule {
     const auto& l = dynamic_cast<const GroupNormImpl&>(layer);
     return {l.weight, l.bias};
   }
-  torch::Tensor per_row_grads(const LayerCall& call, size_t slot) const override {
+  torch::Tensor per_row_grads(const LayerCall& call,
+                              size_t slot) const override {
     const auto& g = call.grad_output;
     const int64_t n = g.size(0), c = g.size(1);
     if (slot == 0) return (g * call.input).reshape({n, c, -1}).sum(2);
@@ -41,7 +42,8 @@ class LayerNormRule final : public MaterialisingRule {
     const auto& l = dynamic_cast<const LayerNormImpl&>(layer);
     return {l.weight, l.bias};
   }
-  torch::Tensor per_row_grads(const LayerCall& call, size_t slot) const override {
+  torch::Tensor per_row_grads(const LayerCall& call,
+                              size_t slot) const override {
     const auto& l = dynamic_cast<const LayerNormImpl&>(*call.layer);
     const auto& shape = l.options.normalized_shape();
     if (slot == 0) return sum_middle(call.grad_output * call.input, shape);

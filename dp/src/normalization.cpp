@@ -23,7 +23,8 @@ void GroupNormImpl::reset() {
         std::to_string(options.num_groups()));
   }
   if (options.affine()) {
-    weight = register_parameter("weight", torch::ones({options.num_channels()}));
+    weight =
+        register_parameter("weight", torch::ones({options.num_channels()}));
     bias = register_parameter("bias", torch::zeros({options.num_channels()}));
   } else {
     weight = register_parameter("weight", {}, false);
@@ -39,7 +40,8 @@ void GroupNormImpl::pretty_print(std::ostream& stream) const {
 
 torch::Tensor GroupNormImpl::forward(const torch::Tensor& input) {
   if (!options.affine()) {
-    return torch::group_norm(input, options.num_groups(), {}, {}, options.eps());
+    return torch::group_norm(input, options.num_groups(), {}, {},
+                             options.eps());
   }
   if (!detail::is_recording()) {
     return torch::group_norm(input, options.num_groups(), weight, bias,
@@ -50,7 +52,8 @@ torch::Tensor GroupNormImpl::forward(const torch::Tensor& input) {
       torch::group_norm(input, options.num_groups(), {}, {}, options.eps());
   std::vector<int64_t> shape(input.dim(), 1);
   shape[1] = options.num_channels();
-  auto output = torch::addcmul(bias.view(shape), normalized, weight.view(shape));
+  auto output =
+      torch::addcmul(bias.view(shape), normalized, weight.view(shape));
   detail::maybe_record(*this, normalized, output);
   return output;
 }
@@ -69,7 +72,8 @@ void LayerNormImpl::reset() {
     }
   }
   if (options.elementwise_affine()) {
-    weight = register_parameter("weight", torch::ones(options.normalized_shape()));
+    weight =
+        register_parameter("weight", torch::ones(options.normalized_shape()));
     bias = register_parameter("bias", torch::zeros(options.normalized_shape()));
   } else {
     weight = register_parameter("weight", {}, false);
@@ -80,7 +84,8 @@ void LayerNormImpl::reset() {
 void LayerNormImpl::pretty_print(std::ostream& stream) const {
   stream << "dptrain::dp::LayerNorm("
          << c10::str(at::IntArrayRef(options.normalized_shape()))
-         << ", eps=" << options.eps() << ", elementwise_affine=" << std::boolalpha
+         << ", eps=" << options.eps()
+         << ", elementwise_affine=" << std::boolalpha
          << options.elementwise_affine() << ")";
 }
 
@@ -115,8 +120,8 @@ void RMSNormImpl::reset() {
 }
 
 void RMSNormImpl::pretty_print(std::ostream& stream) const {
-  stream << "dptrain::dp::RMSNorm(" << options.dim() << ", eps=" << options.eps()
-         << ")";
+  stream << "dptrain::dp::RMSNorm(" << options.dim()
+         << ", eps=" << options.eps() << ")";
 }
 
 torch::Tensor RMSNormImpl::forward(const torch::Tensor& input) {
@@ -124,8 +129,8 @@ torch::Tensor RMSNormImpl::forward(const torch::Tensor& input) {
               "RMSNorm: input must be [N, ..., ", options.dim(), "], got ",
               input.sizes());
   auto normalized =
-      input * torch::rsqrt(input.pow(2).mean(-1, /*keepdim=*/true) +
-                           options.eps());
+      input *
+      torch::rsqrt(input.pow(2).mean(-1, /*keepdim=*/true) + options.eps());
   auto output = normalized * (scale + 1.0);
   detail::maybe_record(*this, normalized, output);
   return output;

@@ -20,7 +20,8 @@ int64_t parameter_groups(const torch::nn::Module& model,
   std::unordered_map<const c10::TensorImpl*, size_t> index;
   for (const auto& item : model.named_parameters(/*recurse=*/true)) {
     if (!item.value().defined()) continue;
-    if (index.emplace(item.value().unsafeGetTensorImpl(), params.size()).second) {
+    if (index.emplace(item.value().unsafeGetTensorImpl(), params.size())
+            .second) {
       params.push_back(item.value());
       names.push_back(item.key());
     }
@@ -108,7 +109,8 @@ ClipResult microbatch_clip_and_accumulate(
     factors[i] = f[0];
     for (size_t j = 0; j < params.size(); ++j) {
       if (!grads[j].defined()) continue;
-      const double c = flat ? f[0].item<double>() : f[0][groups[j]].item<double>();
+      const double c =
+          flat ? f[0].item<double>() : f[0][groups[j]].item<double>();
       sums[j].add_(grads[j], c);
     }
   }

@@ -26,10 +26,10 @@ torch::Tensor squared_norm_per_example(const torch::Tensor& per_example) {
 }
 }  // namespace detail
 
-void MaterialisingRule::squared_norms(const LayerCall& call, int64_t group_size,
-                                      const std::vector<bool>& needed,
-                                      std::vector<torch::Tensor>& norms,
-                                      std::vector<torch::Tensor>& per_example) const {
+void MaterialisingRule::squared_norms(
+    const LayerCall& call, int64_t group_size, const std::vector<bool>& needed,
+    std::vector<torch::Tensor>& norms,
+    std::vector<torch::Tensor>& per_example) const {
   for (size_t j = 0; j < needed.size(); ++j) {
     if (!needed[j]) continue;
     per_example[j] = per_example_grads(call, j, group_size);
@@ -43,9 +43,9 @@ torch::Tensor MaterialisingRule::per_example_grads(const LayerCall& call,
   return detail::group_sum(per_row_grads(call, slot), group_size);
 }
 
-void MaterialisingRule::weighted_sums(const LayerCall& call,
-                                      const std::vector<torch::Tensor>& row_weights,
-                                      std::vector<torch::Tensor>& sums) const {
+void MaterialisingRule::weighted_sums(
+    const LayerCall& call, const std::vector<torch::Tensor>& row_weights,
+    std::vector<torch::Tensor>& sums) const {
   for (size_t j = 0; j < row_weights.size(); ++j) {
     if (!row_weights[j].defined()) continue;
     auto rows = per_row_grads(call, j);

@@ -27,8 +27,8 @@ class SoftplusScaleRule final : public MaterialisingRule {
     out.insert(out.end(), shape.begin(), shape.end());
     // torch's softplus is linear above its threshold (20): derivative 1.
     const auto p = l.param.detach().to(prod.scalar_type());
-    const auto slope = torch::where(p > 20.0, torch::ones_like(p),
-                                    torch::sigmoid(p));
+    const auto slope =
+        torch::where(p > 20.0, torch::ones_like(p), torch::sigmoid(p));
     return prod.sum_to_size(target).reshape(out) * slope;
   }
 };

@@ -44,20 +44,22 @@ torch::Tensor GriffinImpl::run(const torch::Tensor& tokens,
     const int64_t lo = tokens.min().item<int64_t>();
     const int64_t hi = tokens.max().item<int64_t>();
     if (lo < 0 || hi >= config_.vocab_size) {
-      throw std::invalid_argument(
-          "Griffin: tokens must lie in [0, " +
-          std::to_string(config_.vocab_size) + "), got values in [" +
-          std::to_string(lo) + ", " + std::to_string(hi) + "]");
+      throw std::invalid_argument("Griffin: tokens must lie in [0, " +
+                                  std::to_string(config_.vocab_size) +
+                                  "), got values in [" + std::to_string(lo) +
+                                  ", " + std::to_string(hi) + "]");
     }
   }
   torch::Tensor pos = segment_pos;
   if (!pos.defined()) {
-    pos = torch::arange(steps, tokens.options()).unsqueeze(0).expand(
-        {batch, steps});
+    pos = torch::arange(steps, tokens.options())
+              .unsqueeze(0)
+              .expand({batch, steps});
   } else if (pos.sizes() != tokens.sizes()) {
-    throw std::invalid_argument("Griffin: segment_pos must have the shape of "
-                                "tokens " + c10::str(tokens.sizes()) +
-                                ", got " + c10::str(pos.sizes()));
+    throw std::invalid_argument(
+        "Griffin: segment_pos must have the shape of "
+        "tokens " +
+        c10::str(tokens.sizes()) + ", got " + c10::str(pos.sizes()));
   }
   auto x = embedder(tokens);
   if (config_.scale_embeddings) {
@@ -90,8 +92,8 @@ torch::Tensor GriffinImpl::sequence_losses(const torch::Tensor& sequences,
   const int64_t batch = sequences.size(0), steps = sequences.size(1) - 1;
   const auto inputs = sequences.narrow(1, 0, steps);
   const auto targets = sequences.narrow(1, 1, steps);
-  const auto pos = segment_pos.defined() ? segment_pos.narrow(1, 0, steps)
-                                         : torch::Tensor();
+  const auto pos =
+      segment_pos.defined() ? segment_pos.narrow(1, 0, steps) : torch::Tensor();
   const auto logits = forward(inputs, pos);
   const auto nll = torch::nn::functional::cross_entropy(
       logits.reshape({batch * steps, -1}), targets.reshape({-1}),
@@ -101,8 +103,10 @@ torch::Tensor GriffinImpl::sequence_losses(const torch::Tensor& sequences,
 
 GriffinState GriffinImpl::initial_state(int64_t batch) const {
   if (batch < 1) {
-    throw std::invalid_argument("Griffin::initial_state: batch must be >= 1, "
-                                "got " + std::to_string(batch));
+    throw std::invalid_argument(
+        "Griffin::initial_state: batch must be >= 1, "
+        "got " +
+        std::to_string(batch));
   }
   const auto opts = embedder->weight.options().requires_grad(false);
   const auto state_opts = opts.dtype(
@@ -115,8 +119,8 @@ GriffinState GriffinImpl::initial_state(int64_t batch) const {
       c.rnn = torch::zeros({batch, l}, state_opts);
       c.conv = torch::zeros({batch, config_.conv_width - 1, l}, opts);
     } else {
-      c.keys = torch::zeros({batch, config_.attention_window, config_.head_dim()},
-                            opts);
+      c.keys = torch::zeros(
+          {batch, config_.attention_window, config_.head_dim()}, opts);
       c.values = torch::zeros_like(c.keys);
     }
     state.blocks.push_back(std::move(c));
@@ -129,9 +133,9 @@ torch::Tensor GriffinImpl::step(const torch::Tensor& tokens,
   if (!tokens.defined() || tokens.dim() != 1 ||
       static_cast<int64_t>(state.blocks.size()) != config_.num_blocks() ||
       (config_.num_blocks() > 0 &&
-       (state.blocks[0].rnn.defined() ? state.blocks[0].rnn.size(0)
-                                      : state.blocks[0].keys.size(0)) !=
-           tokens.size(0))) {
+       (state.blocks[0].rnn.defined()
+            ? state.blocks[0].rnn.size(0)
+            : state.blocks[0].keys.size(0)) != tokens.size(0))) {
     throw std::invalid_argument(
         "Griffin::step: tokens must be [B] for a state from "
         "initial_state(B), got " +
@@ -171,14 +175,18 @@ std::string GriffinImpl::generate(const std::string& prompt, int64_t num_bytes,
   auto gen = at::make_generator<at::CPUGeneratorImpl>(options.seed);
   GriffinState state = initial_state(1);
   torch::Tensor logits;
-  const auto long_opts = torch::TensorOptions().dtype(torch::kLong).device(device);
+  const auto long_opts =
+      torch::TensorOptions().dtype(torch::kLong).device(device);
   for (unsigned char c : prompt) {
     logits = step(torch::full({1}, static_cast<int64_t>(c), long_opts), state);
   }
   std::string out;
   for (int64_t i = 0; i < num_bytes; ++i) {
     // Bytes only: tokens ≥ 256 of a larger vocabulary are never sampled.
-    auto row = logits.select(0, 0).narrow(0, 0, 256).to(torch::kCPU).to(torch::kDouble);
+    auto row = logits.select(0, 0)
+                   .narrow(0, 0, 256)
+                   .to(torch::kCPU)
+                   .to(torch::kDouble);
     int64_t next = 0;
     if (options.temperature == 0) {
       next = row.argmax().item<int64_t>();

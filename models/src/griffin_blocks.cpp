@@ -52,8 +52,8 @@ torch::Tensor block_diagonal(torch::nn::ModuleList& blocks,
   std::vector<torch::Tensor> outs;
   outs.reserve(static_cast<size_t>(n));
   for (int64_t h = 0; h < n; ++h) {
-    outs.push_back(blocks[h]->as<dp::LinearImpl>()->forward(
-        x.narrow(-1, h * bw, bw)));
+    outs.push_back(
+        blocks[h]->as<dp::LinearImpl>()->forward(x.narrow(-1, h * bw, bw)));
   }
   return torch::cat(outs, -1);
 }
@@ -69,8 +69,8 @@ torch::Tensor linear_scan(const torch::Tensor& log_a, const torch::Tensor& x,
   const auto dtype = state_dtype(x.scalar_type());
   const auto xs = x.to(dtype);
   const auto la = log_a.to(dtype).masked_fill(reset.unsqueeze(-1), 0.0);
-  torch::Tensor h = h0.defined() ? h0.to(dtype)
-                                 : torch::zeros({batch, dim}, xs.options());
+  torch::Tensor h =
+      h0.defined() ? h0.to(dtype) : torch::zeros({batch, dim}, xs.options());
   if (steps == 0) return xs;
   std::vector<torch::Tensor> outs;
   if (chunk <= 1) {
@@ -93,8 +93,9 @@ torch::Tensor linear_scan(const torch::Tensor& log_a, const torch::Tensor& x,
         torch::ones({c, c}, seg.options().dtype(torch::kBool)).tril();
     const auto valid =
         causal.unsqueeze(0) & (seg.unsqueeze(2) == seg.unsqueeze(1));
-    const auto weights = torch::exp(diff.masked_fill(
-        valid.logical_not().unsqueeze(-1), -std::numeric_limits<double>::infinity()));
+    const auto weights =
+        torch::exp(diff.masked_fill(valid.logical_not().unsqueeze(-1),
+                                    -std::numeric_limits<double>::infinity()));
     auto y = torch::einsum("btsd,bsd->btd", {weights, x_c});
     // The carried state decays through the chunk until the first reset.
     const auto carry = torch::exp(cum) * (seg == 0).unsqueeze(-1).to(dtype);
@@ -131,8 +132,8 @@ torch::Tensor apply_rope(const torch::Tensor& x, const torch::Tensor& pos) {
 RgLruImpl::RgLruImpl(int64_t width_, int64_t num_blocks_)
     : width(width_), num_blocks(num_blocks_) {
   const int64_t bw = width / num_blocks;
-  a_param = register_module(
-      "a_param", dp::SoftplusScale(dp::ElementwiseOptions({width})));
+  a_param = register_module("a_param",
+                            dp::SoftplusScale(dp::ElementwiseOptions({width})));
   input_gate = register_module("input_gate", torch::nn::ModuleList());
   a_gate = register_module("a_gate", torch::nn::ModuleList());
   for (int64_t h = 0; h < num_blocks; ++h) {
@@ -186,17 +187,17 @@ RecurrentBlockImpl::RecurrentBlockImpl(const GriffinConfig& config)
   linear_x = register_module("linear_x", dp::Linear(w, l));
   linear_out = register_module("linear_out", dp::Linear(l, w));
   conv_1d = register_module(
-      "conv_1d", dp::Conv1d(dp::Conv1dOptions(l, l, conv_width)
-                                .groups(l)
-                                .padding(dp::kCausal)));
+      "conv_1d",
+      dp::Conv1d(
+          dp::Conv1dOptions(l, l, conv_width).groups(l).padding(dp::kCausal)));
   rg_lru = register_module("rg_lru", RgLru(l, config.num_heads));
   const double final_scale = 2.0 / static_cast<double>(config.num_blocks());
   normal_init(linear_y->weight, 1.0 / static_cast<double>(w));
   normal_init(linear_x->weight, 1.0 / static_cast<double>(w));
   normal_init(linear_out->weight, final_scale / static_cast<double>(l));
   normal_init(conv_1d->weight, 0.01 / static_cast<double>(conv_width));
-  for (const auto& b : {linear_y->bias, linear_x->bias, linear_out->bias,
-                        conv_1d->bias}) {
+  for (const auto& b :
+       {linear_y->bias, linear_x->bias, linear_out->bias, conv_1d->bias}) {
     zero_init(b);
   }
 }
@@ -214,13 +215,14 @@ torch::Tensor RecurrentBlockImpl::forward(const torch::Tensor& x,
                  w.unsqueeze(0))
                     .sum(1, /*keepdim=*/true);
     if (conv_1d->bias.defined()) conv = conv + conv_1d->bias;
-    cache->conv = window.narrow(1, window.size(1) - (conv_width - 1),
-                                conv_width - 1);
+    cache->conv =
+        window.narrow(1, window.size(1) - (conv_width - 1), conv_width - 1);
     u = conv;
   } else {
     const int64_t batch = u.size(0), steps = u.size(1), l = u.size(2);
     const bool later_starts =
-        steps > 1 && segment_pos.narrow(1, 1, steps - 1).eq(0).any().item<bool>();
+        steps > 1 &&
+        segment_pos.narrow(1, 1, steps - 1).eq(0).any().item<bool>();
     if (!later_starts) {
       u = conv_1d(u.transpose(1, 2)).transpose(1, 2);
     } else {
@@ -250,9 +252,12 @@ LocalAttentionBlockImpl::LocalAttentionBlockImpl(const GriffinConfig& config)
       head_dim(config.head_dim()),
       window(config.attention_window) {
   const int64_t w = config.width;
-  proj_q = register_module("proj_q", dp::Linear(dp::LinearOptions(w, w).bias(false)));
-  proj_k = register_module("proj_k", dp::Linear(dp::LinearOptions(w, head_dim).bias(false)));
-  proj_v = register_module("proj_v", dp::Linear(dp::LinearOptions(w, head_dim).bias(false)));
+  proj_q = register_module("proj_q",
+                           dp::Linear(dp::LinearOptions(w, w).bias(false)));
+  proj_k = register_module(
+      "proj_k", dp::Linear(dp::LinearOptions(w, head_dim).bias(false)));
+  proj_v = register_module(
+      "proj_v", dp::Linear(dp::LinearOptions(w, head_dim).bias(false)));
   proj_final = register_module("proj_final", dp::Linear(w, w));
   const double final_scale = 2.0 / static_cast<double>(config.num_blocks());
   for (auto* l : {&proj_q, &proj_k, &proj_v}) {

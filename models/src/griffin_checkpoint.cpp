@@ -43,7 +43,8 @@ void add_linear(std::vector<Entry>& out, const std::string& prefix,
 void add_block_diagonal(std::vector<Entry>& out, const std::string& prefix,
                         torch::nn::ModuleList list) {
   std::vector<dp::LinearImpl*> layers;
-  for (const auto& module : *list) layers.push_back(module->as<dp::LinearImpl>());
+  for (const auto& module : *list)
+    layers.push_back(module->as<dp::LinearImpl>());
   auto linear = [layers](size_t h) { return layers[h]; };
   const size_t n = layers.size();
   out.push_back({prefix + ".w",
@@ -70,7 +71,8 @@ void add_block_diagonal(std::vector<Entry>& out, const std::string& prefix,
                  },
                  [=](const torch::Tensor& t) {
                    for (size_t h = 0; h < n; ++h) {
-                     assign(linear(h)->bias, t.select(0, static_cast<int64_t>(h)));
+                     assign(linear(h)->bias,
+                            t.select(0, static_cast<int64_t>(h)));
                    }
                  }});
 }
@@ -81,8 +83,10 @@ std::vector<Entry> entries(GriffinImpl& m) {
   for (size_t i = 0; i < m.blocks->size(); ++i) {
     auto* b = m.blocks[i]->as<ResidualBlockImpl>();
     const std::string p = "blocks." + std::to_string(i) + ".";
-    out.push_back(plain(p + "temporal_pre_norm.scale", b->temporal_pre_norm->scale));
-    out.push_back(plain(p + "channel_pre_norm.scale", b->channel_pre_norm->scale));
+    out.push_back(
+        plain(p + "temporal_pre_norm.scale", b->temporal_pre_norm->scale));
+    out.push_back(
+        plain(p + "channel_pre_norm.scale", b->channel_pre_norm->scale));
     if (b->type == TemporalBlockType::kRecurrent) {
       auto r = b->recurrent_block;
       const std::string q = p + "recurrent_block.";
@@ -92,11 +96,12 @@ std::vector<Entry> entries(GriffinImpl& m) {
       // Reference Conv1D: w [K, L], w[K−1] weighs the current input; ours
       // is [L, 1, K] with the causal padding on the left: the same order.
       auto conv = r->conv_1d;
-      out.push_back({q + "conv_1d.w",
-                     [conv] { return conv->weight.detach().squeeze(1).t().contiguous(); },
-                     [conv](const torch::Tensor& t) {
-                       assign(conv->weight, t.t().unsqueeze(1));
-                     }});
+      out.push_back(
+          {q + "conv_1d.w",
+           [conv] { return conv->weight.detach().squeeze(1).t().contiguous(); },
+           [conv](const torch::Tensor& t) {
+             assign(conv->weight, t.t().unsqueeze(1));
+           }});
       out.push_back(plain(q + "conv_1d.b", conv->bias));
       out.push_back(plain(q + "rg_lru.a_param", r->rg_lru->a_param->param));
       add_block_diagonal(out, q + "rg_lru.input_gate", r->rg_lru->input_gate);
@@ -185,17 +190,18 @@ void load_published_parameters(
 }
 
 void save_griffin_hdf5(const GriffinImpl& model, const std::string& path) {
-  H5Handle file{H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT),
-                H5Fclose};
+  H5Handle file{
+      H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT),
+      H5Fclose};
   if (file.id < 0) {
     throw std::runtime_error("cannot create HDF5 file '" + path + "'");
   }
   for (const auto& [name, tensor] : published_parameters(model)) {
     const auto t = tensor.to(torch::kFloat).contiguous();
     std::vector<hsize_t> dims(t.sizes().begin(), t.sizes().end());
-    H5Handle space{H5Screate_simple(static_cast<int>(dims.size()), dims.data(),
-                                    nullptr),
-                   H5Sclose};
+    H5Handle space{
+        H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
+        H5Sclose};
     H5Handle set{H5Dcreate2(file.id, name.c_str(), H5T_IEEE_F32LE, space.id,
                             H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
                  H5Dclose};

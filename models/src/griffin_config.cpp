@@ -107,13 +107,14 @@ GriffinConfig griffin_config(const std::string& name) {
 int64_t count_parameters(const GriffinConfig& c, bool include_embeddings) {
   c.validate();
   const int64_t w = c.width, l = c.effective_lru_width(),
-                e = c.effective_mlp_width(), h = c.num_heads,
-                k = c.conv_width, hd = c.head_dim();
+                e = c.effective_mlp_width(), h = c.num_heads, k = c.conv_width,
+                hd = c.head_dim();
   const int64_t norms = 2 * w;
   const int64_t mlp = 2 * (w * e + e) + (e * w + w);
   const int64_t bw = l / h;
   const int64_t rg_lru = l + 2 * (h * bw * bw + l);
-  const int64_t recurrent = 2 * (w * l + l) + (l * w + w) + (k * l + l) + rg_lru;
+  const int64_t recurrent =
+      2 * (w * l + l) + (l * w + w) + (k * l + l) + rg_lru;
   const int64_t attention = w * w + 2 * w * hd + (w * w + w);
   int64_t total = w;  // final norm
   for (auto t : c.block_types) {

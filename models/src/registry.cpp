@@ -250,9 +250,11 @@ Resolved resolve(const std::string& raw_name, const ModelOptions& o) {
 std::shared_ptr<ImageClassifier> make_model(const std::string& name,
                                             const ModelOptions& options) {
   const auto sequence = list_sequence_models();
-  if (std::find(sequence.begin(), sequence.end(), lower(name)) != sequence.end()) {
-    throw std::invalid_argument("model '" + name +
-                                "' is a language model (--task lm), not an image classifier");
+  if (std::find(sequence.begin(), sequence.end(), lower(name)) !=
+      sequence.end()) {
+    throw std::invalid_argument(
+        "model '" + name +
+        "' is a language model (--task lm), not an image classifier");
   }
   return resolve(name, options).build();
 }
@@ -265,24 +267,27 @@ ModelInfo sequence_info(const GriffinConfig& c) {
   info.name = c.name;
   info.kind = "sequence";
   int64_t attention = 0;
-  for (const auto t : c.block_types) attention += t == TemporalBlockType::kAttention;
+  for (const auto t : c.block_types)
+    attention += t == TemporalBlockType::kAttention;
   info.family = c.name.rfind("recurrentgemma", 0) == 0 ? "recurrentgemma"
-                : attention > 0                          ? "griffin"
-                                                         : "hawk";
-  info.description = info.family == "hawk"
-                         ? "Hawk language model (RG-LRU recurrent blocks only)"
-                         : "Griffin language model (RG-LRU blocks and local multi-query "
-                           "attention every third block)";
+                : attention > 0                        ? "griffin"
+                                                       : "hawk";
+  info.description =
+      info.family == "hawk"
+          ? "Hawk language model (RG-LRU recurrent blocks only)"
+          : "Griffin language model (RG-LRU blocks and local multi-query "
+            "attention every third block)";
   info.vocab_size = c.vocab_size;
   info.parameters = count_parameters(c);
   info.summary = {
-      "vocabulary " + std::to_string(c.vocab_size) + ", width " + std::to_string(c.width) +
-          ", " + std::to_string(c.num_blocks()) + " residual blocks (" +
-          std::to_string(c.num_blocks() - attention) + " recurrent, " +
-          std::to_string(attention) + " local attention)",
-      "RG-LRU width " + std::to_string(c.effective_lru_width()) + ", MLP width " +
-          std::to_string(c.effective_mlp_width()) + ", " + std::to_string(c.num_heads) +
-          " heads, attention window " + std::to_string(c.attention_window),
+      "vocabulary " + std::to_string(c.vocab_size) + ", width " +
+          std::to_string(c.width) + ", " + std::to_string(c.num_blocks()) +
+          " residual blocks (" + std::to_string(c.num_blocks() - attention) +
+          " recurrent, " + std::to_string(attention) + " local attention)",
+      "RG-LRU width " + std::to_string(c.effective_lru_width()) +
+          ", MLP width " + std::to_string(c.effective_mlp_width()) + ", " +
+          std::to_string(c.num_heads) + " heads, attention window " +
+          std::to_string(c.attention_window),
       "parameters without the tied embedding: " +
           std::to_string(count_parameters(c, /*include_embeddings=*/false))};
   return info;
@@ -298,7 +303,9 @@ ModelInfo model_info(const std::string& name, const ModelOptions& options) {
   return resolve(name, options).info;
 }
 
-std::vector<std::string> list_sequence_models() { return griffin_config_names(); }
+std::vector<std::string> list_sequence_models() {
+  return griffin_config_names();
+}
 
 std::vector<std::string> list_all_models() {
   auto names = list_models();

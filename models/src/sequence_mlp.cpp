@@ -20,8 +20,8 @@ SequenceMlpImpl::SequenceMlpImpl(SequenceMlpOptions options_)
   check("width", options.width());
   check("num_layers", options.num_layers());
   const int64_t d = options.width();
-  embedding = register_module(
-      "embedding", dp::Embedding(options.vocab_size(), d));
+  embedding =
+      register_module("embedding", dp::Embedding(options.vocab_size(), d));
   auto blocks = register_module("blocks", torch::nn::ModuleList());
   for (int64_t i = 0; i < options.num_layers(); ++i) {
     auto block = std::make_shared<torch::nn::Module>("SequenceMlpBlock");

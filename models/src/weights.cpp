@@ -200,14 +200,16 @@ void write_atomically(const std::string& path, Write&& write) {
   const std::filesystem::path target(path);
   std::filesystem::path tmp = target;
   tmp.replace_filename("." + target.stem().string() + ".tmp-" +
-                       std::to_string(::getpid()) + target.extension().string());
+                       std::to_string(::getpid()) +
+                       target.extension().string());
   try {
     write(tmp.string());
     std::filesystem::rename(tmp, target);
   } catch (const std::filesystem::filesystem_error& e) {
     std::error_code ignored;
     std::filesystem::remove(tmp, ignored);
-    throw std::invalid_argument("cannot write weights file '" + path + "': " + e.what());
+    throw std::invalid_argument("cannot write weights file '" + path +
+                                "': " + e.what());
   } catch (const std::invalid_argument& e) {
     // The writer names the temporary file: name the one the caller asked for.
     std::error_code ignored;
@@ -282,7 +284,8 @@ void write_torch(const torch::nn::Module& module, const std::string& path) {
 
 void save_weights_hdf5(const torch::nn::Module& module,
                        const std::string& path) {
-  write_atomically(path, [&](const std::string& tmp) { write_hdf5(module, tmp); });
+  write_atomically(path,
+                   [&](const std::string& tmp) { write_hdf5(module, tmp); });
 }
 
 LoadReport load_weights_hdf5(torch::nn::Module& module, const std::string& path,
@@ -342,7 +345,8 @@ LoadReport load_weights_hdf5(torch::nn::Module& module, const std::string& path,
 
 void save_weights_torch(const torch::nn::Module& module,
                         const std::string& path) {
-  write_atomically(path, [&](const std::string& tmp) { write_torch(module, tmp); });
+  write_atomically(path,
+                   [&](const std::string& tmp) { write_torch(module, tmp); });
 }
 
 namespace {

@@ -6,8 +6,8 @@
 #include <stdexcept>
 #include <string>
 
-#include "reference_table.h"
 #include "error_helpers.h"
+#include "reference_table.h"
 
 namespace dptrain::accountant {
 namespace {
@@ -18,8 +18,9 @@ using testing::num;
 using testing::read_table;
 using testing::Row;
 
-NoiseCalibrationOptions noise_options(double target, double q, std::int64_t steps,
-                                      AccountantKind kind = AccountantKind::kRdp) {
+NoiseCalibrationOptions noise_options(
+    double target, double q, std::int64_t steps,
+    AccountantKind kind = AccountantKind::kRdp) {
   NoiseCalibrationOptions o;
   o.target_epsilon = target;
   o.delta = 1e-5;
@@ -30,7 +31,8 @@ NoiseCalibrationOptions noise_options(double target, double q, std::int64_t step
 }
 
 double eps_at(const NoiseCalibrationOptions& o, double sigma) {
-  return guaranteed_epsilon(o.accountant, {{o.sample_rate, sigma, o.steps}}, o.delta);
+  return guaranteed_epsilon(o.accountant, {{o.sample_rate, sigma, o.steps}},
+                            o.delta);
 }
 
 TEST(Calibration, RdpSigmaBracketsTheTarget) {
@@ -39,7 +41,8 @@ TEST(Calibration, RdpSigmaBracketsTheTarget) {
     const NoiseCalibration c = calibrate_noise_multiplier(o);
     EXPECT_LE(c.epsilon, target);
     EXPECT_EQ(c.epsilon, eps_at(o, c.noise_multiplier));
-    EXPECT_GT(eps_at(o, 0.99 * c.noise_multiplier), target) << "target=" << target;
+    EXPECT_GT(eps_at(o, 0.99 * c.noise_multiplier), target)
+        << "target=" << target;
   }
 }
 
@@ -59,15 +62,19 @@ TEST(Calibration, RdpAgreesWithReferenceCalibration) {
   // is a superset, so it is at most 1e-4 above and at most 0.1% below.
   int checked = 0;
   for (const Row& r : read_table("noise_calibration.csv")) {
-    if (r.at("impl") != "dp_accounting.calibrate_dp_mechanism" || r.at("accountant") != "rdp") {
+    if (r.at("impl") != "dp_accounting.calibrate_dp_mechanism" ||
+        r.at("accountant") != "rdp") {
       continue;
     }
-    auto o = noise_options(num(r, "target_eps"), num(r, "q"), std::llround(num(r, "steps")));
+    auto o = noise_options(num(r, "target_eps"), num(r, "q"),
+                           std::llround(num(r, "steps")));
     o.delta = num(r, "delta");
     const double ref = num(r, "sigma");
     const NoiseCalibration c = calibrate_noise_multiplier(o);
-    EXPECT_GE(c.noise_multiplier, ref * (1.0 - 1e-3)) << "target=" << r.at("target_eps");
-    EXPECT_LE(c.noise_multiplier, ref * (1.0 + 3e-4)) << "target=" << r.at("target_eps");
+    EXPECT_GE(c.noise_multiplier, ref * (1.0 - 1e-3))
+        << "target=" << r.at("target_eps");
+    EXPECT_LE(c.noise_multiplier, ref * (1.0 + 3e-4))
+        << "target=" << r.at("target_eps");
     ++checked;
   }
   EXPECT_GT(checked, 0) << "no dp_accounting rdp rows in noise_calibration.csv";
@@ -88,8 +95,11 @@ TEST(Calibration, MaxStepsIsTheLastStepWithinBudget) {
   o.noise_multiplier = 1.0;
   const std::int64_t t = max_steps(o);
   ASSERT_GT(t, 0);
-  EXPECT_LE(guaranteed_epsilon(AccountantKind::kRdp, {{0.01, 1.0, t}}, 1e-5), 3.0);
-  EXPECT_GT(guaranteed_epsilon(AccountantKind::kRdp, {{0.01, 1.0, t + 1}}, 1e-5), 3.0);
+  EXPECT_LE(guaranteed_epsilon(AccountantKind::kRdp, {{0.01, 1.0, t}}, 1e-5),
+            3.0);
+  EXPECT_GT(
+      guaranteed_epsilon(AccountantKind::kRdp, {{0.01, 1.0, t + 1}}, 1e-5),
+      3.0);
   o.target_epsilon = 1e-3;
   EXPECT_EQ(max_steps(o), 0);
   o.target_epsilon = 1e6;
@@ -107,15 +117,19 @@ TEST(Calibration, PrvMaxStepsExceedsRdp) {
   o.accountant = AccountantKind::kPrv;
   const std::int64_t prv = max_steps(o);
   EXPECT_GT(prv, rdp);
-  EXPECT_LE(guaranteed_epsilon(AccountantKind::kPrv, {{0.05, 2.0, prv}}, 1e-5), 2.0);
-  EXPECT_GT(guaranteed_epsilon(AccountantKind::kPrv, {{0.05, 2.0, prv + 1}}, 1e-5), 2.0);
+  EXPECT_LE(guaranteed_epsilon(AccountantKind::kPrv, {{0.05, 2.0, prv}}, 1e-5),
+            2.0);
+  EXPECT_GT(
+      guaranteed_epsilon(AccountantKind::kPrv, {{0.05, 2.0, prv + 1}}, 1e-5),
+      2.0);
 }
 
 TEST(Calibration, ParsesAccountantNames) {
   EXPECT_EQ(parse_accountant_kind("rdp"), AccountantKind::kRdp);
   EXPECT_EQ(parse_accountant_kind("prv"), AccountantKind::kPrv);
   EXPECT_EQ(to_string(AccountantKind::kPrv), "prv");
-  expect_error([] { parse_accountant_kind("gdp"); }, "accountant must be \"rdp\" or \"prv\", got \"gdp\"");
+  expect_error([] { parse_accountant_kind("gdp"); },
+               "accountant must be \"rdp\" or \"prv\", got \"gdp\"");
 }
 
 TEST(Calibration, RejectsBadInput) {
@@ -133,16 +147,19 @@ TEST(Calibration, RejectsBadInput) {
                "relative_tolerance must be in (0, 0.01], got 0.5");
   auto bad_delta = noise_options(1.0, 0.01, 10);
   bad_delta.delta = 0.0;
-  expect_error([&] { calibrate_noise_multiplier(bad_delta); }, "delta must be in (0, 1), got 0");
+  expect_error([&] { calibrate_noise_multiplier(bad_delta); },
+               "delta must be in (0, 1), got 0");
   auto spent = noise_options(1.0, 0.01, 10);
   spent.prior_events = {{1.0, 0.5, 100}};
-  expect_error([&] { calibrate_noise_multiplier(spent); }, "no noise_multiplier up to 1000000 reaches");
+  expect_error([&] { calibrate_noise_multiplier(spent); },
+               "no noise_multiplier up to 1000000 reaches");
   MaxStepsOptions m;
   m.target_epsilon = 1.0;
   m.delta = 1e-5;
   m.sample_rate = 0.01;
   m.noise_multiplier = -1.0;
-  expect_error([&] { max_steps(m); }, "noise_multiplier must be finite and > 0, got -1");
+  expect_error([&] { max_steps(m); },
+               "noise_multiplier must be finite and > 0, got -1");
   m.noise_multiplier = 1.0;
   m.max_steps = 0;
   expect_error([&] { max_steps(m); }, "max_steps must be >= 1, got 0");

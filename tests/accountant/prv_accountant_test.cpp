@@ -8,8 +8,8 @@
 #include <string>
 
 #include "dptrain/accountant/rdp_accountant.h"
-#include "reference_table.h"
 #include "error_helpers.h"
+#include "reference_table.h"
 
 namespace dptrain::accountant {
 namespace {
@@ -72,7 +72,8 @@ class PrvReference : public ::testing::TestWithParam<int> {};
 TEST_P(PrvReference, EstimateInBandAndBoundsContainReference) {
   std::vector<Row> rows;
   for (const Row& r : read_table("accountant.csv")) {
-    if (r.at("impl") == "prv_accountant.PRVAccountant" && num(r, "sigma") >= 0.4) {
+    if (r.at("impl") == "prv_accountant.PRVAccountant" &&
+        num(r, "sigma") >= 0.4) {
       rows.push_back(r);
     }
   }
@@ -87,7 +88,8 @@ INSTANTIATE_TEST_SUITE_P(Rows, PrvReference, ::testing::Range(0, 16));
 TEST(PrvAccountant, SlowMatchesReferenceAtLowNoise) {
   int checked = 0;
   for (const Row& r : read_table("accountant.csv")) {
-    if (r.at("impl") == "prv_accountant.PRVAccountant" && num(r, "sigma") < 0.4) {
+    if (r.at("impl") == "prv_accountant.PRVAccountant" &&
+        num(r, "sigma") < 0.4) {
       check_reference_row(r);
       ++checked;
     }
@@ -97,10 +99,15 @@ TEST(PrvAccountant, SlowMatchesReferenceAtLowNoise) {
 
 TEST(PrvAccountant, FullBatchMatchesAnalyticGaussian) {
   // q = 1: T steps at σ are one Gaussian mechanism with μ = √T/σ.
-  struct Case { double sigma; std::int64_t steps; double delta; };
-  for (const Case c : {Case{1.0, 1, 1e-6}, Case{5.0, 100, 1e-6}, Case{2.0, 10, 1e-5}}) {
-    const double exact =
-        analytic_gaussian_epsilon(std::sqrt(static_cast<double>(c.steps)) / c.sigma, c.delta);
+  struct Case {
+    double sigma;
+    std::int64_t steps;
+    double delta;
+  };
+  for (const Case c :
+       {Case{1.0, 1, 1e-6}, Case{5.0, 100, 1e-6}, Case{2.0, 10, 1e-5}}) {
+    const double exact = analytic_gaussian_epsilon(
+        std::sqrt(static_cast<double>(c.steps)) / c.sigma, c.delta);
     const PrvEpsilon got = prv_eps(1.0, c.sigma, c.steps, c.delta);
     EXPECT_NEAR(got.estimate, exact, 1e-3) << "sigma=" << c.sigma;
     EXPECT_LE(got.lower, exact);
@@ -132,9 +139,13 @@ TEST(PrvAccountant, ZeroStepsGiveZero) {
 }
 
 TEST(PrvAccountant, TighterThanRdp) {
-  struct Case { double q, sigma; std::int64_t steps; };
-  for (const Case c : {Case{0.004266666666666667, 1.1, 2343}, Case{0.08192, 3.0, 875},
-                       Case{0.01, 2.0, 1000}, Case{1.0, 2.0, 10}}) {
+  struct Case {
+    double q, sigma;
+    std::int64_t steps;
+  };
+  for (const Case c :
+       {Case{0.004266666666666667, 1.1, 2343}, Case{0.08192, 3.0, 875},
+        Case{0.01, 2.0, 1000}, Case{1.0, 2.0, 10}}) {
     RdpAccountant rdp;
     rdp.compose({c.q, c.sigma, c.steps});
     const double r = rdp.get_epsilon(1e-5).epsilon;
@@ -208,8 +219,9 @@ TEST(PrvAccountant, DeltaAndEpsilonAreInverse) {
 }
 
 TEST(PrvAccountant, ExtremeRegimesAreFiniteNeverNan) {
-  for (const PrvEpsilon e : {prv_eps(1e-6, 1.0, 1000, 1e-5), prv_eps(0.01, 50.0, 1000, 1e-5),
-                             prv_eps(0.5, 0.5, 3, 1e-5)}) {
+  for (const PrvEpsilon e :
+       {prv_eps(1e-6, 1.0, 1000, 1e-5), prv_eps(0.01, 50.0, 1000, 1e-5),
+        prv_eps(0.5, 0.5, 3, 1e-5)}) {
     EXPECT_TRUE(std::isfinite(e.estimate));
     EXPECT_TRUE(std::isfinite(e.upper));
     EXPECT_GE(e.estimate, 0.0);
@@ -217,25 +229,49 @@ TEST(PrvAccountant, ExtremeRegimesAreFiniteNeverNan) {
 }
 
 TEST(PrvAccountant, RejectsBadInput) {
-  expect_error([] { PrvAccountant(PrvOptions{0.0, 0.0}); }, "eps_error must be in (0, 1], got 0");
-  expect_error([] { PrvAccountant(PrvOptions{2.0, 0.0}); }, "eps_error must be in (0, 1], got 2");
-  expect_error([] { PrvAccountant(PrvOptions{std::nan(""), 0.0}); }, "eps_error must be in (0, 1], got nan");
-  expect_error([] { PrvAccountant(PrvOptions{0.01, -1.0}); }, "delta_error must be in [0, 1) (0 = default), got -1");
+  expect_error(
+      [] {
+        PrvAccountant(PrvOptions{0.0, 0.0});
+      },
+      "eps_error must be in (0, 1], got 0");
+  expect_error(
+      [] {
+        PrvAccountant(PrvOptions{2.0, 0.0});
+      },
+      "eps_error must be in (0, 1], got 2");
+  expect_error(
+      [] {
+        PrvAccountant(PrvOptions{std::nan(""), 0.0});
+      },
+      "eps_error must be in (0, 1], got nan");
+  expect_error(
+      [] {
+        PrvAccountant(PrvOptions{0.01, -1.0});
+      },
+      "delta_error must be in [0, 1) (0 = default), got -1");
   PrvAccountant acc;
   acc.compose({0.01, 1.0, 10});
   expect_error([&] { acc.get_epsilon(0.0); }, "delta must be in (0, 1), got 0");
   expect_error([&] { acc.get_epsilon(2.0); }, "delta must be in (0, 1), got 2");
-  expect_error([&] { acc.get_delta(-0.5); }, "epsilon must be finite and >= 0, got -0.5");
+  expect_error([&] { acc.get_delta(-0.5); },
+               "epsilon must be finite and >= 0, got -0.5");
   PrvAccountant coarse(PrvOptions{0.01, 1e-3});
   coarse.compose({0.01, 1.0, 10});
-  expect_error([&] { coarse.get_epsilon(1e-4); }, "delta_error must be < delta=0.0001, got 0.001");
+  expect_error([&] { coarse.get_epsilon(1e-4); },
+               "delta_error must be < delta=0.0001, got 0.001");
   PrvAccountant fine(PrvOptions{1e-5, 0.0});
   fine.compose({0.01, 1.0, 100000});
-  expect_error([&] { fine.get_epsilon(1e-5); }, "raise eps_error or use the RDP accountant");
+  expect_error([&] { fine.get_epsilon(1e-5); },
+               "raise eps_error or use the RDP accountant");
   PrvAccountant tiny_delta;
   tiny_delta.compose({0.01, 1.0, 10000});
-  expect_error([&] { tiny_delta.get_epsilon(1e-12); }, "is below the rounding error of a");
-  expect_error([&] { acc.compose({0.1, 0.0, 1}); }, "noise_multiplier must be finite and > 0, got 0");
+  expect_error([&] { tiny_delta.get_epsilon(1e-12); },
+               "is below the rounding error of a");
+  expect_error(
+      [&] {
+        acc.compose({0.1, 0.0, 1});
+      },
+      "noise_multiplier must be finite and > 0, got 0");
 }
 
 }  // namespace

@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "dptrain/accountant/rdp_math.h"
-#include "reference_table.h"
 #include "error_helpers.h"
+#include "reference_table.h"
 
 namespace dptrain::accountant {
 namespace {
@@ -43,11 +43,12 @@ TEST(RdpAccountant, OpacusGridMatchesOpacusReference) {
       << "no opacus.RDPAccountant rows in accountant.csv";
   for (const Row& r : rows) {
     const double expected = num(r, "eps");
-    const RdpEpsilon got = rdp_eps(num(r, "q"), num(r, "sigma"),
-                                   std::llround(num(r, "steps")), num(r, "delta"),
-                                   opacus_orders());
+    const RdpEpsilon got =
+        rdp_eps(num(r, "q"), num(r, "sigma"), std::llround(num(r, "steps")),
+                num(r, "delta"), opacus_orders());
     EXPECT_NEAR(got.epsilon, expected, 1e-6 * expected)
-        << "q=" << r.at("q") << " sigma=" << r.at("sigma") << " T=" << r.at("steps");
+        << "q=" << r.at("q") << " sigma=" << r.at("sigma")
+        << " T=" << r.at("steps");
     // Opacus's note names its optimal order, e.g. "opt_alpha=3.8;".
     const std::string& notes = r.at("notes");
     const auto at = notes.find("opt_alpha=");
@@ -68,12 +69,12 @@ TEST(RdpAccountant, DefaultGridNeverAboveEitherReference) {
     ASSERT_EQ(opacus[i].at("q"), dpa[i].at("q"));
     ASSERT_EQ(opacus[i].at("steps"), dpa[i].at("steps"));
     const double bound = std::min(num(opacus[i], "eps"), num(dpa[i], "eps"));
-    const double got = rdp_eps(num(opacus[i], "q"), num(opacus[i], "sigma"),
-                               std::llround(num(opacus[i], "steps")),
-                               num(opacus[i], "delta"))
-                           .epsilon;
-    EXPECT_LE(got, bound * 1.001) << "q=" << opacus[i].at("q")
-                                  << " sigma=" << opacus[i].at("sigma");
+    const double got =
+        rdp_eps(num(opacus[i], "q"), num(opacus[i], "sigma"),
+                std::llround(num(opacus[i], "steps")), num(opacus[i], "delta"))
+            .epsilon;
+    EXPECT_LE(got, bound * 1.001)
+        << "q=" << opacus[i].at("q") << " sigma=" << opacus[i].at("sigma");
     EXPECT_GT(got, 0.0);
   }
 }
@@ -166,11 +167,14 @@ TEST(RdpAccountant, EpsilonGrowsWithStepsAndRateFallsWithNoiseAndDelta) {
 }
 
 TEST(RdpAccountant, ExtremeRegimesAreFiniteNeverNan) {
-  struct Case { double q, sigma; std::int64_t steps; };
-  for (const Case c : {Case{0.1, 0.3, 100000}, Case{1.0, 0.3, 1000000},
-                       Case{0.01, 50.0, 1}, Case{1e-6, 1.0, 10000},
-                       Case{1e-6, 0.2, 1}, Case{0.999, 0.05, 10},
-                       Case{0.5, 1e4, 1}}) {
+  struct Case {
+    double q, sigma;
+    std::int64_t steps;
+  };
+  for (const Case c :
+       {Case{0.1, 0.3, 100000}, Case{1.0, 0.3, 1000000}, Case{0.01, 50.0, 1},
+        Case{1e-6, 1.0, 10000}, Case{1e-6, 0.2, 1}, Case{0.999, 0.05, 10},
+        Case{0.5, 1e4, 1}}) {
     const RdpEpsilon e = rdp_eps(c.q, c.sigma, c.steps, 1e-5);
     EXPECT_FALSE(std::isnan(e.epsilon)) << "q=" << c.q << " sigma=" << c.sigma;
     EXPECT_GE(e.epsilon, 0.0);
@@ -215,14 +219,31 @@ TEST(RdpAccountant, RejectsBadInput) {
   const double nan = std::numeric_limits<double>::quiet_NaN();
   expect_error([&] { acc.get_epsilon(0.0); }, "delta must be in (0, 1), got 0");
   expect_error([&] { acc.get_epsilon(1.0); }, "delta must be in (0, 1), got 1");
-  expect_error([&] { acc.get_epsilon(nan); }, "delta must be in (0, 1), got nan");
-  expect_error([&] { acc.get_delta(-1.0); }, "epsilon must be finite and >= 0, got -1");
-  expect_error([] { RdpAccountant(RdpOptions{{}}); }, "orders must not be empty");
-  expect_error([] { RdpAccountant(RdpOptions{{2.0, 1.0}}); }, "order must be finite and > 1, got 1");
-  expect_error([] { compute_rdp(0.1, 1.0, 0.5); }, "order must be finite and > 1, got 0.5");
-  expect_error([] { compute_rdp(0.0, 1.0, 2.0); }, "sample_rate must be in (0, 1], got 0");
-  expect_error([&] { acc.compose({0.1, -2.0, 1}); }, "noise_multiplier must be finite and > 0, got -2");
-  expect_error([&] { acc.set_history({{0.1, 1.0, -5}}); }, "steps must be >= 0, got -5");
+  expect_error([&] { acc.get_epsilon(nan); },
+               "delta must be in (0, 1), got nan");
+  expect_error([&] { acc.get_delta(-1.0); },
+               "epsilon must be finite and >= 0, got -1");
+  expect_error([] { RdpAccountant(RdpOptions{{}}); },
+               "orders must not be empty");
+  expect_error(
+      [] {
+        RdpAccountant(RdpOptions{{2.0, 1.0}});
+      },
+      "order must be finite and > 1, got 1");
+  expect_error([] { compute_rdp(0.1, 1.0, 0.5); },
+               "order must be finite and > 1, got 0.5");
+  expect_error([] { compute_rdp(0.0, 1.0, 2.0); },
+               "sample_rate must be in (0, 1], got 0");
+  expect_error(
+      [&] {
+        acc.compose({0.1, -2.0, 1});
+      },
+      "noise_multiplier must be finite and > 0, got -2");
+  expect_error(
+      [&] {
+        acc.set_history({{0.1, 1.0, -5}});
+      },
+      "steps must be >= 0, got -5");
 }
 
 TEST(RdpAccountant, RejectsOrderAboveLargestSupported) {

@@ -57,15 +57,18 @@ TEST(TextDataset, ErrorsNameValues) {
             "sequence_length must be >= 2, got 1");
   EXPECT_EQ(error_of([] { ds::TextDataset("abc", 4); }),
             "text of 3 bytes holds no complete sequence of sequence_length 4");
-  EXPECT_EQ(error_of([] { ds::TextDataset::from_file("/nonexistent/t.txt", 4); }),
-            "/nonexistent/t.txt: cannot open text file");
+  EXPECT_EQ(
+      error_of([] { ds::TextDataset::from_file("/nonexistent/t.txt", 4); }),
+      "/nonexistent/t.txt: cannot open text file");
   // A folder opens as a stream of 0 bytes; it once read as "text of 0 bytes".
   const std::string dir = testing::TempDir();
   EXPECT_EQ(
       error_of<ds::DatasetError>([&] { ds::TextDataset::from_file(dir, 4); }),
       dir + ": is a folder, expected a text file");
   ds::TextDataset data("abcdef", 2);
-  EXPECT_EQ(error_of([&] { data.batch({0, 3}); }),
+  EXPECT_EQ(error_of([&] {
+              data.batch({0, 3});
+            }),
             "sequence index must be in [0, 3), got 3");
   EXPECT_EQ(error_of([&] { data.slice(2, 2); }),
             "slice [2, 2) must be a non-empty part of [0, 3)");

@@ -49,14 +49,17 @@ TEST(Validation, ListsEveryOffendingModuleWithReason) {
   } catch (const dp::UnsupportedLayerError& e) {
     const std::string what = e.what();
     ASSERT_EQ(e.problems().size(), 2u) << what;
-    EXPECT_NE(what.find("cannot handle 2 module(s)"), std::string::npos) << what;
-    EXPECT_NE(what.find("features.0 (torch::nn::Conv2dImpl): trainable parameters "
-                        "[weight, bias] have no per-example gradient rule"),
-              std::string::npos)
+    EXPECT_NE(what.find("cannot handle 2 module(s)"), std::string::npos)
         << what;
-    EXPECT_NE(what.find("features.1 (torch::nn::BatchNorm2dImpl): BatchNorm mixes "
-                        "the examples of a batch"),
-              std::string::npos)
+    EXPECT_NE(
+        what.find("features.0 (torch::nn::Conv2dImpl): trainable parameters "
+                  "[weight, bias] have no per-example gradient rule"),
+        std::string::npos)
+        << what;
+    EXPECT_NE(
+        what.find("features.1 (torch::nn::BatchNorm2dImpl): BatchNorm mixes "
+                  "the examples of a batch"),
+        std::string::npos)
         << what;
     EXPECT_EQ(what.find("head"), std::string::npos) << what;
     EXPECT_EQ(what.find("frozen"), std::string::npos) << what;
@@ -94,18 +97,21 @@ TEST(GradientEngine, RejectsGroupSizeThatDoesNotDivideRows) {
   dp::GradientEngine engine(lin, dp::ClippingOptions(1.0));
   auto recording = engine.record();
   auto y = lin(torch::randn({3, 2})).sum(1);
-  EXPECT_EQ(message_of([&] { engine.clip_and_accumulate(y, 2); }),
-            "group_size must be >= 1 and divide the number of loss rows (3), got 2");
-  EXPECT_EQ(message_of([&] { engine.clip_and_accumulate(y, 0); }),
-            "group_size must be >= 1 and divide the number of loss rows (3), got 0");
+  EXPECT_EQ(
+      message_of([&] { engine.clip_and_accumulate(y, 2); }),
+      "group_size must be >= 1 and divide the number of loss rows (3), got 2");
+  EXPECT_EQ(
+      message_of([&] { engine.clip_and_accumulate(y, 0); }),
+      "group_size must be >= 1 and divide the number of loss rows (3), got 0");
 }
 
 TEST(GradientEngine, RejectsLossWithoutRecording) {
   auto lin = dp::Linear(2, 1);
   dp::GradientEngine engine(lin, dp::ClippingOptions(1.0));
   auto y = lin(torch::randn({3, 2})).sum(1);
-  EXPECT_NE(message_of([&] { engine.clip_and_accumulate(y); })
-                .find("no DP-layer calls were recorded for this loss"),
+  EXPECT_NE(message_of([&] {
+              engine.clip_and_accumulate(y);
+            }).find("no DP-layer calls were recorded for this loss"),
             std::string::npos);
 }
 
@@ -128,9 +134,10 @@ TEST(GradientEngine, RejectsParameterUnfrozenAfterConstruction) {
   seq[0]->parameters()[0].set_requires_grad(true);
   auto recording = engine.record();
   auto y = seq->forward(torch::randn({3, 2})).sum(1);
-  EXPECT_EQ(message_of([&] { engine.clip_and_accumulate(y); }),
-            "parameter '0.weight' became trainable after the GradientEngine was "
-            "built (or no rule covers it); build a new engine");
+  EXPECT_EQ(
+      message_of([&] { engine.clip_and_accumulate(y); }),
+      "parameter '0.weight' became trainable after the GradientEngine was "
+      "built (or no rule covers it); build a new engine");
 }
 
 TEST(GradientEngine, LayersOutsideRecordingRecordNothing) {
@@ -162,38 +169,51 @@ TEST(Oracle, RejectsNegativeExampleCount) {
 }
 
 TEST(Layers, RejectBadOptions) {
-  EXPECT_EQ(message_of([] {
-              dp::Embedding(dp::EmbeddingOptions(4, 2).scale_grad_by_freq(true));
-            }),
-            "Embedding: scale_grad_by_freq=true mixes the examples of a batch "
-            "and is not supported under DP");
+  EXPECT_EQ(
+      message_of([] {
+        dp::Embedding(dp::EmbeddingOptions(4, 2).scale_grad_by_freq(true));
+      }),
+      "Embedding: scale_grad_by_freq=true mixes the examples of a batch "
+      "and is not supported under DP");
   // max_norm would renormalise, without noise, the rows a batch looked up.
-  EXPECT_EQ(message_of([] { dp::Embedding(dp::EmbeddingOptions(4, 2).max_norm(1.0)); }),
-            "Embedding: max_norm is not supported under DP (it renormalises the "
-            "rows a private batch touched, without noise)");
-  EXPECT_EQ(message_of([] { dp::Embedding(dp::EmbeddingOptions(4, 2).sparse(true)); }),
+  EXPECT_EQ(
+      message_of(
+          [] { dp::Embedding(dp::EmbeddingOptions(4, 2).max_norm(1.0)); }),
+      "Embedding: max_norm is not supported under DP (it renormalises the "
+      "rows a private batch touched, without noise)");
+  EXPECT_EQ(message_of(
+                [] { dp::Embedding(dp::EmbeddingOptions(4, 2).sparse(true)); }),
             "Embedding: sparse=true is not supported (gradients are dense)");
-  EXPECT_EQ(message_of([] { dp::Embedding(dp::EmbeddingOptions(4, 2).padding_idx(4)); }),
+  EXPECT_EQ(message_of([] {
+              dp::Embedding(dp::EmbeddingOptions(4, 2).padding_idx(4));
+            }),
             "Embedding: padding_idx must be in [-4, 4), got 4");
-  EXPECT_EQ(message_of([] { dp::Conv2d(dp::Conv2dOptions(3, 4, 3).groups(2)); }),
-            "Conv2d: groups must be > 0 and divide in_channels (3) and "
-            "out_channels (4), got 2");
-  EXPECT_EQ(message_of([] { dp::Conv1d(dp::Conv1dOptions(2, 2, 3).stride(0)); }),
-            "Conv1d: stride must be > 0, got [0]");
+  EXPECT_EQ(
+      message_of([] { dp::Conv2d(dp::Conv2dOptions(3, 4, 3).groups(2)); }),
+      "Conv2d: groups must be > 0 and divide in_channels (3) and "
+      "out_channels (4), got 2");
+  EXPECT_EQ(
+      message_of([] { dp::Conv1d(dp::Conv1dOptions(2, 2, 3).stride(0)); }),
+      "Conv1d: stride must be > 0, got [0]");
   EXPECT_EQ(message_of([] { dp::Linear(0, 2); }),
             "Linear: in_features and out_features must be > 0, got 0 and 2");
-  EXPECT_EQ(message_of([] { dp::GroupNorm(3, 4); }),
-            "GroupNorm: num_groups must be > 0 and divide num_channels (4), got 3");
+  EXPECT_EQ(
+      message_of([] { dp::GroupNorm(3, 4); }),
+      "GroupNorm: num_groups must be > 0 and divide num_channels (4), got 3");
   EXPECT_EQ(message_of([] { dp::RMSNorm(dp::RMSNormOptions(4).eps(0.0)); }),
             "RMSNorm: eps must be > 0, got 0.000000");
-  EXPECT_EQ(message_of([] { dp::Linear(2, 3)->tie_weight(torch::zeros({2, 2})); }),
-            "Linear::tie_weight: shared weight must have shape [3, 2], got [2, 2]");
+  EXPECT_EQ(
+      message_of([] {
+        dp::Linear(2, 3)->tie_weight(torch::zeros({2, 2}));
+      }),
+      "Linear::tie_weight: shared weight must have shape [3, 2], got [2, 2]");
 }
 
 TEST(Layers, SameConvolutionKeepsLengthAndMatchesTorchForStride1) {
   torch::manual_seed(5);
   auto conv = dp::Conv2d(dp::Conv2dOptions(1, 1, 4).padding(torch::kSame));
-  auto ref = torch::nn::Conv2d(torch::nn::Conv2dOptions(1, 1, 4).padding(torch::kSame));
+  auto ref = torch::nn::Conv2d(
+      torch::nn::Conv2dOptions(1, 1, 4).padding(torch::kSame));
   {
     torch::NoGradGuard g;
     ref->weight.copy_(conv->weight);
@@ -201,7 +221,8 @@ TEST(Layers, SameConvolutionKeepsLengthAndMatchesTorchForStride1) {
   }
   auto x = torch::randn({2, 1, 7, 7});
   EXPECT_TRUE(torch::allclose(conv(x), ref(x), 1e-5, 1e-6));
-  auto strided = dp::Conv2d(dp::Conv2dOptions(1, 1, 3).stride(2).padding(torch::kSame));
+  auto strided =
+      dp::Conv2d(dp::Conv2dOptions(1, 1, 3).stride(2).padding(torch::kSame));
   EXPECT_EQ(strided(x).sizes(), (std::vector<int64_t>{2, 1, 4, 4}));
 }
 

@@ -15,8 +15,8 @@
 #include <string>
 #include <vector>
 
-#include "dptrain/dp/noise_generator.h"
 #include "archive_helpers.h"
+#include "dptrain/dp/noise_generator.h"
 #include "error_helpers.h"
 
 namespace dptrain::dp {

@@ -5,17 +5,17 @@
 
 #include <boost/math/distributions/chi_squared.hpp>
 #include <chrono>
-#include <cstdio>
 #include <cmath>
+#include <cstdio>
 #include <set>
 #include <sstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "archive_helpers.h"
 #include "dptrain/dp/batch_sampler.h"
 #include "dptrain/dp/shuffled_sampler.h"
-#include "archive_helpers.h"
 #include "error_helpers.h"
 
 namespace dptrain::dp {
@@ -155,9 +155,11 @@ TEST(PoissonSampler, SameSeedSameBatchesOtherSeedOthers) {
 }
 
 TEST(PoissonSampler, StateRoundTripResumesTheSameBatches) {
-  PoissonSampler original(500, 0.05, key_from_seed(9), SamplerKey::kReproducible);
+  PoissonSampler original(500, 0.05, key_from_seed(9),
+                          SamplerKey::kReproducible);
   for (int t = 0; t < 7; ++t) original.next_batch();
-  PoissonSampler resumed(500, 0.05, key_from_seed(1234), SamplerKey::kReproducible);
+  PoissonSampler resumed(500, 0.05, key_from_seed(1234),
+                         SamplerKey::kReproducible);
   round_trip([&](auto& out) { original.save(out); },
              [&](auto& in) { resumed.load(in); });
   EXPECT_EQ(resumed.step(), 7);
@@ -191,7 +193,8 @@ bool holds_key(const std::string& bytes, const ChaChaKey& key) {
     std::snprintf(buf, sizeof(buf), "%02x", c);
     hex_bytes << buf;
   }
-  for (const std::string& needle : {raw, half, hex_words.str(), hex_bytes.str()}) {
+  for (const std::string& needle :
+       {raw, half, hex_words.str(), hex_bytes.str()}) {
     if (bytes.find(needle) != std::string::npos) return true;
   }
   // Each word on its own, e.g. as separate int64 entries.
@@ -212,12 +215,14 @@ TEST(SamplerKey, SecretSamplersWriteNoKeyMaterial) {
     poisson.next_batch();
     shuffled.next_batch();
   }
-  for (const BatchSampler* s : std::vector<const BatchSampler*>{&poisson, &shuffled}) {
+  for (const BatchSampler* s :
+       std::vector<const BatchSampler*>{&poisson, &shuffled}) {
     EXPECT_EQ(s->key_policy(), SamplerKey::kSecret);
     EXPECT_FALSE(holds_key(archive_bytes(*s), key)) << s->name();
     round_trip([&](auto& out) { s->save(out); },
                [&](auto& in) {
-                 for (const auto& k : in.keys()) EXPECT_NE(k, "key") << s->name();
+                 for (const auto& k : in.keys())
+                   EXPECT_NE(k, "key") << s->name();
                });
   }
   // The scan itself finds a key where one is written.
@@ -233,13 +238,15 @@ TEST(SamplerKey, SecretSamplerResumesAtTheStepWithAFreshKey) {
              [&](auto& in) { resumed.load(in); });
   EXPECT_EQ(resumed.step(), 4);
   bool any_differs = false;
-  for (int t = 0; t < 5; ++t) any_differs |= resumed.next_batch() != original.next_batch();
+  for (int t = 0; t < 5; ++t)
+    any_differs |= resumed.next_batch() != original.next_batch();
   EXPECT_TRUE(any_differs);
 }
 
 TEST(SamplerKey, LoadRefusesTheOtherPolicy) {
   PoissonSampler secret(500, 0.05, key_from_seed(9));
-  PoissonSampler reproducible(500, 0.05, key_from_seed(9), SamplerKey::kReproducible);
+  PoissonSampler reproducible(500, 0.05, key_from_seed(9),
+                              SamplerKey::kReproducible);
   EXPECT_EQ(error_of([&] {
               round_trip([&](auto& out) { secret.save(out); },
                          [&](auto& in) { reproducible.load(in); });
@@ -354,9 +361,11 @@ TEST(ShuffledFixedSizeSampler, SaysTheAccountantDoesNotCoverIt) {
 }
 
 TEST(ShuffledFixedSizeSampler, StateRoundTripResumes) {
-  ShuffledFixedSizeSampler original(40, 6, key_from_seed(2), SamplerKey::kReproducible);
+  ShuffledFixedSizeSampler original(40, 6, key_from_seed(2),
+                                    SamplerKey::kReproducible);
   for (int t = 0; t < 9; ++t) original.next_batch();
-  ShuffledFixedSizeSampler resumed(40, 6, key_from_seed(3), SamplerKey::kReproducible);
+  ShuffledFixedSizeSampler resumed(40, 6, key_from_seed(3),
+                                   SamplerKey::kReproducible);
   round_trip([&](auto& out) { original.save(out); },
              [&](auto& in) { resumed.load(in); });
   for (int t = 0; t < 8; ++t)

@@ -84,7 +84,9 @@ void check(bool freeze_weight, bool freeze_gain, int64_t size,
   const auto got = result.diagnostics->norms.to(torch::kDouble);
   EXPECT_LT((got - want).abs().max().item<double>(),
             tolerance * want.abs().max().item<double>())
-      << label << "\n" << got << "\n" << want;
+      << label << "\n"
+      << got << "\n"
+      << want;
   // C is below some norms, so the sums test the clip factors too.
   EXPECT_GT(oracle.diagnostics->fraction_clipped, 0.0) << label;
   size_t j = 0;

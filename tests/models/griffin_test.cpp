@@ -38,7 +38,8 @@ void perturb(torch::nn::Module& model, double scale = 0.3) {
   for (auto& p : model.parameters()) p.add_(torch::randn_like(p) * scale);
 }
 
-m::Griffin tiny(const std::string& name, torch::ScalarType dtype = torch::kDouble) {
+m::Griffin tiny(const std::string& name,
+                torch::ScalarType dtype = torch::kDouble) {
   auto model = m::Griffin(m::griffin_config(name));
   model->to(dtype);
   return model;
@@ -69,8 +70,8 @@ TEST(GriffinConfig, MidSizeConfigsAreAbout25M) {
   // 2,361,856; recurrent 854,528; attention 590,336; final norm 512;
   // embedding 131,072.
   const int64_t block = 1024 + 2 * (512 * 1536 + 1536) + (1536 * 512 + 512);
-  const int64_t rec = 3 * (512 * 512 + 512) + (4 * 512 + 512) +
-                      (512 + 2 * (8 * 64 * 64 + 512));
+  const int64_t rec =
+      3 * (512 * 512 + 512) + (4 * 512 + 512) + (512 + 2 * (8 * 64 * 64 + 512));
   const int64_t att = 2 * 512 * 512 + 2 * 512 * 64 + 512;
   EXPECT_EQ(m::count_parameters(m::griffin_config("hawk-25m")),
             8 * (block + rec) + 512 + 256 * 512);
@@ -97,25 +98,32 @@ TEST(GriffinConfig, CountMatchesInstantiatedModels) {
 
 TEST(GriffinConfig, UnknownNameListsKnownNames) {
   const auto msg = error_of([] { m::griffin_config("griffin-huge"); });
-  EXPECT_NE(msg.find("unknown Griffin model 'griffin-huge'"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("unknown Griffin model 'griffin-huge'"), std::string::npos)
+      << msg;
   EXPECT_NE(msg.find("hawk-tiny"), std::string::npos) << msg;
 }
 
 TEST(GriffinConfig, ValidateNamesFieldAndValue) {
   auto c = m::griffin_config("griffin-tiny");
   c.num_heads = 3;
-  EXPECT_NE(error_of([&] { c.validate(); }).find("num_heads must be >= 1 and divide width (16), got 3"),
+  EXPECT_NE(error_of([&] {
+              c.validate();
+            }).find("num_heads must be >= 1 and divide width (16), got 3"),
             std::string::npos);
   c = m::griffin_config("griffin-tiny");
   c.num_heads = 8;  // head_dim 2: RoPE on a quarter needs head_dim % 4 == 0
-  EXPECT_NE(error_of([&] { c.validate(); }).find("head_dim"), std::string::npos);
-  c = m::griffin_config("hawk-tiny");
-  c.block_types.clear();
-  EXPECT_NE(error_of([&] { m::Griffin g(c); }).find("block_types must not be empty"),
+  EXPECT_NE(error_of([&] { c.validate(); }).find("head_dim"),
             std::string::npos);
   c = m::griffin_config("hawk-tiny");
+  c.block_types.clear();
+  EXPECT_NE(
+      error_of([&] { m::Griffin g(c); }).find("block_types must not be empty"),
+      std::string::npos);
+  c = m::griffin_config("hawk-tiny");
   c.scan_chunk = 0;
-  EXPECT_NE(error_of([&] { m::count_parameters(c); }).find("scan_chunk must be >= 1, got 0"),
+  EXPECT_NE(error_of([&] {
+              m::count_parameters(c);
+            }).find("scan_chunk must be >= 1, got 0"),
             std::string::npos);
 }
 
@@ -138,7 +146,8 @@ TEST(Griffin, LogitsShapeAndSoftCap) {
 TEST(Griffin, RgLruDecayInitialisedInRange) {
   torch::manual_seed(2);
   m::Griffin model(m::griffin_config("hawk-tiny"));
-  auto lru = model->blocks[0]->as<m::ResidualBlockImpl>()->recurrent_block->rg_lru;
+  auto lru =
+      model->blocks[0]->as<m::ResidualBlockImpl>()->recurrent_block->rg_lru;
   // a = exp(−softplus(Λ)) at c·r = 1.
   auto a = torch::exp(-torch::softplus(lru->a_param->param.to(torch::kDouble)));
   EXPECT_GE(a.min().item<double>(), 0.9 - 1e-6);
@@ -161,7 +170,9 @@ TEST(Griffin, LinearScanMatchesPlainRecurrence) {
     for (int64_t k = 0; k < d; ++k) {
       double h = h0[i][k].item<double>();
       for (int64_t s = 0; s < t; ++s) {
-        const double a = reset[i][s].item<bool>() ? 0.0 : std::exp(log_a[i][s][k].item<double>());
+        const double a = reset[i][s].item<bool>()
+                             ? 0.0
+                             : std::exp(log_a[i][s][k].item<double>());
         h = a * h + x[i][s][k].item<double>();
         expected[i][s][k] = h;
       }
@@ -169,7 +180,8 @@ TEST(Griffin, LinearScanMatchesPlainRecurrence) {
   }
   for (int64_t chunk : {1, 3, 4, 16}) {
     auto got = m::detail::linear_scan(log_a, x, reset, h0, chunk);
-    EXPECT_TRUE(torch::allclose(got, expected, 1e-12, 1e-12)) << "chunk " << chunk;
+    EXPECT_TRUE(torch::allclose(got, expected, 1e-12, 1e-12))
+        << "chunk " << chunk;
   }
 }
 
@@ -182,7 +194,8 @@ TEST(Griffin, IsCausal) {
   changed[0][6] = (tokens[0][6].item<int64_t>() + 1) % 256;
   torch::NoGradGuard g;
   auto a = model->forward(tokens), b = model->forward(changed);
-  EXPECT_TRUE(torch::allclose(a.narrow(1, 0, 6), b.narrow(1, 0, 6), 1e-13, 1e-13));
+  EXPECT_TRUE(
+      torch::allclose(a.narrow(1, 0, 6), b.narrow(1, 0, 6), 1e-13, 1e-13));
   EXPECT_FALSE(torch::allclose(a.narrow(1, 6, 4), b.narrow(1, 6, 4)));
 }
 
@@ -198,21 +211,26 @@ TEST(Griffin, DocumentBoundariesIsolateDocuments) {
     auto packed = model->forward(tokens, pos);
     auto first = model->forward(tokens.narrow(1, 0, 5));
     auto second = model->forward(tokens.narrow(1, 5, 6));
-    EXPECT_TRUE(torch::allclose(packed.narrow(1, 0, 5), first, 1e-10, 1e-10)) << name;
-    EXPECT_TRUE(torch::allclose(packed.narrow(1, 5, 6), second, 1e-10, 1e-10)) << name;
+    EXPECT_TRUE(torch::allclose(packed.narrow(1, 0, 5), first, 1e-10, 1e-10))
+        << name;
+    EXPECT_TRUE(torch::allclose(packed.narrow(1, 5, 6), second, 1e-10, 1e-10))
+        << name;
   }
 }
 
 TEST(Griffin, RejectsBadTokens) {
   auto model = tiny("hawk-tiny");
-  EXPECT_NE(error_of([&] { model->forward(torch::full({1, 3}, 256, torch::kLong)); })
-                .find("tokens must lie in [0, 256), got values in [256, 256]"),
+  EXPECT_NE(error_of([&] {
+              model->forward(torch::full({1, 3}, 256, torch::kLong));
+            }).find("tokens must lie in [0, 256), got values in [256, 256]"),
             std::string::npos);
-  EXPECT_NE(error_of([&] { model->forward(torch::zeros({3}, torch::kLong)); })
-                .find("tokens must be an int64 tensor [B, T]"),
+  EXPECT_NE(error_of([&] {
+              model->forward(torch::zeros({3}, torch::kLong));
+            }).find("tokens must be an int64 tensor [B, T]"),
             std::string::npos);
-  EXPECT_NE(error_of([&] { model->sequence_losses(torch::zeros({2, 1}, torch::kLong)); })
-                .find("L >= 2"),
+  EXPECT_NE(error_of([&] {
+              model->sequence_losses(torch::zeros({2, 1}, torch::kLong));
+            }).find("L >= 2"),
             std::string::npos);
 }
 
@@ -225,7 +243,8 @@ TEST(Griffin, SequenceLossesAreMeanNextByteCrossEntropy) {
   auto logp = torch::log_softmax(model->forward(seq.narrow(1, 0, 5)), -1);
   for (int64_t i = 0; i < 3; ++i) {
     double sum = 0;
-    for (int64_t t = 0; t < 5; ++t) sum -= logp[i][t][seq[i][t + 1].item<int64_t>()].item<double>();
+    for (int64_t t = 0; t < 5; ++t)
+      sum -= logp[i][t][seq[i][t + 1].item<int64_t>()].item<double>();
     EXPECT_NEAR(losses[i].item<double>(), sum / 5, 1e-12);
   }
 }
@@ -283,11 +302,17 @@ TEST(Griffin, GenerateIsDeterministicAndChecksArguments) {
   const auto s1 = model->generate("Hi", 20, {1.0, 42});
   const auto s2 = model->generate("Hi", 20, {1.0, 42});
   EXPECT_EQ(s1, s2);
-  EXPECT_NE(error_of([&] { model->generate("", 3); }).find("prompt must not be empty"),
+  EXPECT_NE(error_of([&] {
+              model->generate("", 3);
+            }).find("prompt must not be empty"),
             std::string::npos);
-  EXPECT_NE(error_of([&] { model->generate("a", -1); }).find("num_bytes must be >= 0, got -1"),
+  EXPECT_NE(error_of([&] {
+              model->generate("a", -1);
+            }).find("num_bytes must be >= 0, got -1"),
             std::string::npos);
-  EXPECT_NE(error_of([&] { model->generate("a", 1, {-1.0, 0}); }).find("temperature"),
+  EXPECT_NE(error_of([&] {
+              model->generate("a", 1, {-1.0, 0});
+            }).find("temperature"),
             std::string::npos);
 }
 
@@ -312,7 +337,8 @@ Grads oracle_grads(m::Griffin& model, const torch::Tensor& seqs,
       opts);
   Grads out;
   for (const auto& p : model->parameters()) {
-    out.grads.push_back(p.grad().defined() ? p.grad().clone() : torch::Tensor());
+    out.grads.push_back(p.grad().defined() ? p.grad().clone()
+                                           : torch::Tensor());
   }
   out.norms = r.diagnostics->norms;
   return out;
@@ -329,7 +355,8 @@ Grads engine_grads(m::Griffin& model, const torch::Tensor& seqs,
   }
   Grads out;
   for (const auto& p : model->parameters()) {
-    out.grads.push_back(p.grad().defined() ? p.grad().clone() : torch::Tensor());
+    out.grads.push_back(p.grad().defined() ? p.grad().clone()
+                                           : torch::Tensor());
   }
   out.norms = r.diagnostics->norms;
   return out;
@@ -362,7 +389,9 @@ void check_against_oracle(const char* name, bool segments) {
   auto seqs = torch::randint(256, {3, 9}, torch::kLong);
   torch::Tensor pos;
   if (segments) {  // a document boundary inside each row
-    pos = torch::cat({torch::arange(3), torch::arange(6)}).view({1, 9}).repeat({3, 1});
+    pos = torch::cat({torch::arange(3), torch::arange(6)})
+              .view({1, 9})
+              .repeat({3, 1});
   }
   auto probe = oracle_grads(model, seqs, pos,
                             dp::ClippingOptions(1e30).diagnostics(true));
@@ -407,7 +436,8 @@ TEST(GriffinPrivacy, FrozenEmbeddingsAndChosenBlocks) {
   {
     dp::GradientEngine engine(model, opts);
     EXPECT_EQ(static_cast<int64_t>(engine.parameters().size()),
-              static_cast<int64_t>(model->parameters().size()) - 2)  // tied: listed twice
+              static_cast<int64_t>(model->parameters().size()) -
+                  2)  // tied: listed twice
         << "the tied embedding must be frozen in both places";
   }
   expect_same(model, engine_grads(model, seqs, {}, opts),
@@ -424,8 +454,9 @@ TEST(GriffinPrivacy, FrozenEmbeddingsAndChosenBlocks) {
   }
   expect_same(model, engine_grads(model, seqs, {}, opts),
               oracle_grads(model, seqs, {}, opts), "block 2 only");
-  EXPECT_NE(error_of([&] { model->train_only_blocks({3}); })
-                .find("block index must be in [0, 3), got 3"),
+  EXPECT_NE(error_of([&] {
+              model->train_only_blocks({3});
+            }).find("block index must be in [0, 3), got 3"),
             std::string::npos);
 }
 
@@ -441,7 +472,8 @@ TEST(SoftplusScale, ForwardAndRuleMatchOracle) {
   }
   auto x = torch::randn({4, 5, 3}, torch::kDouble);
   auto y = layer(x);
-  EXPECT_TRUE(torch::allclose(y, x * torch::log1p(torch::exp(layer->param)), 1e-12, 1e-12));
+  EXPECT_TRUE(torch::allclose(y, x * torch::log1p(torch::exp(layer->param)),
+                              1e-12, 1e-12));
   auto r = torch::randn({4, 5, 3}, torch::kDouble);
   auto loss_of = [&](const torch::Tensor& in, const torch::Tensor& rr) {
     auto out = layer(in);
@@ -450,7 +482,9 @@ TEST(SoftplusScale, ForwardAndRuleMatchOracle) {
   const auto opts = dp::ClippingOptions(0.7).diagnostics(true);
   layer->param.mutable_grad() = torch::Tensor();
   auto want_r = dp::microbatch_clip_and_accumulate(
-      *net, 4, [&](int64_t i) { return loss_of(x.narrow(0, i, 1), r.narrow(0, i, 1)); }, opts);
+      *net, 4,
+      [&](int64_t i) { return loss_of(x.narrow(0, i, 1), r.narrow(0, i, 1)); },
+      opts);
   auto want = layer->param.grad().clone();
   layer->param.mutable_grad() = torch::Tensor();
   dp::GradientEngine engine(net, opts);
@@ -459,10 +493,12 @@ TEST(SoftplusScale, ForwardAndRuleMatchOracle) {
     auto rec = engine.record();
     got_r = engine.clip_and_accumulate(loss_of(x, r));
   }
-  EXPECT_TRUE(torch::allclose(got_r.diagnostics->norms, want_r.diagnostics->norms, 1e-10, 1e-12));
+  EXPECT_TRUE(torch::allclose(got_r.diagnostics->norms,
+                              want_r.diagnostics->norms, 1e-10, 1e-12));
   EXPECT_TRUE(torch::allclose(layer->param.grad(), want, 1e-10, 1e-12));
-  EXPECT_NE(error_of([] { dp::SoftplusScale(dp::ElementwiseOptions({0})); })
-                .find("shape entries must be > 0"),
+  EXPECT_NE(error_of([] {
+              dp::SoftplusScale(dp::ElementwiseOptions({0}));
+            }).find("shape entries must be > 0"),
             std::string::npos);
 }
 
@@ -480,7 +516,8 @@ TEST(GriffinCheckpoint, Hdf5RoundTripByPublishedNames) {
   torch::NoGradGuard g;
   EXPECT_FALSE(torch::allclose(src->forward(tokens), dst->forward(tokens)));
   m::load_griffin_hdf5(*dst, path);
-  EXPECT_TRUE(torch::allclose(src->forward(tokens), dst->forward(tokens), 1e-6, 1e-6));
+  EXPECT_TRUE(
+      torch::allclose(src->forward(tokens), dst->forward(tokens), 1e-6, 1e-6));
 
   // Spot-check names and layouts in the file with the HDF5 API.
   hid_t file = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
@@ -489,30 +526,40 @@ TEST(GriffinCheckpoint, Hdf5RoundTripByPublishedNames) {
     hid_t set = H5Dopen2(file, name.c_str(), H5P_DEFAULT);
     EXPECT_GE(set, 0) << name;
     hid_t space = H5Dget_space(set);
-    std::vector<hsize_t> got(static_cast<size_t>(H5Sget_simple_extent_ndims(space)));
+    std::vector<hsize_t> got(
+        static_cast<size_t>(H5Sget_simple_extent_ndims(space)));
     H5Sget_simple_extent_dims(space, got.data(), nullptr);
     EXPECT_EQ(got, dims) << name;
     std::vector<int64_t> shape(dims.begin(), dims.end());
     auto t = torch::empty(shape, torch::kFloat);
-    H5Dread(set, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, t.data_ptr<float>());
+    H5Dread(set, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT,
+            t.data_ptr<float>());
     H5Sclose(space);
     H5Dclose(set);
     return t;
   };
   auto* b0 = src->blocks[0]->as<m::ResidualBlockImpl>();
   auto lru = b0->recurrent_block->rg_lru;
-  EXPECT_TRUE(torch::equal(read("blocks.0.recurrent_block.rg_lru.a_param", {16}),
-                           lru->a_param->param));
+  EXPECT_TRUE(
+      torch::equal(read("blocks.0.recurrent_block.rg_lru.a_param", {16}),
+                   lru->a_param->param));
   auto gate_w = read("blocks.0.recurrent_block.rg_lru.input_gate.w", {2, 8, 8});
-  EXPECT_TRUE(torch::equal(gate_w[1], lru->input_gate[1]->as<dp::LinearImpl>()->weight.t()));
+  EXPECT_TRUE(torch::equal(
+      gate_w[1], lru->input_gate[1]->as<dp::LinearImpl>()->weight.t()));
   auto conv_w = read("blocks.1.recurrent_block.conv_1d.w", {4, 16});
-  EXPECT_TRUE(torch::equal(conv_w[3], src->blocks[1]->as<m::ResidualBlockImpl>()
-                                          ->recurrent_block->conv_1d->weight.select(2, 3).squeeze(1)));
+  EXPECT_TRUE(torch::equal(conv_w[3],
+                           src->blocks[1]
+                               ->as<m::ResidualBlockImpl>()
+                               ->recurrent_block->conv_1d->weight.select(2, 3)
+                               .squeeze(1)));
   read("blocks.2.attention_block.proj_k.weight", {8, 16});
   auto up = read("blocks.2.mlp_block.ffw_up.w", {2, 16, 48});
-  EXPECT_TRUE(torch::equal(up[0], src->blocks[2]->as<m::ResidualBlockImpl>()->mlp_block->ffw_gate->weight.t()));
+  EXPECT_TRUE(torch::equal(up[0], src->blocks[2]
+                                      ->as<m::ResidualBlockImpl>()
+                                      ->mlp_block->ffw_gate->weight.t()));
   read("blocks.2.mlp_block.ffw_up.b", {2, 1, 1, 48});
-  EXPECT_TRUE(torch::equal(read("embedder.input_embedding", {256, 16}), src->embedder->weight));
+  EXPECT_TRUE(torch::equal(read("embedder.input_embedding", {256, 16}),
+                           src->embedder->weight));
   read("final_norm.scale", {16});
   H5Fclose(file);
   std::remove(path.c_str());
@@ -531,7 +578,8 @@ TEST(GriffinCheckpoint, ConvLastTapWeighsTheCurrentInput) {
     if (name == "blocks.0.recurrent_block.conv_1d.b") t.zero_();
   }
   m::load_published_parameters(*model, params);
-  auto conv = model->blocks[0]->as<m::ResidualBlockImpl>()->recurrent_block->conv_1d;
+  auto conv =
+      model->blocks[0]->as<m::ResidualBlockImpl>()->recurrent_block->conv_1d;
   auto x = torch::randn({2, 16, 5}, torch::kDouble);
   torch::NoGradGuard g;
   EXPECT_TRUE(torch::allclose(conv(x), x));
@@ -539,20 +587,23 @@ TEST(GriffinCheckpoint, ConvLastTapWeighsTheCurrentInput) {
 
 TEST(GriffinCheckpoint, ErrorsNameFileDatasetAndShape) {
   auto model = tiny("hawk-tiny", torch::kFloat);
-  EXPECT_NE(error_of([&] { m::load_griffin_hdf5(*model, "/nonexistent/x.h5"); })
-                .find("cannot open Griffin checkpoint '/nonexistent/x.h5'"),
+  EXPECT_NE(error_of([&] {
+              m::load_griffin_hdf5(*model, "/nonexistent/x.h5");
+            }).find("cannot open Griffin checkpoint '/nonexistent/x.h5'"),
             std::string::npos);
   auto params = m::published_parameters(*model);
   auto missing = params;
   missing.erase(missing.begin() + 3);
   const std::string name3 = params[3].first;
-  EXPECT_NE(error_of([&] { m::load_published_parameters(*model, missing); })
-                .find("missing parameter '" + name3 + "'"),
+  EXPECT_NE(error_of([&] {
+              m::load_published_parameters(*model, missing);
+            }).find("missing parameter '" + name3 + "'"),
             std::string::npos);
   auto wrong = params;
   wrong[0].second = torch::zeros({255, 16});
   EXPECT_NE(error_of([&] { m::load_published_parameters(*model, wrong); })
-                .find("'embedder.input_embedding' has shape [255, 16], the model expects [256, 16]"),
+                .find("'embedder.input_embedding' has shape [255, 16], the "
+                      "model expects [256, 16]"),
             std::string::npos);
   // A file saved from a wider model: the shape mismatch names the dataset.
   auto other = m::griffin_config("hawk-tiny");
@@ -561,7 +612,9 @@ TEST(GriffinCheckpoint, ErrorsNameFileDatasetAndShape) {
   const auto path = temp_path("griffin_wide");
   m::save_griffin_hdf5(*wide, path);
   const auto msg = error_of([&] { m::load_griffin_hdf5(*model, path); });
-  EXPECT_NE(msg.find("dataset 'embedder.input_embedding' has shape [256, 32], the model expects [256, 16]"),
-            std::string::npos) << msg;
+  EXPECT_NE(msg.find("dataset 'embedder.input_embedding' has shape [256, 32], "
+                     "the model expects [256, 16]"),
+            std::string::npos)
+      << msg;
   std::remove(path.c_str());
 }

@@ -23,30 +23,34 @@ TEST(Registry, ListsThePapersModels) {
 
 TEST(Registry, KnowsTheSequenceModelsToo) {
   const auto all = m::list_all_models();
-  for (const char* n : {"cnn", "nfnet-f0", "griffin-tiny", "hawk-tiny", "griffin-25m", "hawk-25m",
-                        "recurrentgemma-2b"}) {
+  for (const char* n : {"cnn", "nfnet-f0", "griffin-tiny", "hawk-tiny",
+                        "griffin-25m", "hawk-25m", "recurrentgemma-2b"}) {
     EXPECT_NE(std::find(all.begin(), all.end(), n), all.end()) << n;
   }
   const auto gemma = m::model_info("recurrentgemma-2b");
   EXPECT_EQ(gemma.kind, "sequence");
   EXPECT_EQ(gemma.family, "recurrentgemma");
-  EXPECT_EQ(gemma.parameters, 2682862080);  // the published count (Botev et al. 2024)
+  EXPECT_EQ(gemma.parameters,
+            2682862080);  // the published count (Botev et al. 2024)
   EXPECT_EQ(gemma.vocab_size, 256000);
   EXPECT_EQ(m::model_info("hawk-25m").family, "hawk");
   EXPECT_EQ(m::model_info("griffin-25m").parameters, 25369088);
   EXPECT_EQ(m::model_info("cnn").kind, "image");
   EXPECT_EQ(error_of<std::invalid_argument>([] { m::make_model("hawk-tiny"); }),
-            "model 'hawk-tiny' is a language model (--task lm), not an image classifier");
+            "model 'hawk-tiny' is a language model (--task lm), not an image "
+            "classifier");
 }
 
 TEST(Registry, UnknownNameListsKnownOnes) {
-  const auto msg = error_of<std::invalid_argument>([] { m::make_model("resnet-18"); });
+  const auto msg =
+      error_of<std::invalid_argument>([] { m::make_model("resnet-18"); });
   EXPECT_NE(msg.find("unknown model 'resnet-18'; known: cnn, mlp, wrn-16-4"),
             std::string::npos)
       << msg;
-  EXPECT_NE(
-      error_of<std::invalid_argument>([] { m::model_info("wrn-16"); }).find("unknown model 'wrn-16'"),
-      std::string::npos);
+  EXPECT_NE(error_of<std::invalid_argument>([] {
+              m::model_info("wrn-16");
+            }).find("unknown model 'wrn-16'"),
+            std::string::npos);
 }
 
 TEST(Registry, BadDepthOrOptionNamesIt) {

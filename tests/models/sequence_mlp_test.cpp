@@ -40,11 +40,10 @@ TEST(SequenceMlp, DefaultHasFourBlocksOfWidth256) {
   // RMSNorm 256, head 256·256 + 256.
   EXPECT_EQ(n, 65536 + 4 * (512 + 65792) + 256 + 65792);
   const auto names = model->named_parameters().keys();
-  for (const char* name : {"embedding.weight", "blocks.3.norm.weight",
-                           "blocks.3.linear.weight", "final_norm.scale",
-                           "head.bias"}) {
-    EXPECT_NE(std::find(names.begin(), names.end(), name), names.end())
-        << name;
+  for (const char* name :
+       {"embedding.weight", "blocks.3.norm.weight", "blocks.3.linear.weight",
+        "final_norm.scale", "head.bias"}) {
+    EXPECT_NE(std::find(names.begin(), names.end(), name), names.end()) << name;
   }
 }
 
@@ -56,12 +55,14 @@ TEST(SequenceMlp, RejectsBadOptionsAndInputs) {
   expect_invalid([] { SequenceMlp(SequenceMlpOptions().vocab_size(0)); },
                  "SequenceMlp: vocab_size must be >= 1, got 0");
   SequenceMlp model(SequenceMlpOptions().vocab_size(5).width(4).num_layers(1));
-  expect_invalid([&] { model->forward(torch::zeros({2, 3})); },
-                 "SequenceMlp: tokens must be an int64 tensor [N, T], got "
-                 "Float [2, 3]");
   expect_invalid(
-      [&] { model->forward(torch::zeros({2}, torch::kLong)); },
-      "got Long [2]");
+      [&] {
+        model->forward(torch::zeros({2, 3}));
+      },
+      "SequenceMlp: tokens must be an int64 tensor [N, T], got "
+      "Float [2, 3]");
+  expect_invalid([&] { model->forward(torch::zeros({2}, torch::kLong)); },
+                 "got Long [2]");
 }
 
 }  // namespace

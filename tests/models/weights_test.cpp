@@ -82,7 +82,8 @@ TEST_P(Weights, MismatchReportsEveryNameAndLoadsNothing) {
   // conv1).
   m::TanhCnn other(m::TanhCnnOptions().num_classes(3).in_channels(3));
   auto before = other->conv2->weight.clone();
-  const auto msg = error_of<std::invalid_argument>([&] { m::load_weights(*other, path_); });
+  const auto msg =
+      error_of<std::invalid_argument>([&] { m::load_weights(*other, path_); });
   EXPECT_NE(msg.find("nothing was loaded"), std::string::npos) << msg;
   EXPECT_NE(
       msg.find(
@@ -96,7 +97,8 @@ TEST_P(Weights, MismatchReportsEveryNameAndLoadsNothing) {
   EXPECT_TRUE(torch::equal(other->conv2->weight, before));
 
   auto wrn = tiny_wrn();
-  const auto msg2 = error_of<std::invalid_argument>([&] { m::load_weights(*wrn, path_); });
+  const auto msg2 =
+      error_of<std::invalid_argument>([&] { m::load_weights(*wrn, path_); });
   EXPECT_NE(msg2.find("missing: stem.weight"), std::string::npos) << msg2;
   EXPECT_NE(msg2.find("unexpected: "), std::string::npos) << msg2;
   EXPECT_NE(msg2.find("fc1.weight"), std::string::npos) << msg2;

@@ -15,7 +15,8 @@ class TempDirTest : public ::testing::Test {
   void SetUp() override {
     const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
     dir_ = std::filesystem::temp_directory_path() /
-           ("dptrain_" + std::string(info->test_suite_name()) + "_" + info->name());
+           ("dptrain_" + std::string(info->test_suite_name()) + "_" +
+            info->name());
     std::filesystem::remove_all(dir_);
     std::filesystem::create_directories(dir_);
   }
@@ -24,7 +25,9 @@ class TempDirTest : public ::testing::Test {
     std::filesystem::remove_all(dir_, ignored);
   }
   /// `name` inside the test's directory.
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+  std::string path(const std::string& name) const {
+    return (dir_ / name).string();
+  }
   const std::filesystem::path& dir() const { return dir_; }
 
  private:

@@ -15,9 +15,11 @@ namespace fs = std::filesystem;
 class CheckpointFile : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("dptrain_ckpt_" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()) +
-            "_" + ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    dir_ =
+        fs::temp_directory_path() /
+        ("dptrain_ckpt_" +
+         std::to_string(::testing::UnitTest::GetInstance()->random_seed()) +
+         "_" + ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::create_directories(dir_);
     path_ = (dir_ / "run.ckpt").string();
   }
@@ -31,7 +33,8 @@ class CheckpointFile : public ::testing::Test {
   }
   std::string read_bytes() {
     std::ifstream in(path_, std::ios::binary);
-    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    return {std::istreambuf_iterator<char>(in),
+            std::istreambuf_iterator<char>()};
   }
   void write_bytes(const std::string& b) {
     std::ofstream out(path_, std::ios::binary | std::ios::trunc);
@@ -67,7 +70,8 @@ TEST_F(CheckpointFile, OverwriteLeavesNoTemporaryFiles) {
   write_sample(1.0);
   write_sample(2.0);
   int files = 0;
-  for ([[maybe_unused]] const auto& entry : fs::directory_iterator(dir_)) ++files;
+  for ([[maybe_unused]] const auto& entry : fs::directory_iterator(dir_))
+    ++files;
   EXPECT_EQ(files, 1);
   torch::serialize::InputArchive in;
   load_checkpoint(path_, in);
@@ -115,14 +119,16 @@ TEST_F(CheckpointFile, RefusesOtherFormatVersion) {
 
 TEST_F(CheckpointFile, MissingFileNamesPath) {
   torch::serialize::InputArchive in;
-  const auto msg = error_of([&] { load_checkpoint((dir_ / "absent.ckpt").string(), in); });
+  const auto msg =
+      error_of([&] { load_checkpoint((dir_ / "absent.ckpt").string(), in); });
   EXPECT_NE(msg.find("absent.ckpt"), std::string::npos) << msg;
 }
 
 TEST_F(CheckpointFile, UnwritableDirectoryKeepsOldFile) {
   write_sample(3.0);
-  const auto msg = error_of(
-      [&] { write_file_atomically((dir_ / "no_such_dir" / "x.ckpt").string(), "data"); });
+  const auto msg = error_of([&] {
+    write_file_atomically((dir_ / "no_such_dir" / "x.ckpt").string(), "data");
+  });
   EXPECT_NE(msg.find("cannot create"), std::string::npos) << msg;
   torch::serialize::InputArchive in;
   load_checkpoint(path_, in);

@@ -34,7 +34,9 @@ datasets::ImageDataset toy_data(std::int64_t n, std::uint64_t seed) {
 
 std::shared_ptr<models::ImageClassifier> toy_model(std::uint64_t seed) {
   torch::manual_seed(seed);
-  return models::Mlp(models::MlpOptions().num_classes(2).image_size(12).hidden({16})).ptr();
+  return models::Mlp(
+             models::MlpOptions().num_classes(2).image_size(12).hidden({16}))
+      .ptr();
 }
 
 TrainConfig toy_config() {
@@ -101,7 +103,8 @@ TEST_F(Trainer, ResumedRunEqualsUninterruptedRun) {
   auto resume_config = config;
   resume_config.checkpoint = path("run.ckpt");
   resume_config.resume = true;
-  auto resumed_model = toy_model(99);  // different init: everything must come from the file
+  auto resumed_model =
+      toy_model(99);  // different init: everything must come from the file
   ClassifierTrainer resumed(resumed_model, resume_config);
   quiet(resumed);
   const auto r = resumed.fit(train);
@@ -127,9 +130,10 @@ TEST_F(Trainer, ResumeWithOtherDataOfTheSameSizeIsRefused) {
   config.steps = 4;
   ClassifierTrainer other(toy_model(5), config);
   quiet(other);
-  const auto message =
-      test_support::error_of<std::invalid_argument>([&] { other.fit(toy_data(256, 2)); });
-  EXPECT_NE(message.find("belongs to another run"), std::string::npos) << message;
+  const auto message = test_support::error_of<std::invalid_argument>(
+      [&] { other.fit(toy_data(256, 2)); });
+  EXPECT_NE(message.find("belongs to another run"), std::string::npos)
+      << message;
   EXPECT_NE(message.find("crc32_images"), std::string::npos) << message;
 }
 
@@ -144,7 +148,8 @@ TEST_F(Trainer, AnEvaluationSetOfAnotherShapeIsRefusedBeforeTraining) {
       torch::zeros({8}, torch::kLong), 2, {}, "toy");
   EXPECT_EQ(test_support::error_of<std::invalid_argument>(
                 [&] { trainer.fit(toy_data(128, 1), &other); }),
-            "the evaluation images have shape [1, 10, 10], the training images [1, 12, 12] "
+            "the evaluation images have shape [1, 10, 10], the training images "
+            "[1, 12, 12] "
             "(train and test of --dataset must match)");
   EXPECT_FALSE(fs::exists(path("run.ckpt")));  // nothing was spent
 }
@@ -172,11 +177,13 @@ TEST_F(Trainer, StopsBeforeExceedingTargetEpsilon) {
   EXPECT_TRUE(r2.stopped_by_budget);
   EXPECT_LE(r2.epsilon, 2.0);
   EXPECT_LT(r2.steps, 40);
-  EXPECT_NE(log.find("would take epsilon past the target"), std::string::npos) << log;
+  EXPECT_NE(log.find("would take epsilon past the target"), std::string::npos)
+      << log;
   // One more step would indeed have exceeded the target.
   accountant::RdpAccountant rdp;
   auto history = second.privacy_history();
-  accountant::append_event(history, {history.back().sample_rate, history.back().noise_multiplier, 1});
+  accountant::append_event(history, {history.back().sample_rate,
+                                     history.back().noise_multiplier, 1});
   rdp.set_history(history);
   EXPECT_GT(rdp.get_epsilon(config.delta).epsilon, 2.0);
 }
@@ -198,7 +205,9 @@ TEST_F(Trainer, RefusesCheckpointOfAnotherRun) {
     second.fit(train);
     FAIL() << "expected a refusal";
   } catch (const std::invalid_argument& e) {
-    EXPECT_NE(std::string(e.what()).find("belongs to another run"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("belongs to another run"),
+              std::string::npos)
+        << e.what();
   }
 }
 
@@ -213,20 +222,28 @@ TEST_F(Trainer, RefusesCheckpointOfAnotherModelWithoutHalfLoading) {
 
   config.resume = true;
   torch::manual_seed(4);
-  auto other = models::Mlp(models::MlpOptions().num_classes(2).image_size(12).hidden({8})).ptr();
+  auto other =
+      models::Mlp(
+          models::MlpOptions().num_classes(2).image_size(12).hidden({8}))
+          .ptr();
   std::vector<torch::Tensor> before;
-  for (const auto& p : other->parameters()) before.push_back(p.detach().clone());
+  for (const auto& p : other->parameters())
+    before.push_back(p.detach().clone());
   ClassifierTrainer second(other, config);
   quiet(second);
   try {
     second.fit(train);
     FAIL() << "expected a refusal";
   } catch (const std::runtime_error& e) {
-    EXPECT_NE(std::string(e.what()).find("nothing was loaded"), std::string::npos) << e.what();
-    EXPECT_NE(std::string(e.what()).find("shape"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("nothing was loaded"),
+              std::string::npos)
+        << e.what();
+    EXPECT_NE(std::string(e.what()).find("shape"), std::string::npos)
+        << e.what();
   }
   const auto after = other->parameters();
-  for (std::size_t i = 0; i < before.size(); ++i) EXPECT_TRUE(torch::equal(before[i], after[i]));
+  for (std::size_t i = 0; i < before.size(); ++i)
+    EXPECT_TRUE(torch::equal(before[i], after[i]));
 }
 
 TEST_F(Trainer, BatchLargerThanDataSetIsRefused) {
@@ -238,7 +255,8 @@ TEST_F(Trainer, BatchLargerThanDataSetIsRefused) {
     trainer.fit(toy_data(100, 1));
     FAIL() << "expected an error";
   } catch (const std::invalid_argument& e) {
-    EXPECT_NE(std::string(e.what()).find("--batch-size 1000 is larger than the training set (100"),
+    EXPECT_NE(std::string(e.what()).find(
+                  "--batch-size 1000 is larger than the training set (100"),
               std::string::npos)
         << e.what();
   }
@@ -266,9 +284,9 @@ TEST_F(Trainer, SummaryHasTheDocumentedKeys) {
   quiet(trainer);
   const auto r = trainer.fit(train, &train);
   const auto j = nlohmann::json::parse(summary_json(r, config));
-  for (const char* key : {"test_accuracy", "ema_test_accuracy", "epsilon", "delta",
-                          "noise_multiplier", "sample_rate", "steps", "accountant",
-                          "per_class_accuracy", "wall_seconds"}) {
+  for (const char* key : {"test_accuracy", "ema_test_accuracy", "epsilon",
+                          "delta", "noise_multiplier", "sample_rate", "steps",
+                          "accountant", "per_class_accuracy", "wall_seconds"}) {
     EXPECT_TRUE(j.contains(key)) << key;
   }
   EXPECT_EQ(j.at("steps").get<int>(), 2);
@@ -287,11 +305,14 @@ TEST_F(Trainer, AValidationSplitIsNeverCalledTest) {
   std::string log;
   trainer.log = [&](const std::string& line) { log += line + "\n"; };
   const auto r = trainer.fit(train, &train);
-  EXPECT_NE(log.find("validation (private, not noised) acc"), std::string::npos) << log;
+  EXPECT_NE(log.find("validation (private, not noised) acc"), std::string::npos)
+      << log;
   EXPECT_EQ(log.find("test acc"), std::string::npos) << log;
   const auto j = nlohmann::json::parse(summary_json(r, config));
   EXPECT_TRUE(j.contains("validation_accuracy"));
-  EXPECT_NE(j.at("validation_note").get<std::string>().find("validation (private, not noised)"),
+  EXPECT_NE(j.at("validation_note")
+                .get<std::string>()
+                .find("validation (private, not noised)"),
             std::string::npos);
   std::ifstream metrics(path("m.jsonl"));
   std::string line;

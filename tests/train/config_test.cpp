@@ -2,14 +2,14 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
-#include <algorithm>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <type_traits>
 #include <variant>
-#include <nlohmann/json.hpp>
 
 namespace dptrain::train {
 namespace {
@@ -32,7 +32,9 @@ std::string error_of(const std::function<void()>& fn) {
   return "<no std::invalid_argument thrown>";
 }
 
-TEST(TrainConfig, DefaultsWithBudgetAreValid) { EXPECT_NO_THROW(valid_config().validate()); }
+TEST(TrainConfig, DefaultsWithBudgetAreValid) {
+  EXPECT_NO_THROW(valid_config().validate());
+}
 
 struct BadCase {
   const char* name;
@@ -46,50 +48,72 @@ TEST(TrainConfig, EachBadFieldNamesItsFlagAndValue) {
        "--target-epsilon must be > 0"},
       {"nan epsilon", [](TrainConfig& c) { c.target_epsilon = std::nan(""); },
        "--target-epsilon"},
-      {"delta one", [](TrainConfig& c) { c.delta = 1.0; }, "--delta must be in (0, 1), got 1"},
-      {"delta zero", [](TrainConfig& c) { c.delta = 0.0; }, "--delta must be in (0, 1), got 0"},
-      {"clip zero", [](TrainConfig& c) { c.max_grad_norm = 0; }, "--max-grad-norm must be > 0"},
-      {"batch zero", [](TrainConfig& c) { c.batch_size = 0; }, "--batch-size must be > 0, got 0"},
+      {"delta one", [](TrainConfig& c) { c.delta = 1.0; },
+       "--delta must be in (0, 1), got 1"},
+      {"delta zero", [](TrainConfig& c) { c.delta = 0.0; },
+       "--delta must be in (0, 1), got 0"},
+      {"clip zero", [](TrainConfig& c) { c.max_grad_norm = 0; },
+       "--max-grad-norm must be > 0"},
+      {"batch zero", [](TrainConfig& c) { c.batch_size = 0; },
+       "--batch-size must be > 0, got 0"},
       {"physical", [](TrainConfig& c) { c.max_physical_batch_size = -3; },
        "--max-physical-batch-size must be > 0, got -3"},
       {"both budgets", [](TrainConfig& c) { c.noise_multiplier = 1.0; },
        "only one of --target-epsilon and --noise-multiplier"},
       {"no budget", [](TrainConfig& c) { c.target_epsilon = 0; }, "both are 0"},
-      {"huge sigma", [](TrainConfig& c) { c.target_epsilon = 0; c.noise_multiplier = 1e300; },
+      {"huge sigma",
+       [](TrainConfig& c) {
+         c.target_epsilon = 0;
+         c.noise_multiplier = 1e300;
+       },
        "--noise-multiplier must be at most 1e+06, got 1e+300"},
       {"huge clip", [](TrainConfig& c) { c.max_grad_norm = 1e300; },
        "--max-grad-norm must be at most 1e+06, got 1e+300"},
-      {"huge steps", [](TrainConfig& c) { c.epochs = 0; c.steps = 4000000000000000000; },
+      {"huge steps",
+       [](TrainConfig& c) {
+         c.epochs = 0;
+         c.steps = 4000000000000000000;
+       },
        "--steps must be in [0, 1000000000], got 4000000000000000000"},
-      {"both lengths", [](TrainConfig& c) { c.steps = 10; }, "exactly one of --epochs and --steps"},
-      {"no length", [](TrainConfig& c) { c.epochs = 0; }, "exactly one of --epochs and --steps"},
+      {"both lengths", [](TrainConfig& c) { c.steps = 10; },
+       "exactly one of --epochs and --steps"},
+      {"no length", [](TrainConfig& c) { c.epochs = 0; },
+       "exactly one of --epochs and --steps"},
       {"optimizer", [](TrainConfig& c) { c.optimizer = "lion"; },
        "--optimizer must be one of sgd, adam, adamw, got 'lion'"},
-      {"accountant", [](TrainConfig& c) { c.accountant = "gdp"; }, "--accountant must be one of"},
-      {"sampler", [](TrainConfig& c) { c.sampler = "fixed"; }, "--sampler must be one of"},
-      {"momentum", [](TrainConfig& c) { c.momentum = 1.5; }, "--momentum must be in [0, 1)"},
-      {"ema", [](TrainConfig& c) { c.ema_decay = 1.0; }, "--ema-decay must be in [0, 1)"},
-      {"augmult", [](TrainConfig& c) { c.augmult = -1; }, "--augmult must be >= 0, got -1"},
+      {"accountant", [](TrainConfig& c) { c.accountant = "gdp"; },
+       "--accountant must be one of"},
+      {"sampler", [](TrainConfig& c) { c.sampler = "fixed"; },
+       "--sampler must be one of"},
+      {"momentum", [](TrainConfig& c) { c.momentum = 1.5; },
+       "--momentum must be in [0, 1)"},
+      {"ema", [](TrainConfig& c) { c.ema_decay = 1.0; },
+       "--ema-decay must be in [0, 1)"},
+      {"augmult", [](TrainConfig& c) { c.augmult = -1; },
+       "--augmult must be >= 0, got -1"},
       {"lr", [](TrainConfig& c) { c.lr = 0; }, "--lr must be > 0, got 0"},
-      {"resume", [](TrainConfig& c) { c.resume = true; }, "--resume needs --checkpoint"},
+      {"resume", [](TrainConfig& c) { c.resume = true; },
+       "--resume needs --checkpoint"},
   };
   for (const auto& bad : cases) {
     TrainConfig c = valid_config();
     bad.mutate(c);
     const auto msg = error_of([&] { c.validate(); });
-    EXPECT_NE(msg.find(bad.expected), std::string::npos) << bad.name << ": " << msg;
+    EXPECT_NE(msg.find(bad.expected), std::string::npos)
+        << bad.name << ": " << msg;
   }
 }
 
 class TomlConfig : public ::testing::Test {
  protected:
   void SetUp() override {
-    path_ = (fs::temp_directory_path() /
-             ("dptrain_cfg_" + std::string(::testing::UnitTest::GetInstance()
-                                               ->current_test_info()
-                                               ->name()) +
-              ".toml"))
-                .string();
+    path_ =
+        (fs::temp_directory_path() /
+         ("dptrain_cfg_" +
+          std::string(
+              ::testing::UnitTest::GetInstance()->current_test_info()->name()) +
+          ".toml"))
+            .string();
   }
   void TearDown() override { fs::remove(path_); }
   void write(const std::string& text) { std::ofstream(path_) << text; }
@@ -97,8 +121,9 @@ class TomlConfig : public ::testing::Test {
 };
 
 TEST_F(TomlConfig, ReadsKebabAndSnakeKeys) {
-  write("target-epsilon = 1.5\nbatch_size = 4096\naugmult = 16\nseed = 7\n"
-        "normalize-clipped = true\noptimizer = \"adam\"\nlr = 2\n");
+  write(
+      "target-epsilon = 1.5\nbatch_size = 4096\naugmult = 16\nseed = 7\n"
+      "normalize-clipped = true\noptimizer = \"adam\"\nlr = 2\n");
   TrainConfig c;
   apply_toml_file(path_, c);
   EXPECT_DOUBLE_EQ(c.target_epsilon, 1.5);
@@ -108,8 +133,9 @@ TEST_F(TomlConfig, ReadsKebabAndSnakeKeys) {
   EXPECT_EQ(*c.seed, 7U);
   EXPECT_TRUE(c.normalize_clipped);
   EXPECT_EQ(c.optimizer, "adam");
-  EXPECT_DOUBLE_EQ(c.lr, 2.0);  // an integer is accepted where a number is expected
-  EXPECT_EQ(c.model, "cnn");    // untouched keys keep their value
+  EXPECT_DOUBLE_EQ(c.lr,
+                   2.0);  // an integer is accepted where a number is expected
+  EXPECT_EQ(c.model, "cnn");  // untouched keys keep their value
 }
 
 TEST_F(TomlConfig, UnknownKeyNamesFileAndKey) {
@@ -117,14 +143,17 @@ TEST_F(TomlConfig, UnknownKeyNamesFileAndKey) {
   TrainConfig c;
   const auto msg = error_of([&] { apply_toml_file(path_, c); });
   EXPECT_NE(msg.find(path_), std::string::npos) << msg;
-  EXPECT_NE(msg.find("unknown key 'target-epsilonn'"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("unknown key 'target-epsilonn'"), std::string::npos)
+      << msg;
 }
 
 TEST_F(TomlConfig, WrongTypeNamesKey) {
   write("batch-size = \"big\"\n");
   TrainConfig c;
   const auto msg = error_of([&] { apply_toml_file(path_, c); });
-  EXPECT_NE(msg.find("key 'batch-size': expected an integer"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("key 'batch-size': expected an integer"),
+            std::string::npos)
+      << msg;
 }
 
 TEST_F(TomlConfig, SyntaxErrorNamesFile) {
@@ -136,7 +165,8 @@ TEST_F(TomlConfig, SyntaxErrorNamesFile) {
 
 TEST_F(TomlConfig, MissingFileNamesFile) {
   TrainConfig c;
-  const auto msg = error_of([&] { apply_toml_file("/nonexistent/run.toml", c); });
+  const auto msg =
+      error_of([&] { apply_toml_file("/nonexistent/run.toml", c); });
   EXPECT_NE(msg.find("/nonexistent/run.toml"), std::string::npos) << msg;
 }
 
@@ -183,8 +213,10 @@ TEST_F(TomlConfig, EveryFieldRoundTripsFromTomlToJson) {
           if constexpr (std::is_same_v<T, double>) value = "0.125";
           if constexpr (std::is_same_v<T, std::int64_t>) value = "77";
           if constexpr (std::is_same_v<T, bool>) value = "true";
-          if constexpr (std::is_same_v<T, std::vector<std::int64_t>>) value = "[4, 9]";
-          if constexpr (std::is_same_v<T, std::optional<std::uint64_t>>) value = "12";
+          if constexpr (std::is_same_v<T, std::vector<std::int64_t>>)
+            value = "[4, 9]";
+          if constexpr (std::is_same_v<T, std::optional<std::uint64_t>>)
+            value = "12";
         },
         field.member);
     write(std::string(field.key) + " = " + value + "\n");

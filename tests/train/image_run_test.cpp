@@ -23,14 +23,17 @@ using dptrain::test_support::error_of;
 // n random 1x12x12 images with labels in [0, classes).
 datasets::ImageDataset random_data(std::int64_t n, std::int64_t classes) {
   torch::manual_seed(3);
-  auto images = torch::randint(0, 256, {n, 1, 12, 12}, torch::kLong).to(torch::kUInt8);
+  auto images =
+      torch::randint(0, 256, {n, 1, 12, 12}, torch::kLong).to(torch::kUInt8);
   auto labels = torch::arange(n, torch::kLong).remainder(classes);
   return datasets::ImageDataset(images, labels, classes, {}, "toy");
 }
 
 std::shared_ptr<models::ImageClassifier> mlp(std::int64_t classes) {
   return models::make_model(
-      "mlp", models::ModelOptions().num_classes(classes).in_channels(1).image_size(12));
+      "mlp",
+      models::ModelOptions().num_classes(classes).in_channels(1).image_size(
+          12));
 }
 
 class ImageFineTuning : public dptrain::test_support::TempDirTest {
@@ -113,7 +116,8 @@ TEST_F(ImageFineTuning, ATrainablePatternMatchingNothingIsRefused) {
   EXPECT_NE(what.find("no_such_layer"), std::string::npos) << what;
 }
 
-TEST_F(ImageFineTuning, SavedWeightsAreTheTrainedOnesAndTheEmaIsSavedSeparately) {
+TEST_F(ImageFineTuning,
+       SavedWeightsAreTheTrainedOnesAndTheEmaIsSavedSeparately) {
   config_.reset_classifier = true;
   config_.ema_decay = 0.9;
   const auto data = random_data(64, 3);
@@ -131,7 +135,8 @@ TEST_F(ImageFineTuning, SavedWeightsAreTheTrainedOnesAndTheEmaIsSavedSeparately)
   bool ema_differs = false;
   for (const auto& p : last->named_parameters()) {
     const auto& trained = model->named_parameters()[p.key()];
-    EXPECT_TRUE(torch::allclose(p.value(), trained)) << p.key();  // saved as float32
+    EXPECT_TRUE(torch::allclose(p.value(), trained))
+        << p.key();  // saved as float32
     ema_differs = ema_differs || !torch::allclose(ema_params[p.key()], trained);
   }
   EXPECT_TRUE(ema_differs);  // and the model holds the last iterate again
@@ -171,22 +176,27 @@ TEST(TrainConfigFineTuning, FlagsAreCheckedByName) {
   c.noise_multiplier = 1;
   c.steps = 1;
   c.reset_classifier = true;
-  EXPECT_NE(error_of<std::invalid_argument>([&] { c.validate(); })
-                .find("--reset-classifier needs --init-checkpoint"),
+  EXPECT_NE(error_of<std::invalid_argument>([&] {
+              c.validate();
+            }).find("--reset-classifier needs --init-checkpoint"),
             std::string::npos);
   c.reset_classifier = false;
   c.classes = {5, 6, 5};
-  EXPECT_NE(error_of<std::invalid_argument>([&] { c.validate(); })
-                .find("--classes must not repeat a class, got 5"),
+  EXPECT_NE(error_of<std::invalid_argument>([&] {
+              c.validate();
+            }).find("--classes must not repeat a class, got 5"),
             std::string::npos);
   c.classes = {};
   c.trainable = "";
-  EXPECT_NE(error_of<std::invalid_argument>([&] { c.validate(); }).find("--trainable"),
+  EXPECT_NE(error_of<std::invalid_argument>([&] {
+              c.validate();
+            }).find("--trainable"),
             std::string::npos);
   c.trainable = "classifier";
   c.task = "lm";
-  EXPECT_NE(error_of<std::invalid_argument>([&] { c.validate(); })
-                .find("--trainable and --classes need --task classify"),
+  EXPECT_NE(error_of<std::invalid_argument>([&] {
+              c.validate();
+            }).find("--trainable and --classes need --task classify"),
             std::string::npos);
 }
 

@@ -222,7 +222,8 @@ TEST_F(LmTraining, WeightsFileIsTheReleaseArtefactGenerateReads) {
   torch::serialize::InputArchive in;
   in.load_from(path("w.pt"));
   const auto keys = in.keys();
-  for (const char* state : {"sampler", "noise", "optimization", "privacy", "identity"}) {
+  for (const char* state :
+       {"sampler", "noise", "optimization", "privacy", "identity"}) {
     EXPECT_EQ(std::find(keys.begin(), keys.end(), state), keys.end()) << state;
   }
   auto model = load_lm_weights(path("w.pt"));
@@ -231,7 +232,8 @@ TEST_F(LmTraining, WeightsFileIsTheReleaseArtefactGenerateReads) {
   bool ema_differs = false;
   const auto a = model->parameters();
   const auto b = ema->parameters();
-  for (size_t i = 0; i < a.size(); ++i) ema_differs |= !torch::equal(a[i], b[i]);
+  for (size_t i = 0; i < a.size(); ++i)
+    ema_differs |= !torch::equal(a[i], b[i]);
   EXPECT_TRUE(ema_differs);
   GenerateRequest request;
   request.weights = path("w.pt");
@@ -246,16 +248,19 @@ TEST_F(LmTraining, WeightsFileIsTheReleaseArtefactGenerateReads) {
   EXPECT_EQ(generated, model->generate("the cat", 10, {0.7, 5}));
   EXPECT_EQ(streamed, generated);  // each byte handed out as it was sampled
   request.checkpoint = path("c.ckpt");
-  EXPECT_NE(error_of<std::invalid_argument>([&] { generate_from_checkpoint(request); })
-                .find("give one of --weights"),
+  EXPECT_NE(error_of<std::invalid_argument>([&] {
+              generate_from_checkpoint(request);
+            }).find("give one of --weights"),
             std::string::npos);
   request.checkpoint = "";
   request.weights = dir().string();
-  EXPECT_EQ(error_of<std::runtime_error>([&] { generate_from_checkpoint(request); }),
-            "--weights '" + dir().string() + "': not a regular file");
+  EXPECT_EQ(
+      error_of<std::runtime_error>([&] { generate_from_checkpoint(request); }),
+      "--weights '" + dir().string() + "': not a regular file");
   config.save_weights = path("w.safetensors");
-  EXPECT_NE(error_of<std::invalid_argument>([&] { run_lm_training(config); })
-                .find("--task lm writes a .pt file (weights and model config)"),
+  EXPECT_NE(error_of<std::invalid_argument>([&] {
+              run_lm_training(config);
+            }).find("--task lm writes a .pt file (weights and model config)"),
             std::string::npos);
 }
 
@@ -269,8 +274,10 @@ TEST_F(LmTraining, HeldOutTailIsLabelledPrivateAndEvalDatasetIsPublic) {
             "held-out tail of --dataset (private, not noised)");
   config.eval_dataset = pub;
   summary = nlohmann::json::parse(run_lm_training(config).summary_json);
-  EXPECT_EQ(summary.at("eval_split").get<std::string>(), "public: --eval-dataset " + pub);
-  EXPECT_EQ(summary.at("train_sequences").get<int>(), 20);  // 480 bytes / 24: all of it
+  EXPECT_EQ(summary.at("eval_split").get<std::string>(),
+            "public: --eval-dataset " + pub);
+  EXPECT_EQ(summary.at("train_sequences").get<int>(),
+            20);  // 480 bytes / 24: all of it
   EXPECT_EQ(summary.at("eval_sequences").get<int>(), 4);
 }
 

@@ -22,8 +22,8 @@ TrainConfig sgd_config(std::int64_t polyak_start) {
 
 // Runs `steps` SGD steps on w with gradient (step + 1)·g and returns the
 // iterate after each step.
-std::vector<torch::Tensor> run(Optimization& opt, torch::nn::Linear& model, std::int64_t from,
-                               std::int64_t to) {
+std::vector<torch::Tensor> run(Optimization& opt, torch::nn::Linear& model,
+                               std::int64_t from, std::int64_t to) {
   std::vector<torch::Tensor> iterates;
   for (std::int64_t step = from; step < to; ++step) {
     for (auto& p : model->parameters()) {
@@ -105,7 +105,8 @@ TEST(PolyakAverage, ACheckpointWithoutItIsRefused) {
     with.load(in);
     ADD_FAILURE() << "no exception";
   } catch (const std::runtime_error& e) {
-    EXPECT_NE(std::string(e.what()).find("no Polyak average state"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("no Polyak average state"),
+              std::string::npos);
   }
 }
 

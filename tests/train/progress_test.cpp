@@ -20,7 +20,9 @@ TEST(ProgressBar, UnknownRateShowsDashes) {
 }
 
 TEST(MetricsLog, AppendsOneLinePerRecord) {
-  const auto path = (std::filesystem::temp_directory_path() / "dptrain_metrics_test.jsonl").string();
+  const auto path =
+      (std::filesystem::temp_directory_path() / "dptrain_metrics_test.jsonl")
+          .string();
   std::filesystem::remove(path);
   {
     MetricsLog log(path);
@@ -28,14 +30,16 @@ TEST(MetricsLog, AppendsOneLinePerRecord) {
     log.write(R"({"step":2})");
   }
   {
-    MetricsLog log(path);  // reopening appends (a resumed run keeps its history)
+    MetricsLog log(
+        path);  // reopening appends (a resumed run keeps its history)
     log.write(R"({"step":3})");
   }
   std::ifstream in(path);
   std::string line;
   std::vector<std::string> lines;
   while (std::getline(in, line)) lines.push_back(line);
-  EXPECT_EQ(lines, (std::vector<std::string>{R"({"step":1})", R"({"step":2})", R"({"step":3})"}));
+  EXPECT_EQ(lines, (std::vector<std::string>{R"({"step":1})", R"({"step":2})",
+                                             R"({"step":3})"}));
   std::filesystem::remove(path);
 }
 
@@ -44,7 +48,8 @@ TEST(MetricsLog, UnopenablePathNamesFlagAndPath) {
     MetricsLog log("/nonexistent-dir/m.jsonl");
     FAIL() << "expected an error";
   } catch (const std::runtime_error& e) {
-    EXPECT_NE(std::string(e.what()).find("--metrics: cannot open '/nonexistent-dir/m.jsonl'"),
+    EXPECT_NE(std::string(e.what()).find(
+                  "--metrics: cannot open '/nonexistent-dir/m.jsonl'"),
               std::string::npos)
         << e.what();
   }

@@ -11,8 +11,9 @@ namespace {
 
 TEST(Runtime, ZeroThreadsMeansHardwareConcurrency) {
   set_num_threads(0);
-  EXPECT_EQ(at::get_num_threads(),
-            static_cast<int>(std::max(1U, std::thread::hardware_concurrency())));
+  EXPECT_EQ(
+      at::get_num_threads(),
+      static_cast<int>(std::max(1U, std::thread::hardware_concurrency())));
   set_num_threads(1);
   EXPECT_EQ(at::get_num_threads(), 1);
   // The BLAS's own pool follows (OpenBLAS; 0 means another BLAS).
@@ -26,15 +27,19 @@ TEST(Runtime, ZeroThreadsMeansHardwareConcurrency) {
 }
 
 TEST(Runtime, RejectsNegativeAndAbsurdThreadCounts) {
-  const int most = 4 * static_cast<int>(std::max(1U, std::thread::hardware_concurrency()));
-  const std::string expected = "--threads must be in [0, " + std::to_string(most) + "]";
+  const int most =
+      4 * static_cast<int>(std::max(1U, std::thread::hardware_concurrency()));
+  const std::string expected =
+      "--threads must be in [0, " + std::to_string(most) + "]";
   for (const int bad : {-2, most + 1, 100000}) {
     try {
       set_num_threads(bad);
       FAIL() << "expected std::invalid_argument for " << bad;
     } catch (const std::invalid_argument& e) {
-      EXPECT_NE(std::string(e.what()).find(expected), std::string::npos) << e.what();
-      EXPECT_NE(std::string(e.what()).find("got " + std::to_string(bad)), std::string::npos);
+      EXPECT_NE(std::string(e.what()).find(expected), std::string::npos)
+          << e.what();
+      EXPECT_NE(std::string(e.what()).find("got " + std::to_string(bad)),
+                std::string::npos);
     }
   }
   set_num_threads(most);  // the bound itself is allowed

@@ -172,7 +172,8 @@ TEST(StepBenchmark, RejectsBadOptionsNamingThem) {
   expect_error(o, "max_grad_norm must be finite and > 0, got 0");
   o = tiny("cnn");
   o.logical_batch_size = o.batch_size + 1;
-  expect_error(o, "logical_batch_size must be a multiple of batch_size (4), got 5");
+  expect_error(
+      o, "logical_batch_size must be a multiple of batch_size (4), got 5");
 }
 
 TEST(StepBenchmark, RejectsAnUnknownModel) {
@@ -187,8 +188,8 @@ TEST(StepBenchmark, RejectsAnUnknownModel) {
 }
 
 TEST(StepVariant, ParsesItsNamesAndRejectsOthers) {
-  for (auto v : {StepVariant::kNonPrivate, StepVariant::kDp,
-                 StepVariant::kOracle}) {
+  for (auto v :
+       {StepVariant::kNonPrivate, StepVariant::kDp, StepVariant::kOracle}) {
     EXPECT_EQ(parse_step_variant(to_string(v)), v);
   }
   EXPECT_EQ(to_string(StepVariant::kNonPrivate), "nonprivate");

@@ -25,18 +25,22 @@ namespace {
 constexpr std::int64_t kEvalBatch = 1024;
 const double kNaN = std::numeric_limits<double>::quiet_NaN();
 
-std::string fmt(double v, int precision = 4) { return format_fixed(v, precision); }
+std::string fmt(double v, int precision = 4) {
+  return format_fixed(v, precision);
+}
 
 std::string shape_text(const std::array<std::int64_t, 3>& s) {
-  return "[" + std::to_string(s[0]) + ", " + std::to_string(s[1]) + ", " + std::to_string(s[2]) +
-         "]";
+  return "[" + std::to_string(s[0]) + ", " + std::to_string(s[1]) + ", " +
+         std::to_string(s[2]) + "]";
 }
 
 // What a resumed run must find again: the same examples, bytes and labels.
-std::string fingerprint(const datasets::ImageDataset& data, const TrainConfig& c) {
+std::string fingerprint(const datasets::ImageDataset& data,
+                        const TrainConfig& c) {
   const auto crc = [](const at::Tensor& t) {
     const at::Tensor flat = t.cpu().contiguous();
-    return crc32_of(flat.data_ptr(), static_cast<std::size_t>(flat.numel() * flat.element_size()));
+    return crc32_of(flat.data_ptr(), static_cast<std::size_t>(
+                                         flat.numel() * flat.element_size()));
   };
   const auto s = data.shape();
   return nlohmann::json{{"examples", data.size()},
@@ -54,12 +58,15 @@ InputNormalization input_normalization(const std::string& dataset_name,
                                        std::int64_t channels) {
   // Published per-channel statistics of the public benchmark data sets;
   // anything else uses a data-independent map to [-1, 1].
-  if (dataset_name == "fashion-mnist" && channels == 1) return {{0.2860}, {0.3530}};
+  if (dataset_name == "fashion-mnist" && channels == 1)
+    return {{0.2860}, {0.3530}};
   if (dataset_name == "mnist" && channels == 1) return {{0.1307}, {0.3081}};
-  if ((dataset_name == "cifar10" || dataset_name == "cifar-10") && channels == 3) {
+  if ((dataset_name == "cifar10" || dataset_name == "cifar-10") &&
+      channels == 3) {
     return {{0.4914, 0.4822, 0.4465}, {0.2470, 0.2435, 0.2616}};
   }
-  return {std::vector<double>(channels, 0.5), std::vector<double>(channels, 0.5)};
+  return {std::vector<double>(channels, 0.5),
+          std::vector<double>(channels, 0.5)};
 }
 
 struct ClassifierTrainer::State {
@@ -69,13 +76,14 @@ struct ClassifierTrainer::State {
   datasets::ChannelStats stats;
 };
 
-ClassifierTrainer::ClassifierTrainer(std::shared_ptr<models::ImageClassifier> model,
-                                     TrainConfig config)
+ClassifierTrainer::ClassifierTrainer(
+    std::shared_ptr<models::ImageClassifier> model, TrainConfig config)
     : state_(std::make_unique<State>()) {
   if (!model) throw std::invalid_argument("ClassifierTrainer: model is null");
   state_->model = std::move(model);
   state_->loop = std::make_unique<PrivateLoop>(
-      std::static_pointer_cast<torch::nn::Module>(state_->model), std::move(config));
+      std::static_pointer_cast<torch::nn::Module>(state_->model),
+      std::move(config));
   log = [](const std::string& line) { std::cout << line << std::endl; };
 }
 
@@ -96,11 +104,13 @@ bool ClassifierTrainer::save_weights(const std::string& path, bool use_ema) {
   return true;
 }
 
-EvalResult ClassifierTrainer::evaluate(const datasets::ImageDataset& data, bool use_ema) {
+EvalResult ClassifierTrainer::evaluate(const datasets::ImageDataset& data,
+                                       bool use_ema) {
   return evaluate(data, use_ema ? Iterate::kEma : Iterate::kLast);
 }
 
-EvalResult ClassifierTrainer::evaluate(const datasets::ImageDataset& data, Iterate which) {
+EvalResult ClassifierTrainer::evaluate(const datasets::ImageDataset& data,
+                                       Iterate which) {
   auto& s = *state_;
   auto* optimization = s.loop->optimization();
   const AveragedParameters held(optimization, *s.model,
@@ -130,13 +140,16 @@ EvalResult ClassifierTrainer::evaluate(const datasets::ImageDataset& data, Itera
       auto x = datasets::standardize(batch.images, s.stats);
       auto logits = s.model->forward(x);
       auto labels = batch.labels;
-      loss_sum += torch::nn::functional::cross_entropy(
-                      logits, labels,
-                      torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
-                      .item<double>();
+      loss_sum +=
+          torch::nn::functional::cross_entropy(
+              logits, labels,
+              torch::nn::functional::CrossEntropyFuncOptions().reduction(
+                  torch::kSum))
+              .item<double>();
       auto hit = (logits.argmax(1) == labels).to(torch::kCPU);
       auto labels_cpu = labels.to(torch::kCPU);
-      auto groups_cpu = batch.groups.defined() ? batch.groups.to(torch::kCPU) : torch::Tensor();
+      auto groups_cpu = batch.groups.defined() ? batch.groups.to(torch::kCPU)
+                                               : torch::Tensor();
       auto hit_a = hit.accessor<bool, 1>();
       auto lab_a = labels_cpu.accessor<std::int64_t, 1>();
       for (std::int64_t i = 0; i < hit.size(0); ++i) {
@@ -155,14 +168,16 @@ EvalResult ClassifierTrainer::evaluate(const datasets::ImageDataset& data, Itera
     s.model->train(was_training);
   }
   r.loss = r.count > 0 ? loss_sum / static_cast<double>(r.count) : kNaN;
-  r.accuracy = r.count > 0 ? static_cast<double>(correct) / static_cast<double>(r.count) : kNaN;
+  r.accuracy = r.count > 0
+                   ? static_cast<double>(correct) / static_cast<double>(r.count)
+                   : kNaN;
   for (std::int64_t c = 0; c < classes; ++c) {
-    r.per_class_accuracy.push_back(total_c[c] > 0 ? static_cast<double>(correct_c[c]) / total_c[c]
-                                                  : kNaN);
+    r.per_class_accuracy.push_back(
+        total_c[c] > 0 ? static_cast<double>(correct_c[c]) / total_c[c] : kNaN);
   }
   for (std::int64_t g = 0; g < groups; ++g) {
-    r.per_group_accuracy.push_back(total_g[g] > 0 ? static_cast<double>(correct_g[g]) / total_g[g]
-                                                  : kNaN);
+    r.per_group_accuracy.push_back(
+        total_g[g] > 0 ? static_cast<double>(correct_g[g]) / total_g[g] : kNaN);
   }
   return r;
 }
@@ -173,19 +188,22 @@ FitResult ClassifierTrainer::fit(const datasets::ImageDataset& train,
   const auto& c = s.loop->config();
   const auto wall_start = std::chrono::steady_clock::now();
   const std::int64_t n = train.size();
-  if (n == 0) throw std::invalid_argument("--dataset: the training set is empty");
+  if (n == 0)
+    throw std::invalid_argument("--dataset: the training set is empty");
   if (c.batch_size > n) {
     throw std::invalid_argument("--batch-size " + std::to_string(c.batch_size) +
-                                " is larger than the training set (" + std::to_string(n) +
-                                " examples)");
+                                " is larger than the training set (" +
+                                std::to_string(n) + " examples)");
   }
   if (train.shape()[0] != s.model->in_channels()) {
-    throw std::invalid_argument("--model expects " + std::to_string(s.model->in_channels()) +
+    throw std::invalid_argument("--model expects " +
+                                std::to_string(s.model->in_channels()) +
                                 " input channel(s), the data set has " +
                                 std::to_string(train.shape()[0]));
   }
   if (train.num_classes() > s.model->num_classes()) {
-    throw std::invalid_argument("the data set has " + std::to_string(train.num_classes()) +
+    throw std::invalid_argument("the data set has " +
+                                std::to_string(train.num_classes()) +
                                 " classes, the model outputs " +
                                 std::to_string(s.model->num_classes()));
   }
@@ -197,11 +215,13 @@ FitResult ClassifierTrainer::fit(const datasets::ImageDataset& train,
     if (eval->shape() != train.shape()) {
       throw std::invalid_argument(
           "the evaluation images have shape " + shape_text(eval->shape()) +
-          ", the training images " + shape_text(train.shape()) + " (train and test of --dataset "
+          ", the training images " + shape_text(train.shape()) +
+          " (train and test of --dataset "
           "must match)");
     }
     if (eval->num_classes() > s.model->num_classes()) {
-      throw std::invalid_argument("the evaluation set has " + std::to_string(eval->num_classes()) +
+      throw std::invalid_argument("the evaluation set has " +
+                                  std::to_string(eval->num_classes()) +
                                   " classes, the model outputs " +
                                   std::to_string(s.model->num_classes()));
     }
@@ -219,13 +239,16 @@ FitResult ClassifierTrainer::fit(const datasets::ImageDataset& train,
   task.privacy_unit = "one example";
   task.data_fingerprint = fingerprint(train, c);
   task.losses = [&](const std::vector<std::int64_t>& chunk, LoopStats& stats) {
-    datasets::Batch b = c.augmult > 0 ? datasets::get_augmented_batch(train, chunk, k, augment,
-                                                                       augment_rng, device)
-                                      : train.get_batch(chunk, device);
+    datasets::Batch b = c.augmult > 0
+                            ? datasets::get_augmented_batch(
+                                  train, chunk, k, augment, augment_rng, device)
+                            : train.get_batch(chunk, device);
     auto x = datasets::standardize(b.images, s.stats);
     auto logits = s.model->forward(x);
     auto losses = torch::nn::functional::cross_entropy(
-        logits, b.labels, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone));
+        logits, b.labels,
+        torch::nn::functional::CrossEntropyFuncOptions().reduction(
+            torch::kNone));
     torch::NoGradGuard ng;
     stats.loss_sum += losses.sum().item<double>() / static_cast<double>(k);
     stats.correct += (logits.argmax(1) == b.labels).sum().item<std::int64_t>();
@@ -234,19 +257,23 @@ FitResult ClassifierTrainer::fit(const datasets::ImageDataset& train,
   };
   // A split of the training data is private and not noised (invariant 9).
   const bool private_eval = c.validation_fraction > 0;
-  const std::string eval_name = private_eval ? "validation (private, not noised)" : "test";
+  const std::string eval_name =
+      private_eval ? "validation (private, not noised)" : "test";
   const std::string eval_key = private_eval ? "validation" : "test";
   task.end_epoch = [&](const EpochContext& ctx) {
     EpochRecord rec;
     rec.epoch = ctx.epoch;
     rec.step = ctx.step;
     const auto count = ctx.stats.count;
-    rec.train_loss = count ? ctx.stats.loss_sum / static_cast<double>(count) : kNaN;
-    rec.train_accuracy =
-        count ? static_cast<double>(ctx.stats.correct) / static_cast<double>(count * k) : kNaN;
+    rec.train_loss =
+        count ? ctx.stats.loss_sum / static_cast<double>(count) : kNaN;
+    rec.train_accuracy = count ? static_cast<double>(ctx.stats.correct) /
+                                     static_cast<double>(count * k)
+                               : kNaN;
     if (eval != nullptr) {
       rec.test = evaluate(*eval, false);
-      if (s.loop->optimization()->has_ema()) rec.ema_test = evaluate(*eval, Iterate::kEma);
+      if (s.loop->optimization()->has_ema())
+        rec.ema_test = evaluate(*eval, Iterate::kEma);
       if (s.loop->optimization()->polyak_updates() > 0) {
         rec.polyak_test = evaluate(*eval, Iterate::kPolyak);
       }
@@ -255,15 +282,19 @@ FitResult ClassifierTrainer::fit(const datasets::ImageDataset& train,
     rec.seconds = ctx.seconds;
     std::ostringstream line;
     line << "epoch " << rec.epoch << " step " << rec.step << ": train loss "
-         << fmt(rec.train_loss) << " acc " << fmt(rec.train_accuracy) << " (non-private)";
+         << fmt(rec.train_loss) << " acc " << fmt(rec.train_accuracy)
+         << " (non-private)";
     if (eval != nullptr) {
       line << ", " << eval_name << " acc " << fmt(rec.test.accuracy);
-      if (rec.ema_test.count > 0) line << ", ema " << eval_name << " acc " << fmt(rec.ema_test.accuracy);
+      if (rec.ema_test.count > 0)
+        line << ", ema " << eval_name << " acc " << fmt(rec.ema_test.accuracy);
       if (rec.polyak_test.count > 0) {
-        line << ", polyak " << eval_name << " acc " << fmt(rec.polyak_test.accuracy);
+        line << ", polyak " << eval_name << " acc "
+             << fmt(rec.polyak_test.accuracy);
       }
     }
-    line << ", epsilon " << fmt(rec.epsilon) << ", " << fmt(rec.seconds, 1) << " s";
+    line << ", epsilon " << fmt(rec.epsilon) << ", " << fmt(rec.seconds, 1)
+         << " s";
     nlohmann::json j = {{"epoch", rec.epoch},
                         {"step", rec.step},
                         {"train_loss_nonprivate", rec.train_loss},
@@ -274,7 +305,8 @@ FitResult ClassifierTrainer::fit(const datasets::ImageDataset& train,
     if (eval != nullptr) {
       j[eval_key + "_accuracy"] = rec.test.accuracy;
       j[eval_key + "_loss"] = rec.test.loss;
-      if (rec.ema_test.count > 0) j["ema_" + eval_key + "_accuracy"] = rec.ema_test.accuracy;
+      if (rec.ema_test.count > 0)
+        j["ema_" + eval_key + "_accuracy"] = rec.ema_test.accuracy;
       if (rec.polyak_test.count > 0) {
         j["polyak_" + eval_key + "_accuracy"] = rec.polyak_test.accuracy;
       }
@@ -303,16 +335,19 @@ FitResult ClassifierTrainer::fit(const datasets::ImageDataset& train,
   const LoopResult loop = s.loop->run(task);
   static_cast<LoopResult&>(result) = loop;
   if (eval != nullptr) {
-    result.test = result.epochs.empty() || result.epochs.back().step != loop.steps
-                      ? evaluate(*eval, false)
-                      : result.epochs.back().test;
-    if (s.loop->optimization()->has_ema()) result.ema_test = evaluate(*eval, Iterate::kEma);
+    result.test =
+        result.epochs.empty() || result.epochs.back().step != loop.steps
+            ? evaluate(*eval, false)
+            : result.epochs.back().test;
+    if (s.loop->optimization()->has_ema())
+      result.ema_test = evaluate(*eval, Iterate::kEma);
     if (s.loop->optimization()->polyak_updates() > 0) {
       result.polyak_test = evaluate(*eval, Iterate::kPolyak);
     }
   }
-  result.wall_seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
+  result.wall_seconds = std::chrono::duration<double>(
+                            std::chrono::steady_clock::now() - wall_start)
+                            .count();
   return result;
 }
 
@@ -331,7 +366,8 @@ std::string summary_json(const FitResult& r, const TrainConfig& c) {
   nlohmann::json j = nlohmann::json::parse(privacy_summary_json(r, c));
   j.update({
       {eval + "_accuracy", nan_to_null(r.test.count ? r.test.accuracy : kNaN)},
-      {"ema_" + eval + "_accuracy", nan_to_null(r.ema_test.count ? r.ema_test.accuracy : kNaN)},
+      {"ema_" + eval + "_accuracy",
+       nan_to_null(r.ema_test.count ? r.ema_test.accuracy : kNaN)},
       {"polyak_" + eval + "_accuracy",
        nan_to_null(r.polyak_test.count ? r.polyak_test.accuracy : kNaN)},
       {"adjacency", "add_remove_one_example"},
@@ -343,7 +379,8 @@ std::string summary_json(const FitResult& r, const TrainConfig& c) {
   });
   if (c.validation_fraction > 0) {
     j["validation_note"] =
-        "validation (private, not noised): carved from the private training data and "
+        "validation (private, not noised): carved from the private training "
+        "data and "
         "evaluated without noise; its figures are not differentially private";
   }
   return j.dump();

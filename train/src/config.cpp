@@ -4,13 +4,13 @@
 #include <toml.hpp>
 
 #include <algorithm>
-#include <filesystem>
 #include <cmath>
+#include <filesystem>
 #include <functional>
-#include <type_traits>
-#include <variant>
 #include <sstream>
 #include <stdexcept>
+#include <type_traits>
+#include <variant>
 
 namespace dptrain::train {
 namespace {
@@ -42,7 +42,8 @@ std::string as_string(const toml::value& v) {
   throw std::invalid_argument("expected a string");
 }
 std::vector<std::int64_t> as_int_list(const toml::value& v) {
-  if (!v.is_array()) throw std::invalid_argument("expected an array of integers");
+  if (!v.is_array())
+    throw std::invalid_argument("expected an array of integers");
   std::vector<std::int64_t> out;
   for (const auto& x : v.as_array()) out.push_back(as_int(x));
   return out;
@@ -56,7 +57,9 @@ struct FromToml {
   void operator()(double TrainConfig::*m) const { c.*m = as_double(v); }
   void operator()(std::int64_t TrainConfig::*m) const { c.*m = as_int(v); }
   void operator()(bool TrainConfig::*m) const { c.*m = as_bool(v); }
-  void operator()(std::vector<std::int64_t> TrainConfig::*m) const { c.*m = as_int_list(v); }
+  void operator()(std::vector<std::int64_t> TrainConfig::*m) const {
+    c.*m = as_int_list(v);
+  }
   void operator()(std::optional<std::uint64_t> TrainConfig::*m) const {
     const auto s = as_int(v);
     if (s < 0) throw std::invalid_argument("expected a non-negative integer");
@@ -84,62 +87,75 @@ void require_one_of(const std::string& flag, const std::string& value,
     if (value == a) return;
   }
   std::string list;
-  for (const char* a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
-  throw std::invalid_argument("--" + flag + " must be one of " + list + ", got '" +
-                              value + "'");
+  for (const char* a : allowed)
+    list += (list.empty() ? "" : ", ") + std::string(a);
+  throw std::invalid_argument("--" + flag + " must be one of " + list +
+                              ", got '" + value + "'");
 }
 
 }  // namespace
 
 void TrainConfig::validate() const {
   require_one_of("task", task, {"classify", "lm"});
-  require(sequence_length >= 2, "sequence-length", "must be >= 2", str(sequence_length));
+  require(sequence_length >= 2, "sequence-length", "must be >= 2",
+          str(sequence_length));
   for (const auto b : train_blocks) {
     require(b >= 0, "train-blocks", "must list block indices >= 0", str(b));
   }
   if (task != "lm") {
     if (freeze_embeddings || !train_blocks.empty()) {
       throw std::invalid_argument(
-          "--freeze-embeddings and --train-blocks need --task lm, got --task " + task);
+          "--freeze-embeddings and --train-blocks need --task lm, got --task " +
+          task);
     }
   } else {
     if (augmult > 0) {
       throw std::invalid_argument(
-          "--augmult is for images; --task lm has no augmentation, got " + str(augmult));
+          "--augmult is for images; --task lm has no augmentation, got " +
+          str(augmult));
     }
     if (reset_classifier || trainable != "all" || !classes.empty()) {
       throw std::invalid_argument(
-          "--reset-classifier, --trainable and --classes need --task classify, got --task lm");
+          "--reset-classifier, --trainable and --classes need --task classify, "
+          "got --task lm");
     }
   }
   if (task != "lm" && !eval_dataset.empty()) {
-    throw std::invalid_argument("--eval-dataset is for --task lm, got --task " + task);
+    throw std::invalid_argument("--eval-dataset is for --task lm, got --task " +
+                                task);
   }
   if (reset_classifier && init_checkpoint.empty()) {
     throw std::invalid_argument(
-        "--reset-classifier needs --init-checkpoint (a fresh model's head is already new)");
+        "--reset-classifier needs --init-checkpoint (a fresh model's head is "
+        "already new)");
   }
-  require(!trainable.empty(), "trainable", "must be all, classifier or a regex", "''");
+  require(!trainable.empty(), "trainable", "must be all, classifier or a regex",
+          "''");
   for (std::size_t i = 0; i < classes.size(); ++i) {
-    require(classes[i] >= 0, "classes", "must list class labels >= 0", str(classes[i]));
+    require(classes[i] >= 0, "classes", "must list class labels >= 0",
+            str(classes[i]));
     for (std::size_t j = 0; j < i; ++j) {
-      require(classes[j] != classes[i], "classes", "must not repeat a class", str(classes[i]));
+      require(classes[j] != classes[i], "classes", "must not repeat a class",
+              str(classes[i]));
     }
   }
-  require(validation_fraction >= 0.0 && validation_fraction < 1.0, "validation-fraction",
-          "must be in [0, 1)", str(validation_fraction));
-  require(std::isfinite(target_epsilon) && target_epsilon >= 0.0, "target-epsilon",
-          "must be > 0 (or 0 to give --noise-multiplier instead)", str(target_epsilon));
-  require(std::isfinite(delta) && delta > 0.0 && delta < 1.0, "delta", "must be in (0, 1)",
-          str(delta));
-  require(std::isfinite(noise_multiplier) && noise_multiplier >= 0.0, "noise-multiplier",
-          "must be > 0", str(noise_multiplier));
+  require(validation_fraction >= 0.0 && validation_fraction < 1.0,
+          "validation-fraction", "must be in [0, 1)", str(validation_fraction));
+  require(std::isfinite(target_epsilon) && target_epsilon >= 0.0,
+          "target-epsilon",
+          "must be > 0 (or 0 to give --noise-multiplier instead)",
+          str(target_epsilon));
+  require(std::isfinite(delta) && delta > 0.0 && delta < 1.0, "delta",
+          "must be in (0, 1)", str(delta));
+  require(std::isfinite(noise_multiplier) && noise_multiplier >= 0.0,
+          "noise-multiplier", "must be > 0", str(noise_multiplier));
   // Far past any useful value, and σ·C·z must stay finite in float.
   require(noise_multiplier <= kMaxNoiseMultiplier, "noise-multiplier",
           "must be at most " + str(kMaxNoiseMultiplier), str(noise_multiplier));
   if (target_epsilon == 0.0 && noise_multiplier == 0.0) {
     throw std::invalid_argument(
-        "give --target-epsilon > 0 (noise is calibrated) or --noise-multiplier > 0 (epsilon is "
+        "give --target-epsilon > 0 (noise is calibrated) or --noise-multiplier "
+        "> 0 (epsilon is "
         "reported); both are 0 (a noise multiplier of 0 would add no noise)");
   }
   if (target_epsilon > 0.0 && noise_multiplier > 0.0) {
@@ -147,10 +163,10 @@ void TrainConfig::validate() const {
         "give only one of --target-epsilon and --noise-multiplier, got both (" +
         str(target_epsilon) + " and " + str(noise_multiplier) + ")");
   }
-  require(std::isfinite(max_grad_norm) && max_grad_norm > 0.0, "max-grad-norm", "must be > 0",
-          str(max_grad_norm));
-  require(max_grad_norm <= kMaxGradNorm, "max-grad-norm", "must be at most " + str(kMaxGradNorm),
-          str(max_grad_norm));
+  require(std::isfinite(max_grad_norm) && max_grad_norm > 0.0, "max-grad-norm",
+          "must be > 0", str(max_grad_norm));
+  require(max_grad_norm <= kMaxGradNorm, "max-grad-norm",
+          "must be at most " + str(kMaxGradNorm), str(max_grad_norm));
   require_one_of("clipping", clipping, {"flat", "per-layer"});
   require_one_of("accountant", accountant, {"rdp", "prv"});
   require_one_of("sampler", sampler, {"poisson", "shuffle"});
@@ -159,30 +175,35 @@ void TrainConfig::validate() const {
           str(max_physical_batch_size));
   require(epochs >= 0 && epochs <= kMaxEpochs, "epochs",
           "must be in [0, " + str(kMaxEpochs) + "]", str(epochs));
-  require(steps >= 0 && steps <= kMaxSteps, "steps", "must be in [0, " + str(kMaxSteps) + "]",
-          str(steps));
+  require(steps >= 0 && steps <= kMaxSteps, "steps",
+          "must be in [0, " + str(kMaxSteps) + "]", str(steps));
   if ((epochs > 0) == (steps > 0)) {
-    throw std::invalid_argument("give exactly one of --epochs and --steps (got epochs=" +
-                                str(epochs) + ", steps=" + str(steps) + ")");
+    throw std::invalid_argument(
+        "give exactly one of --epochs and --steps (got epochs=" + str(epochs) +
+        ", steps=" + str(steps) + ")");
   }
   require(std::isfinite(lr) && lr > 0.0, "lr", "must be > 0", str(lr));
   require_one_of("optimizer", optimizer, {"sgd", "adam", "adamw"});
-  require(momentum >= 0.0 && momentum < 1.0, "momentum", "must be in [0, 1)", str(momentum));
-  require(weight_decay >= 0.0, "weight-decay", "must be >= 0", str(weight_decay));
+  require(momentum >= 0.0 && momentum < 1.0, "momentum", "must be in [0, 1)",
+          str(momentum));
+  require(weight_decay >= 0.0, "weight-decay", "must be >= 0",
+          str(weight_decay));
   require_one_of("lr-schedule", lr_schedule, {"constant", "cosine"});
   require(warmup_steps >= 0, "warmup-steps", "must be >= 0", str(warmup_steps));
   require(augmult >= 0, "augmult", "must be >= 0", str(augmult));
   require(ema_decay >= 0.0 && ema_decay < 1.0, "ema-decay", "must be in [0, 1)",
           str(ema_decay));
-  require(polyak_start >= -1, "polyak-start", "must be a step >= 0, or -1 for off",
-          str(polyak_start));
-  require(checkpoint_every >= 0, "checkpoint-every", "must be >= 0", str(checkpoint_every));
+  require(polyak_start >= -1, "polyak-start",
+          "must be a step >= 0, or -1 for off", str(polyak_start));
+  require(checkpoint_every >= 0, "checkpoint-every", "must be >= 0",
+          str(checkpoint_every));
   if (resume && checkpoint.empty()) {
     throw std::invalid_argument("--resume needs --checkpoint PATH");
   }
   if (resume && overwrite) {
     throw std::invalid_argument(
-        "give only one of --resume (continue the run in --checkpoint) and --overwrite "
+        "give only one of --resume (continue the run in --checkpoint) and "
+        "--overwrite "
         "(discard it)");
   }
 }
@@ -208,19 +229,22 @@ void apply_toml_file(const std::string& path, TrainConfig& config) {
     throw std::invalid_argument("config '" + path + "': " + e.what());
   }
   if (!root.is_table()) {
-    throw std::invalid_argument("config '" + path + "': expected a table of keys");
+    throw std::invalid_argument("config '" + path +
+                                "': expected a table of keys");
   }
   for (const auto& [raw_key, value] : root.as_table()) {
     std::string key = raw_key;
     std::replace(key.begin(), key.end(), '_', '-');
     const ConfigField* field = find_field(key);
     if (field == nullptr) {
-      throw std::invalid_argument("config '" + path + "': unknown key '" + raw_key + "'");
+      throw std::invalid_argument("config '" + path + "': unknown key '" +
+                                  raw_key + "'");
     }
     try {
       std::visit(FromToml{value, config}, field->member);
     } catch (const std::invalid_argument& e) {
-      throw std::invalid_argument("config '" + path + "': key '" + raw_key + "': " + e.what());
+      throw std::invalid_argument("config '" + path + "': key '" + raw_key +
+                                  "': " + e.what());
     }
   }
 }
@@ -256,11 +280,14 @@ const std::vector<ConfigField>& config_fields() {
       {"task", &TrainConfig::task,
        "classify (images) or lm (byte-level language model)"},
       {"dataset", &TrainConfig::dataset,
-       "fashion-mnist, or a path: IDX folder, CIFAR folder, HDF5 file; --task lm: text:FILE"},
+       "fashion-mnist, or a path: IDX folder, CIFAR folder, HDF5 file; --task "
+       "lm: text:FILE"},
       {"validation-fraction", &TrainConfig::validation_fraction,
-       "carve this fraction of train (seeded) and evaluate on it instead of test"},
+       "carve this fraction of train (seeded) and evaluate on it instead of "
+       "test"},
       {"model", &TrainConfig::model,
-       "model name (see `dptrain model list`; --task lm: griffin-tiny, hawk-tiny, griffin-25m, hawk-25m, ...)"},
+       "model name (see `dptrain model list`; --task lm: griffin-tiny, "
+       "hawk-tiny, griffin-25m, hawk-25m, ...)"},
       {"sequence-length", &TrainConfig::sequence_length,
        "--task lm: bytes per sequence = one privacy unit"},
       {"freeze-embeddings", &TrainConfig::freeze_embeddings,
@@ -268,65 +295,63 @@ const std::vector<ConfigField>& config_fields() {
       {"train-blocks", &TrainConfig::train_blocks,
        "--task lm: train only these residual blocks, e.g. 0,2"},
       {"init-checkpoint", &TrainConfig::init_checkpoint,
-       "start from these weights: --task classify: dptrain weights (.h5 or .pt, see models/README.md); --task lm: a RecurrentGemma-named .safetensors or .h5"},
+       "start from these weights: --task classify: dptrain weights (.h5 or "
+       ".pt, see models/README.md); --task lm: a RecurrentGemma-named "
+       ".safetensors or .h5"},
       {"reset-classifier", &TrainConfig::reset_classifier,
-       "new classifier head for the data's classes (not loaded from --init-checkpoint)"},
+       "new classifier head for the data's classes (not loaded from "
+       "--init-checkpoint)"},
       {"trainable", &TrainConfig::trainable,
-       "parameters to train: all, classifier, or a regex over names; others frozen"},
+       "parameters to train: all, classifier, or a regex over names; others "
+       "frozen"},
       {"classes", &TrainConfig::classes,
-       "train and evaluate on these classes only (relabelled 0..k-1), e.g. 5,6,7"},
+       "train and evaluate on these classes only (relabelled 0..k-1), e.g. "
+       "5,6,7"},
       {"save-weights", &TrainConfig::save_weights,
-       "write the final weights, the release artefact (.h5 or .pt; --task lm: .pt; the EMA's also to <stem>.ema<ext>)"},
+       "write the final weights, the release artefact (.h5 or .pt; --task lm: "
+       ".pt; the EMA's also to <stem>.ema<ext>)"},
       {"eval-dataset", &TrainConfig::eval_dataset,
-       "--task lm: a public text file for perplexity (default: the held-out tail of --dataset, private and not noised)"},
+       "--task lm: a public text file for perplexity (default: the held-out "
+       "tail of --dataset, private and not noised)"},
       {"target-epsilon", &TrainConfig::target_epsilon,
        "privacy budget; noise is calibrated to it"},
-      {"delta", &TrainConfig::delta,
-       "delta of (epsilon, delta)-DP"},
+      {"delta", &TrainConfig::delta, "delta of (epsilon, delta)-DP"},
       {"noise-multiplier", &TrainConfig::noise_multiplier,
        "sigma, instead of --target-epsilon (epsilon is then reported)"},
       {"max-grad-norm", &TrainConfig::max_grad_norm,
        "per-example clipping norm C"},
       {"normalize-clipped", &TrainConfig::normalize_clipped,
        "rescale clipped gradients by 1/C (De et al.)"},
-      {"clipping", &TrainConfig::clipping,
-       "flat or per-layer"},
-      {"accountant", &TrainConfig::accountant,
-       "rdp or prv"},
+      {"clipping", &TrainConfig::clipping, "flat or per-layer"},
+      {"accountant", &TrainConfig::accountant, "rdp or prv"},
       {"sampler", &TrainConfig::sampler,
        "poisson, or shuffle (NOT covered by the accountant)"},
       {"batch-size", &TrainConfig::batch_size,
        "expected logical batch size B; q = B/N"},
       {"max-physical-batch-size", &TrainConfig::max_physical_batch_size,
        "rows (examples x augmult) per forward/backward chunk"},
-      {"epochs", &TrainConfig::epochs,
-       "epochs (steps = ceil(epochs N / B))"},
-      {"steps", &TrainConfig::steps,
-       "logical steps, instead of --epochs"},
-      {"lr", &TrainConfig::lr,
-       "learning rate"},
-      {"optimizer", &TrainConfig::optimizer,
-       "sgd, adam or adamw"},
-      {"momentum", &TrainConfig::momentum,
-       "SGD momentum"},
-      {"nesterov", &TrainConfig::nesterov,
-       "Nesterov momentum"},
+      {"epochs", &TrainConfig::epochs, "epochs (steps = ceil(epochs N / B))"},
+      {"steps", &TrainConfig::steps, "logical steps, instead of --epochs"},
+      {"lr", &TrainConfig::lr, "learning rate"},
+      {"optimizer", &TrainConfig::optimizer, "sgd, adam or adamw"},
+      {"momentum", &TrainConfig::momentum, "SGD momentum"},
+      {"nesterov", &TrainConfig::nesterov, "Nesterov momentum"},
       {"weight-decay", &TrainConfig::weight_decay,
        "weight decay (applied after noise)"},
-      {"lr-schedule", &TrainConfig::lr_schedule,
-       "constant or cosine"},
-      {"warmup-steps", &TrainConfig::warmup_steps,
-       "linear warm-up steps"},
+      {"lr-schedule", &TrainConfig::lr_schedule, "constant or cosine"},
+      {"warmup-steps", &TrainConfig::warmup_steps, "linear warm-up steps"},
       {"augmult", &TrainConfig::augmult,
-       "K augmented views per example (crop+flip), averaged before clipping; 0 = none"},
+       "K augmented views per example (crop+flip), averaged before clipping; 0 "
+       "= none"},
       {"ema-decay", &TrainConfig::ema_decay,
        "EMA of parameters with warm-up; 0 = off"},
       {"polyak-start", &TrainConfig::polyak_start,
-       "uniform (Polyak) average of the iterates from this step on, evaluated alongside the last iterate; -1 = off"},
+       "uniform (Polyak) average of the iterates from this step on, evaluated "
+       "alongside the last iterate; -1 = off"},
       {"seed", &TrainConfig::seed,
-       "seed: reproducible initialisation, sampling, augmentation and noise; not for release (default: secure randomness from the OS)"},
-      {"device", &TrainConfig::device,
-       "cpu, cuda, cuda:N or auto"},
+       "seed: reproducible initialisation, sampling, augmentation and noise; "
+       "not for release (default: secure randomness from the OS)"},
+      {"device", &TrainConfig::device, "cpu, cuda, cuda:N or auto"},
       {"checkpoint", &TrainConfig::checkpoint,
        "checkpoint file (written atomically)"},
       {"checkpoint-every", &TrainConfig::checkpoint_every,
@@ -334,7 +359,8 @@ const std::vector<ConfigField>& config_fields() {
       {"resume", &TrainConfig::resume,
        "continue the run saved in --checkpoint"},
       {"overwrite", &TrainConfig::overwrite,
-       "start afresh over an existing --checkpoint, discarding its privacy record"},
+       "start afresh over an existing --checkpoint, discarding its privacy "
+       "record"},
       {"metrics", &TrainConfig::metrics,
        "append per-epoch metrics as JSON lines to this file"},
       {"summary", &TrainConfig::summary,

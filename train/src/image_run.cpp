@@ -6,8 +6,8 @@
 
 #include <cmath>
 #include <filesystem>
-#include <string>
 #include <stdexcept>
+#include <string>
 
 #include "dptrain/datasets/dataset_info.h"
 #include "dptrain/datasets/idx_reader.h"
@@ -24,10 +24,10 @@ ImageData load_image_data(const TrainConfig& config) {
   ImageData data;
   data.train = datasets::load_dataset(path, "train");
   if (config.validation_fraction > 0) {
-    const auto n_val = static_cast<std::int64_t>(
-        std::llround(config.validation_fraction * static_cast<double>(data.train.size())));
-    auto [train, val] =
-        datasets::split_train_validation(data.train, n_val, config.seed.value_or(0));
+    const auto n_val = static_cast<std::int64_t>(std::llround(
+        config.validation_fraction * static_cast<double>(data.train.size())));
+    auto [train, val] = datasets::split_train_validation(
+        data.train, n_val, config.seed.value_or(0));
     data.train = std::move(train);
     data.eval = std::move(val);
     data.eval_split = "validation (private, not noised)";
@@ -46,8 +46,8 @@ ImageData load_image_data(const TrainConfig& config) {
   return data;
 }
 
-std::shared_ptr<models::ImageClassifier> build_image_model(const TrainConfig& config,
-                                                           const datasets::ImageDataset& train) {
+std::shared_ptr<models::ImageClassifier> build_image_model(
+    const TrainConfig& config, const datasets::ImageDataset& train) {
   const auto options = models::ModelOptions()
                            .num_classes(train.num_classes())
                            .in_channels(train.shape()[0])
@@ -62,10 +62,13 @@ std::shared_ptr<models::ImageClassifier> build_image_model(const TrainConfig& co
       models::load_weights(*model, config.init_checkpoint, load);
     } catch (const std::invalid_argument& e) {
       std::string hint;
-      if (!config.reset_classifier && std::string(e.what()).find("classifier.") != std::string::npos) {
-        hint = " (a head for another number of classes? add --reset-classifier)";
+      if (!config.reset_classifier &&
+          std::string(e.what()).find("classifier.") != std::string::npos) {
+        hint =
+            " (a head for another number of classes? add --reset-classifier)";
       }
-      throw std::invalid_argument("--init-checkpoint: " + std::string(e.what()) + hint);
+      throw std::invalid_argument(
+          "--init-checkpoint: " + std::string(e.what()) + hint);
     }
   }
   try {
@@ -92,7 +95,8 @@ RunResult run_image_training(const TrainConfig& config) {
   run.fit = trainer.fit(data.train, &data.eval);
   if (!config.save_weights.empty()) {
     trainer.save_weights(config.save_weights);
-    trainer.save_weights(ema_weights_path(config.save_weights), /*use_ema=*/true);
+    trainer.save_weights(ema_weights_path(config.save_weights),
+                         /*use_ema=*/true);
   }
   auto summary = nlohmann::json::parse(summary_json(run.fit, config));
   summary["eval_split"] = data.eval_split;

@@ -7,9 +7,9 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
-#include <optional>
 #include <iostream>
 #include <limits>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 
@@ -124,7 +124,8 @@ LmEvalResult LmTrainer::evaluate(const datasets::TextDataset& data,
                                  bool use_ema) {
   auto& s = *state_;
   auto* optimization = s.loop->optimization();
-  const AveragedParameters held(optimization, *s.model, use_ema ? Average::kEma : Average::kNone);
+  const AveragedParameters held(optimization, *s.model,
+                                use_ema ? Average::kEma : Average::kNone);
   LmEvalResult r;
   r.sequences = data.size();
   r.tokens = data.size() * (data.sequence_length() - 1);
@@ -186,14 +187,16 @@ LmFitResult LmTrainer::fit(const datasets::TextDataset& train,
     std::uint32_t crc = 0;
     for (std::int64_t start = 0; start < train.size(); start += 4096) {
       std::vector<std::int64_t> idx;
-      for (auto i = start; i < std::min(train.size(), start + 4096); ++i) idx.push_back(i);
+      for (auto i = start; i < std::min(train.size(), start + 4096); ++i)
+        idx.push_back(i);
       const auto bytes = train.batch(idx).to(torch::kUInt8).contiguous();
-      crc = crc32_of(bytes.data_ptr(), static_cast<std::size_t>(bytes.numel()), crc);
+      crc = crc32_of(bytes.data_ptr(), static_cast<std::size_t>(bytes.numel()),
+                     crc);
     }
-    task.data_fingerprint = nlohmann::json{{"sequences", train.size()},
-                                           {"sequence_length", train.sequence_length()},
-                                           {"crc32", crc}}
-                                .dump();
+    task.data_fingerprint = nlohmann::json{
+        {"sequences", train.size()},
+        {"sequence_length", train.sequence_length()},
+        {"crc32", crc}}.dump();
   }
   task.losses = [&](const std::vector<std::int64_t>& chunk, LoopStats& stats) {
     const auto batch = train.batch(chunk).to(device);
@@ -319,16 +322,18 @@ LmRunResult run_lm_training(const TrainConfig& config) {
   if (!config.eval_dataset.empty()) {
     // A public file: training uses all of --dataset.
     std::string eval_path = config.eval_dataset;
-    if (eval_path.rfind(prefix, 0) == 0) eval_path = eval_path.substr(prefix.size());
+    if (eval_path.rfind(prefix, 0) == 0)
+      eval_path = eval_path.substr(prefix.size());
     try {
-      eval_part = datasets::TextDataset::from_file(eval_path, config.sequence_length);
+      eval_part =
+          datasets::TextDataset::from_file(eval_path, config.sequence_length);
     } catch (const std::exception& e) {
       throw std::invalid_argument("--eval-dataset: " + std::string(e.what()));
     }
     if (eval_part->size() < 1) {
-      throw std::invalid_argument("--eval-dataset '" + config.eval_dataset +
-                                  "' holds no sequence of " +
-                                  std::to_string(config.sequence_length) + " bytes");
+      throw std::invalid_argument(
+          "--eval-dataset '" + config.eval_dataset + "' holds no sequence of " +
+          std::to_string(config.sequence_length) + " bytes");
     }
     train_part = all;
     eval_split = "public: --eval-dataset " + config.eval_dataset;
@@ -378,7 +383,8 @@ LmRunResult run_lm_training(const TrainConfig& config) {
   run.fit = trainer.fit(train, &eval);
   if (!config.save_weights.empty()) {
     trainer.save_weights(config.save_weights);
-    trainer.save_weights(ema_weights_path(config.save_weights), /*use_ema=*/true);
+    trainer.save_weights(ema_weights_path(config.save_weights),
+                         /*use_ema=*/true);
   }
   auto summary = nlohmann::json::parse(lm_summary_json(run.fit, config));
   summary["train_sequences"] = train.size();
@@ -392,10 +398,12 @@ namespace {
 
 // Rebuilds the model from an archive holding "lm_model" and "model" (a
 // checkpoint's payload or a weights file); `what` names the file in errors.
-models::Griffin griffin_from_archive(torch::serialize::InputArchive& in, const std::string& what) {
+models::Griffin griffin_from_archive(torch::serialize::InputArchive& in,
+                                     const std::string& what) {
   c10::IValue value;
   if (!in.try_read("lm_model", value)) {
-    throw std::runtime_error(what + " is not a language model (written by --task lm)");
+    throw std::runtime_error(what +
+                             " is not a language model (written by --task lm)");
   }
   models::GriffinConfig config;
   try {
@@ -418,8 +426,9 @@ void require_regular_file(const std::string& flag, const std::string& path) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) {
     throw std::runtime_error(flag + " '" + path + "': " +
-                             (std::filesystem::exists(path, ec) ? "not a regular file"
-                                                                : "no such file"));
+                             (std::filesystem::exists(path, ec)
+                                  ? "not a regular file"
+                                  : "no such file"));
   }
 }
 
@@ -438,8 +447,9 @@ models::Griffin load_lm_weights(const std::string& path) {
   try {
     in.load_from(path);
   } catch (const c10::Error& e) {
-    throw std::runtime_error("--weights '" + path + "' is not a LibTorch archive: " +
-                             e.what_without_backtrace());
+    throw std::runtime_error(
+        "--weights '" + path +
+        "' is not a LibTorch archive: " + e.what_without_backtrace());
   }
   return griffin_from_archive(in, "weights file '" + path + "'");
 }
@@ -468,7 +478,8 @@ bool LmTrainer::save_weights(const std::string& path, bool use_ema) {
 std::string generate_from_checkpoint(const GenerateRequest& r) {
   if (r.checkpoint.empty() == r.weights.empty()) {
     throw std::invalid_argument(
-        "give one of --weights (a file written by --save-weights, the release artefact) and "
+        "give one of --weights (a file written by --save-weights, the release "
+        "artefact) and "
         "--checkpoint (private training state)");
   }
   if (r.prompt.empty())
@@ -483,7 +494,8 @@ std::string generate_from_checkpoint(const GenerateRequest& r) {
     throw std::invalid_argument(
         "--temperature must be >= 0 (0 = greedy), got " + v.str());
   }
-  auto model = r.weights.empty() ? load_lm_checkpoint(r.checkpoint) : load_lm_weights(r.weights);
+  auto model = r.weights.empty() ? load_lm_checkpoint(r.checkpoint)
+                                 : load_lm_weights(r.weights);
   model->eval();
   torch::NoGradGuard no_grad;
   models::GenerateOptions options;

@@ -19,7 +19,8 @@ struct Optimization::Impl {
   std::int64_t polyak_start = -1;
 };
 
-Optimization::Optimization(std::vector<at::Tensor> parameters, torch::nn::Module& /*model*/,
+Optimization::Optimization(std::vector<at::Tensor> parameters,
+                           torch::nn::Module& /*model*/,
                            const TrainConfig& config, std::int64_t total_steps)
     : impl_(std::make_unique<Impl>()) {
   impl_->parameters = std::move(parameters);
@@ -36,7 +37,8 @@ Optimization::Optimization(std::vector<at::Tensor> parameters, torch::nn::Module
   sched.warmup_steps = config.warmup_steps;
   sched.total_steps = total_steps;
   impl_->schedule.emplace(sched);
-  if (config.ema_decay > 0) impl_->ema.emplace(impl_->parameters, config.ema_decay);
+  if (config.ema_decay > 0)
+    impl_->ema.emplace(impl_->parameters, config.ema_decay);
   if (config.polyak_start >= 0) {
     impl_->polyak.emplace(impl_->parameters);
     impl_->polyak_start = config.polyak_start;
@@ -45,14 +47,17 @@ Optimization::Optimization(std::vector<at::Tensor> parameters, torch::nn::Module
 
 Optimization::~Optimization() = default;
 
-double Optimization::learning_rate(std::int64_t step) const { return impl_->schedule->at(step); }
+double Optimization::learning_rate(std::int64_t step) const {
+  return impl_->schedule->at(step);
+}
 
 void Optimization::step(torch::nn::Module& /*model*/, std::int64_t step) {
   impl_->optimizer->set_learning_rate(learning_rate(step));
   impl_->optimizer->step();
   impl_->optimizer->zero_grad();
   if (impl_->ema) impl_->ema->update(impl_->parameters);
-  if (impl_->polyak && step >= impl_->polyak_start) impl_->polyak->update(impl_->parameters);
+  if (impl_->polyak && step >= impl_->polyak_start)
+    impl_->polyak->update(impl_->parameters);
 }
 
 bool Optimization::has_ema() const { return impl_->ema.has_value(); }
@@ -95,7 +100,8 @@ void Optimization::load(torch::serialize::InputArchive& archive) {
   std::optional<torch::serialize::InputArchive> ema;
   if (impl_->ema) {
     ema.emplace();
-    if (!archive.try_read("ema", *ema)) throw std::runtime_error("checkpoint has no EMA state");
+    if (!archive.try_read("ema", *ema))
+      throw std::runtime_error("checkpoint has no EMA state");
   }
   std::optional<torch::serialize::InputArchive> polyak;
   if (impl_->polyak) {
@@ -109,8 +115,8 @@ void Optimization::load(torch::serialize::InputArchive& archive) {
   if (impl_->polyak) impl_->polyak->load(*polyak);
 }
 
-AveragedParameters::AveragedParameters(Optimization* optimization, torch::nn::Module& model,
-                                       Average which)
+AveragedParameters::AveragedParameters(Optimization* optimization,
+                                       torch::nn::Module& model, Average which)
     : optimization_(optimization), model_(model), which_(which) {
   const bool on = optimization != nullptr &&
                   ((which == Average::kEma && optimization->has_ema()) ||

@@ -8,10 +8,10 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
-#include <optional>
 #include <iomanip>
 #include <iostream>
 #include <limits>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 
@@ -40,7 +40,8 @@ const double kNaN = std::numeric_limits<double>::quiet_NaN();
 // the checkpoint), and the budget check stops it when more steps are asked
 // for than the target allows.
 nlohmann::json run_identity(const TrainConfig& c, std::int64_t dataset_size,
-                            const std::string& extra, const std::string& fingerprint) {
+                            const std::string& extra,
+                            const std::string& fingerprint) {
   nlohmann::json j = {{"dataset_size", dataset_size},
                       {"batch_size", c.batch_size},
                       {"max_grad_norm", c.max_grad_norm},
@@ -95,9 +96,11 @@ void check_module_archive(const torch::nn::Module& module,
 
 // One log line of the epoch's clipping statistics. NOT PRIVATE: computed from
 // the un-noised per-example norms of private data.
-std::string diagnostics_line(std::int64_t epoch, std::vector<double> norms, double clipped) {
+std::string diagnostics_line(std::int64_t epoch, std::vector<double> norms,
+                             double clipped) {
   std::ostringstream line;
-  line << "diagnostics (NON-PRIVATE: un-noised, from private data; do not publish): epoch "
+  line << "diagnostics (NON-PRIVATE: un-noised, from private data; do not "
+          "publish): epoch "
        << epoch << ": ";
   if (norms.empty()) {
     line << "no examples sampled";
@@ -111,7 +114,8 @@ std::string diagnostics_line(std::int64_t epoch, std::vector<double> norms, doub
     return norms[lo] + (at - static_cast<double>(lo)) * (norms[hi] - norms[lo]);
   };
   line << format_fixed(100.0 * clipped / static_cast<double>(norms.size()), 1)
-       << "% of examples clipped; per-example gradient norm quantiles 0/25/50/75/100%: ";
+       << "% of examples clipped; per-example gradient norm quantiles "
+          "0/25/50/75/100%: ";
   for (double p : {0.0, 0.25, 0.5, 0.75, 1.0}) {
     line << (p > 0 ? " / " : "") << format_fixed(quantile(p), 4);
   }
@@ -139,9 +143,12 @@ std::string privacy_summary_json(const LoopResult& r, const TrainConfig& c) {
       {"seeded", r.seeded},
       {"publish",
        std::string(r.seeded ? std::string(kSeededNotice) + ". " : "") +
-           "Safe to publish (post-processing of the noisy steps): the weights files, the EMA "
-           "weights and this summary's privacy figures. Private training state, never to "
-           "publish: the checkpoint, its ledger and the non-private figures (training loss, "
+           "Safe to publish (post-processing of the noisy steps): the weights "
+           "files, the EMA "
+           "weights and this summary's privacy figures. Private training "
+           "state, never to "
+           "publish: the checkpoint, its ledger and the non-private figures "
+           "(training loss, "
            "validation split, diagnostics)."},
   };
   if (!r.privacy_note.empty()) j["privacy_note"] = r.privacy_note;
@@ -164,7 +171,8 @@ struct PrivateLoop::State {
   std::unique_ptr<dp::NoiseGenerator> injected_noise;  // set_noise_generator
 };
 
-void PrivateLoop::set_noise_generator(std::unique_ptr<dp::NoiseGenerator> generator) {
+void PrivateLoop::set_noise_generator(
+    std::unique_ptr<dp::NoiseGenerator> generator) {
   state_->injected_noise = std::move(generator);
 }
 
@@ -234,7 +242,8 @@ LoopResult PrivateLoop::run(const PrivateTask& task) {
                       .steps;
   }
   const auto kind = accountant::parse_accountant_kind(c.accountant);
-  const auto identity = run_identity(c, n, task.identity_extra, task.data_fingerprint);
+  const auto identity =
+      run_identity(c, n, task.identity_extra, task.data_fingerprint);
   // Every output is checked before anything is spent.
   check_outputs(c);
 
@@ -248,8 +257,8 @@ LoopResult PrivateLoop::run(const PrivateTask& task) {
     const int stale = remove_stale_temporaries(c.checkpoint) +
                       remove_stale_temporaries(ledger_path(c.checkpoint));
     if (stale > 0) {
-      log("removed " + std::to_string(stale) + " temporary file(s) of crashed runs beside " +
-          c.checkpoint);
+      log("removed " + std::to_string(stale) +
+          " temporary file(s) of crashed runs beside " + c.checkpoint);
     }
     const std::string record = ledger_path(c.checkpoint);
     const bool has_checkpoint = std::filesystem::exists(c.checkpoint);
@@ -259,27 +268,32 @@ LoopResult PrivateLoop::run(const PrivateTask& task) {
       if (has_ledger) {
         std::string steps = "an unreadable record";
         try {
-          steps = std::to_string(accountant::total_steps(read_ledger_history(record))) +
+          steps = std::to_string(
+                      accountant::total_steps(read_ledger_history(record))) +
                   " accounted steps";
         } catch (const std::exception&) {
         }
-        what += (has_checkpoint ? " and its privacy ledger '" : ", privacy ledger '") + record +
-                "' (" + steps + ")";
+        what += (has_checkpoint ? " and its privacy ledger '"
+                                : ", privacy ledger '") +
+                record + "' (" + steps + ")";
       }
       if (!c.overwrite) {
         throw std::invalid_argument(
             "--checkpoint: " + what +
-            (has_checkpoint && has_ledger ? " already exist" : " already exists") +
+            (has_checkpoint && has_ledger ? " already exist"
+                                          : " already exists") +
             "; give --resume to continue that run, or --overwrite to "
             "discard its record and start afresh");
       }
-      log("--overwrite: discarding " + what + "; the steps it spent are no longer on record");
+      log("--overwrite: discarding " + what +
+          "; the steps it spent are no longer on record");
     }
     if (c.resume && !has_ledger) {
-      throw std::runtime_error(
-          "--resume: checkpoint '" + c.checkpoint + "' has no privacy ledger '" + record +
-          "' beside it, so the steps it spent cannot be verified (copy the ledger with the "
-          "checkpoint)");
+      throw std::runtime_error("--resume: checkpoint '" + c.checkpoint +
+                               "' has no privacy ledger '" + record +
+                               "' beside it, so the steps it spent cannot be "
+                               "verified (copy the ledger with the "
+                               "checkpoint)");
     }
     if (c.resume) ledger = PrivacyLedger::open(record);
   }
@@ -311,12 +325,14 @@ LoopResult PrivateLoop::run(const PrivateTask& task) {
   // (OS-keyed; no key is ever written, privacy invariant 8).
   const dp::ChaChaKey key =
       c.seed ? dp::key_from_seed(*c.seed) : dp::os_entropy_key();
-  const auto key_policy = c.seed ? dp::SamplerKey::kReproducible : dp::SamplerKey::kSecret;
+  const auto key_policy =
+      c.seed ? dp::SamplerKey::kReproducible : dp::SamplerKey::kSecret;
   std::unique_ptr<dp::BatchSampler> sampler;
   if (c.sampler == "poisson") {
     sampler = std::make_unique<dp::PoissonSampler>(n, q, key, key_policy);
   } else {
-    sampler = std::make_unique<dp::ShuffledFixedSizeSampler>(n, c.batch_size, key, key_policy);
+    sampler = std::make_unique<dp::ShuffledFixedSizeSampler>(n, c.batch_size,
+                                                             key, key_policy);
   }
   std::unique_ptr<dp::NoiseGenerator> noise;
   if (s.injected_noise) {
@@ -354,9 +370,11 @@ LoopResult PrivateLoop::run(const PrivateTask& task) {
     }
     in.read("step", value);
     const auto saved_step = value.toInt();
-    if (!in.try_read("run_id", value) || value.toStringRef() != ledger->run_id()) {
-      throw std::runtime_error("checkpoint '" + c.checkpoint + "' and privacy ledger '" +
-                               ledger->path() + "' belong to different runs");
+    if (!in.try_read("run_id", value) ||
+        value.toStringRef() != ledger->run_id()) {
+      throw std::runtime_error("checkpoint '" + c.checkpoint +
+                               "' and privacy ledger '" + ledger->path() +
+                               "' belong to different runs");
     }
     run_id = ledger->run_id();
     torch::serialize::InputArchive model_in, sampler_in, noise_in, opt_in,
@@ -386,11 +404,13 @@ LoopResult PrivateLoop::run(const PrivateTask& task) {
       // it holds every executed step, the checkpoint only those before it.
       s.budget->load(privacy_in);
       if (ledger->steps() < s.budget->steps()) {
-        throw std::runtime_error("its privacy ledger records " + std::to_string(ledger->steps()) +
+        throw std::runtime_error("its privacy ledger records " +
+                                 std::to_string(ledger->steps()) +
                                  " steps, fewer than the checkpoint's " +
                                  std::to_string(s.budget->steps()));
       }
-      s.budget = std::make_unique<dp::PrivacyBudget>(s.budget->options(), ledger->history());
+      s.budget = std::make_unique<dp::PrivacyBudget>(s.budget->options(),
+                                                     ledger->history());
       if (task.load) task.load(in);
     } catch (const std::exception& e) {
       torch::NoGradGuard no_grad;
@@ -403,10 +423,12 @@ LoopResult PrivateLoop::run(const PrivateTask& task) {
           e.what());
     }
     step = saved_step;
-    log("resumed from " + c.checkpoint + " at step " + std::to_string(step) + " (" +
-        std::to_string(s.budget->steps()) + " steps accounted by the ledger, " +
-        std::to_string(s.budget->steps() - step) + " of them lost in an interruption; epsilon " +
-        format_fixed(epsilon()) + " already spent)");
+    log("resumed from " + c.checkpoint + " at step " + std::to_string(step) +
+        " (" + std::to_string(s.budget->steps()) +
+        " steps accounted by the ledger, " +
+        std::to_string(s.budget->steps() - step) +
+        " of them lost in an interruption; epsilon " + format_fixed(epsilon()) +
+        " already spent)");
   }
 
   auto save = [&] {
@@ -416,10 +438,12 @@ LoopResult PrivateLoop::run(const PrivateTask& task) {
     out.write("config", c10::IValue(to_json(c)));
     out.write("run_id", c10::IValue(run_id));
     // Private training state, never a release artefact (weights files are).
-    out.write("release", c10::IValue(c.seed ? std::string(kSeededNotice) +
-                                                  "; private training state, do not publish"
-                                            : std::string("private training state, do not "
-                                                          "publish: release the weights file")));
+    out.write(
+        "release",
+        c10::IValue(c.seed ? std::string(kSeededNotice) +
+                                 "; private training state, do not publish"
+                           : std::string("private training state, do not "
+                                         "publish: release the weights file")));
     out.write("step", c10::IValue(step));
     out.write("steps_accounted", c10::IValue(s.budget->steps()));
     out.write("noise_multiplier", c10::IValue(sigma));
@@ -458,7 +482,8 @@ LoopResult PrivateLoop::run(const PrivateTask& task) {
   if (!c.checkpoint.empty() && !c.resume) {
     // The record first, then a checkpoint at step 0: from the first step on
     // there is always a checkpoint to resume from and a ledger that counts.
-    ledger = PrivacyLedger::create(ledger_path(c.checkpoint), run_id, identity.dump());
+    ledger = PrivacyLedger::create(ledger_path(c.checkpoint), run_id,
+                                   identity.dump());
     save();
   }
 
@@ -515,9 +540,11 @@ LoopResult PrivateLoop::run(const PrivateTask& task) {
     dp::finalize_noisy_gradient(params, noise_options, *noise);
     s.optimization->step(*s.model, step);
     ++step;
-    bar->update(step - epoch * steps_per_epoch,
-                "loss " + format_fixed(stats.count ? stats.loss_sum / stats.count : 0.0, 3) +
-                    " (non-private)");
+    bar->update(
+        step - epoch * steps_per_epoch,
+        "loss " +
+            format_fixed(stats.count ? stats.loss_sum / stats.count : 0.0, 3) +
+            " (non-private)");
 
     const bool epoch_end = step % steps_per_epoch == 0 || step == total_steps;
     if (c.checkpoint_every > 0 && step % c.checkpoint_every == 0) save();

@@ -7,7 +7,8 @@ namespace dptrain::train {
 const Recipe* find_recipe(const std::string& model) {
   static const std::vector<Recipe> recipes = {
       {"cnn", "configs/fashion_mnist_cnn_eps3.toml (Tramer & Boneh 2021)",
-       "--batch-size 2048 --max-physical-batch-size 1024 --optimizer sgd --lr 4 --momentum 0.9 "
+       "--batch-size 2048 --max-physical-batch-size 1024 --optimizer sgd --lr "
+       "4 --momentum 0.9 "
        "--max-grad-norm 0.1 --ema-decay 0.999",
        [](TrainConfig& c) {
          c.batch_size = 2048;
@@ -20,7 +21,8 @@ const Recipe* find_recipe(const std::string& model) {
        },
        10},
       {"wrn-16-4", "configs/cifar10_wrn16_4_eps8.toml (De et al. 2022)",
-       "--batch-size 4096 --optimizer sgd --lr 2 --momentum 0 --max-grad-norm 1 "
+       "--batch-size 4096 --optimizer sgd --lr 2 --momentum 0 --max-grad-norm "
+       "1 "
        "--normalize-clipped --augmult 16 --ema-decay 0.999",
        [](TrainConfig& c) {
          c.batch_size = 4096;

@@ -19,14 +19,17 @@ std::string version_string() {
 }
 
 void set_num_threads(int threads) {
-  const int hardware = static_cast<int>(std::max(1U, std::thread::hardware_concurrency()));
+  const int hardware =
+      static_cast<int>(std::max(1U, std::thread::hardware_concurrency()));
   // Each thread costs ~60 ms to start, and more than a few per core only
   // slows LibTorch down: 100000 used to hang for minutes.
   const int most = 4 * hardware;
   if (threads < 0 || threads > most) {
-    throw std::invalid_argument("--threads must be in [0, " + std::to_string(most) +
-                                "] (0 = one per hardware thread; at most 4 per hardware "
-                                "thread), got " + std::to_string(threads));
+    throw std::invalid_argument(
+        "--threads must be in [0, " + std::to_string(most) +
+        "] (0 = one per hardware thread; at most 4 per hardware "
+        "thread), got " +
+        std::to_string(threads));
   }
   if (threads == 0) threads = hardware;
   at::set_num_threads(threads);
@@ -42,8 +45,8 @@ void set_num_threads(int threads) {
 
 int blas_num_threads() {
   using GetThreads = int (*)();
-  if (auto* get_blas =
-          reinterpret_cast<GetThreads>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"))) {
+  if (auto* get_blas = reinterpret_cast<GetThreads>(
+          dlsym(RTLD_DEFAULT, "openblas_get_num_threads"))) {
     return get_blas();
   }
   return 0;
@@ -83,8 +86,9 @@ c10::Device parse_device(const std::string& spec) {
                                 "' (expected cpu, cuda, cuda:N or auto)");
   }
   if (device.is_cuda() && !torch::cuda::is_available()) {
-    throw std::invalid_argument("--device " + spec +
-                                ": CUDA is not available in this build or machine");
+    throw std::invalid_argument(
+        "--device " + spec +
+        ": CUDA is not available in this build or machine");
   }
   if (device.is_cuda() && device.has_index() &&
       device.index() >= static_cast<int>(torch::cuda::device_count())) {
@@ -102,9 +106,12 @@ std::string runtime_summary() {
       << "threads: " << at::get_num_threads() << " (hardware "
       << std::thread::hardware_concurrency() << ")\n"
       << "blas: " << (blas.empty() ? "unknown" : blas)
-      << (blas_num_threads() > 0 ? " (" + std::to_string(blas_num_threads()) + " threads)"
-                                 : std::string())
-      << (blas_is_openblas() ? "" : "  [warning: not OpenBLAS; matmuls will be slow]")
+      << (blas_num_threads() > 0
+              ? " (" + std::to_string(blas_num_threads()) + " threads)"
+              : std::string())
+      << (blas_is_openblas()
+              ? ""
+              : "  [warning: not OpenBLAS; matmuls will be slow]")
       << "\n"
       << "cuda: "
       << (torch::cuda::is_available()

@@ -76,9 +76,9 @@ StepVariant parse_step_variant(const std::string& name) {
 void validate(const StepBenchmarkOptions& o) {
   auto at_least = [](const char* name, int64_t value, int64_t low) {
     if (value < low) {
-      throw std::invalid_argument(std::string(name) + " must be >= " +
-                                  std::to_string(low) + ", got " +
-                                  std::to_string(value));
+      throw std::invalid_argument(std::string(name) +
+                                  " must be >= " + std::to_string(low) +
+                                  ", got " + std::to_string(value));
     }
   };
   at_least("batch_size", o.batch_size, 1);
@@ -104,8 +104,9 @@ void validate(const StepBenchmarkOptions& o) {
     }
   }
   if (!(o.noise_multiplier >= 0) || !std::isfinite(o.noise_multiplier)) {
-    throw std::invalid_argument("noise_multiplier must be finite and >= 0, got " +
-                                std::to_string(o.noise_multiplier));
+    throw std::invalid_argument(
+        "noise_multiplier must be finite and >= 0, got " +
+        std::to_string(o.noise_multiplier));
   }
   if (!(o.max_grad_norm > 0) || !std::isfinite(o.max_grad_norm)) {
     throw std::invalid_argument("max_grad_norm must be finite and > 0, got " +
@@ -183,8 +184,8 @@ StepRunner::StepRunner(const StepBenchmarkOptions& options)
     s.model = model;
     s.forward = [model](const torch::Tensor& x) { return model->forward(x); };
     s.per_example_loss = cross_entropy;
-    s.inputs = torch::randn(
-        {b, info.in_channels, info.image_size, info.image_size});
+    s.inputs =
+        torch::randn({b, info.in_channels, info.image_size, info.image_size});
     s.targets = torch::randint(info.num_classes, {b}, torch::kLong);
   }
   s.model->to(options.device);
@@ -332,8 +333,8 @@ void StepRunner::profile_once(StepProfile& profile) {
   auto& calls = recorder.calls;
   std::vector<torch::Tensor> outputs;
   for (const auto& c : calls) outputs.push_back(c.output);
-  auto grads = torch::autograd::grad({losses.sum()}, outputs, {}, false,
-                                     false, true);
+  auto grads =
+      torch::autograd::grad({losses.sum()}, outputs, {}, false, false, true);
   t2 = clock();
   phase("dp", "forward (recorded)", ms(t0, t1));
   phase("dp", "backward to layer outputs", ms(t1, t2));
@@ -343,8 +344,8 @@ void StepRunner::profile_once(StepProfile& profile) {
   const size_t first_layer = profile.layers.size();
   std::vector<std::vector<torch::Tensor>> params(calls.size());
   std::vector<std::vector<torch::Tensor>> kept(calls.size());
-  auto total_sq = torch::zeros({batch}, s.inputs.options().dtype(torch::kDouble)
-                                            .requires_grad(false));
+  auto total_sq = torch::zeros(
+      {batch}, s.inputs.options().dtype(torch::kDouble).requires_grad(false));
   double norms_total = 0;
   for (size_t c = 0; c < calls.size(); ++c) {
     calls[c].grad_output = grads[c];
@@ -379,8 +380,8 @@ void StepRunner::profile_once(StepProfile& profile) {
     profile.layers.push_back(std::move(layer));
   }
   const auto sums_start = clock();
-  auto factors = dp::detail::clip_factors(total_sq.sqrt(), s.engine->options(),
-                                          1);
+  auto factors =
+      dp::detail::clip_factors(total_sq.sqrt(), s.engine->options(), 1);
   for (size_t c = 0; c < calls.size(); ++c) {
     if (params[c].empty()) continue;
     auto& layer = profile.layers[first_layer + c];

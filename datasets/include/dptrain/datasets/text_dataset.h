@@ -24,7 +24,8 @@ class TextDataset {
   TextDataset(std::string text, int64_t sequence_length);
   /// Reads a file's bytes. Throws DatasetError naming the file if it is a
   /// folder or cannot be read, std::invalid_argument as the constructor.
-  static TextDataset from_file(const std::string& path, int64_t sequence_length);
+  static TextDataset from_file(const std::string& path,
+                               int64_t sequence_length);
 
   int64_t size() const { return num_sequences_; }
   int64_t sequence_length() const { return sequence_length_; }

@@ -65,9 +65,8 @@ struct ClipResult {
 namespace detail {
 /// Clip factors from norms [B] or [B, L] and per-layer thresholds; applies
 /// normalize. Returns factors of the same shape.
-at::Tensor clip_factors(const at::Tensor& norms,
-                           const ClippingOptions& options,
-                           int64_t num_layers);
+at::Tensor clip_factors(const at::Tensor& norms, const ClippingOptions& options,
+                        int64_t num_layers);
 /// Fills diagnostics from norms ([B] or [B, L]) and factors.
 ClipDiagnostics make_diagnostics(const at::Tensor& norms,
                                  const at::Tensor& factors,

@@ -92,9 +92,9 @@ class GradientEngine {
   std::shared_ptr<const RuleRegistry> registry_;
   std::unique_ptr<detail::Recorder> recorder_;
   std::vector<std::pair<const torch::nn::Module*, LayerEntry>> layers_;
-  std::vector<torch::Tensor> params_;       // unique, all (incl. frozen)
-  std::vector<int64_t> param_group_;        // clipping group per params_
-  std::vector<bool> param_covered_;         // some rule covers it
+  std::vector<torch::Tensor> params_;  // unique, all (incl. frozen)
+  std::vector<int64_t> param_group_;   // clipping group per params_
+  std::vector<bool> param_covered_;    // some rule covers it
   std::vector<std::string> param_names_;
   int64_t num_groups_ = 0;
 };

@@ -26,8 +26,7 @@ class PoissonSampler final : public BatchSampler {
   /// Throws std::invalid_argument if dataset_size <= 0 or sample_rate is not
   /// in (0, 1]. Key: key_from_seed(seed) for reproducible runs,
   /// os_entropy_key() otherwise.
-  PoissonSampler(int64_t dataset_size, double sample_rate,
-                 const ChaChaKey& key,
+  PoissonSampler(int64_t dataset_size, double sample_rate, const ChaChaKey& key,
                  SamplerKey key_policy = SamplerKey::kSecret);
 
   std::vector<int64_t> next_batch() override;

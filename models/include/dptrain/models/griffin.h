@@ -93,8 +93,8 @@ class GriffinImpl : public torch::nn::Module {
   dp::Linear decoder{nullptr};  ///< bias-free, weight tied to embedder
 
  private:
-  torch::Tensor run(const torch::Tensor& tokens, const torch::Tensor& segment_pos,
-                    GriffinState* state);
+  torch::Tensor run(const torch::Tensor& tokens,
+                    const torch::Tensor& segment_pos, GriffinState* state);
   GriffinConfig config_;
 };
 TORCH_MODULE(Griffin);

@@ -45,9 +45,10 @@ class RgLruImpl : public torch::nn::Module {
   void reset_parameters();
   /// x [B, T, width], segment_pos [B, T]; with `state` ([B, width], updated
   /// in place to the last h), continues from it.
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& segment_pos,
-                        torch::Tensor* state, int64_t chunk);
-  dp::SoftplusScale a_param{nullptr};  ///< Λ, [width]
+  torch::Tensor forward(const torch::Tensor& x,
+                        const torch::Tensor& segment_pos, torch::Tensor* state,
+                        int64_t chunk);
+  dp::SoftplusScale a_param{nullptr};         ///< Λ, [width]
   torch::nn::ModuleList input_gate{nullptr};  ///< num_blocks × Linear(bw, bw)
   torch::nn::ModuleList a_gate{nullptr};
   int64_t width, num_blocks;
@@ -59,8 +60,8 @@ class RecurrentBlockImpl : public torch::nn::Module {
  public:
   explicit RecurrentBlockImpl(const GriffinConfig& config);
   /// x [B, T, width] → [B, T, width]; cache: decoding (T = 1).
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& segment_pos,
-                        BlockCache* cache);
+  torch::Tensor forward(const torch::Tensor& x,
+                        const torch::Tensor& segment_pos, BlockCache* cache);
   dp::Linear linear_y{nullptr}, linear_x{nullptr}, linear_out{nullptr};
   dp::Conv1d conv_1d{nullptr};  ///< depthwise, causal; weight [lru, 1, K]
   RgLru rg_lru{nullptr};
@@ -74,8 +75,9 @@ TORCH_MODULE(RecurrentBlock);
 class LocalAttentionBlockImpl : public torch::nn::Module {
  public:
   explicit LocalAttentionBlockImpl(const GriffinConfig& config);
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& segment_pos,
-                        BlockCache* cache, int64_t position);
+  torch::Tensor forward(const torch::Tensor& x,
+                        const torch::Tensor& segment_pos, BlockCache* cache,
+                        int64_t position);
   dp::Linear proj_q{nullptr}, proj_k{nullptr}, proj_v{nullptr},
       proj_final{nullptr};
   int64_t num_heads, head_dim, window;
@@ -96,8 +98,9 @@ TORCH_MODULE(MlpBlock);
 class ResidualBlockImpl : public torch::nn::Module {
  public:
   ResidualBlockImpl(const GriffinConfig& config, TemporalBlockType type);
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& segment_pos,
-                        BlockCache* cache, int64_t position);
+  torch::Tensor forward(const torch::Tensor& x,
+                        const torch::Tensor& segment_pos, BlockCache* cache,
+                        int64_t position);
   TemporalBlockType type;
   dp::RMSNorm temporal_pre_norm{nullptr}, channel_pre_norm{nullptr};
   RecurrentBlock recurrent_block{nullptr};

@@ -41,8 +41,12 @@ struct GriffinConfig {
   /// sequential recurrence).
   int64_t scan_chunk = 16;
 
-  int64_t num_blocks() const { return static_cast<int64_t>(block_types.size()); }
-  int64_t effective_lru_width() const { return lru_width > 0 ? lru_width : width; }
+  int64_t num_blocks() const {
+    return static_cast<int64_t>(block_types.size());
+  }
+  int64_t effective_lru_width() const {
+    return lru_width > 0 ? lru_width : width;
+  }
   int64_t effective_mlp_width() const {
     return mlp_expanded_width > 0 ? mlp_expanded_width : 3 * width;
   }

@@ -34,7 +34,7 @@ struct ModelOptions {
 
 /// What a name resolves to, computed without building the model.
 struct ModelInfo {
-  std::string name;         ///< canonical name, e.g. "wrn-16-4"
+  std::string name;  ///< canonical name, e.g. "wrn-16-4"
   /// "image" (an ImageClassifier) or "sequence" (a Griffin / Hawk LM).
   std::string kind = "image";
   /// "cnn", "mlp", "wrn", "nf-resnet", "nfnet"; "griffin", "hawk" or
@@ -45,7 +45,8 @@ struct ModelInfo {
   int64_t in_channels = 0;
   int64_t image_size = 0;
   int64_t vocab_size = 0;  ///< sequence models only
-  int64_t parameters = 0;  ///< exact count, from the configuration (tied embedding once)
+  int64_t parameters =
+      0;  ///< exact count, from the configuration (tied embedding once)
   /// Architecture summary, one line per stage or layer.
   std::vector<std::string> summary;
 };

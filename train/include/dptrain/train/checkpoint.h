@@ -35,6 +35,7 @@ void load_checkpoint(const std::string& path,
 /// CRC-32 (IEEE, as zlib) of a byte string; exposed for tests.
 std::uint32_t crc32_of(const std::string& bytes);
 /// The same of `size` bytes at `data`, continuing from `crc` (0 to start).
-std::uint32_t crc32_of(const void* data, std::size_t size, std::uint32_t crc = 0);
+std::uint32_t crc32_of(const void* data, std::size_t size,
+                       std::uint32_t crc = 0);
 
 }  // namespace dptrain::train

@@ -27,8 +27,8 @@ namespace dptrain::train {
 /// Accuracy of a model on a data set (public evaluation data).
 struct EvalResult {
   std::int64_t count = 0;
-  double loss = 0.0;      ///< mean cross-entropy
-  double accuracy = 0.0;  ///< fraction correct
+  double loss = 0.0;                       ///< mean cross-entropy
+  double accuracy = 0.0;                   ///< fraction correct
   std::vector<double> per_class_accuracy;  ///< NaN where a class has no example
   /// Per group id 0..G-1 when the data set has groups; NaN where empty.
   std::vector<double> per_group_accuracy;
@@ -45,9 +45,9 @@ struct EpochRecord {
   double train_accuracy = 0.0;  ///< also NOT PRIVATE
   EvalResult test;              ///< last iterate on the evaluation data
   EvalResult ema_test;          ///< EMA parameters (count 0 when no EMA)
-  EvalResult polyak_test;       ///< Polyak average (count 0 when off or not started)
-  double epsilon = 0.0;         ///< spent so far, at the run's delta
-  double seconds = 0.0;         ///< wall time since fit() started
+  EvalResult polyak_test;  ///< Polyak average (count 0 when off or not started)
+  double epsilon = 0.0;    ///< spent so far, at the run's delta
+  double seconds = 0.0;    ///< wall time since fit() started
 };
 
 /// What fit() did: the privacy side (LoopResult: steps over all sessions,
@@ -56,7 +56,8 @@ struct EpochRecord {
 struct FitResult : LoopResult {
   EvalResult test;
   EvalResult ema_test;
-  EvalResult polyak_test;  ///< count 0 when Polyak averaging is off or not started
+  EvalResult
+      polyak_test;  ///< count 0 when Polyak averaging is off or not started
   std::vector<EpochRecord> epochs;
 };
 
@@ -66,7 +67,8 @@ class ClassifierTrainer {
  public:
   /// Validates `config` (std::invalid_argument naming the flag) and the model
   /// (dp::UnsupportedLayerError listing every module without a rule).
-  ClassifierTrainer(std::shared_ptr<models::ImageClassifier> model, TrainConfig config);
+  ClassifierTrainer(std::shared_ptr<models::ImageClassifier> model,
+                    TrainConfig config);
   ~ClassifierTrainer();
   ClassifierTrainer(const ClassifierTrainer&) = delete;
   ClassifierTrainer& operator=(const ClassifierTrainer&) = delete;
@@ -75,7 +77,8 @@ class ClassifierTrainer {
   /// when given. With config.resume, continues from config.checkpoint.
   /// Throws std::invalid_argument for a batch larger than the data set, a
   /// model/data mismatch, or a checkpoint of another run.
-  FitResult fit(const datasets::ImageDataset& train, const datasets::ImageDataset* eval = nullptr);
+  FitResult fit(const datasets::ImageDataset& train,
+                const datasets::ImageDataset* eval = nullptr);
 
   /// Which parameters to evaluate: the last iterate or one of its averages
   /// (post-processing of private iterates: no privacy cost).
@@ -83,7 +86,8 @@ class ClassifierTrainer {
   /// Evaluates `which` parameters on `data`, in evaluation mode, without
   /// gradients; an average that is off falls back to the last iterate. The
   /// model holds the last iterate again afterwards, also on an exception.
-  EvalResult evaluate(const datasets::ImageDataset& data, Iterate which = Iterate::kLast);
+  EvalResult evaluate(const datasets::ImageDataset& data,
+                      Iterate which = Iterate::kLast);
   /// evaluate(data, use_ema ? kEma : kLast).
   EvalResult evaluate(const datasets::ImageDataset& data, bool use_ema);
 
@@ -115,7 +119,8 @@ struct InputNormalization {
   std::vector<double> mean;
   std::vector<double> std;
 };
-InputNormalization input_normalization(const std::string& dataset_name, std::int64_t channels);
+InputNormalization input_normalization(const std::string& dataset_name,
+                                       std::int64_t channels);
 
 /// The run's summary as one JSON object (the `--summary` file and the last
 /// line printed): test_accuracy, ema_test_accuracy, epsilon, delta,

@@ -21,19 +21,22 @@ inline constexpr std::int64_t kMaxEpochs = 1'000'000;
 /// Everything a run needs. Field names follow the DP literature's spelling.
 struct TrainConfig {
   // Task and data.
-  std::string task = "classify";       ///< "classify" (images) or "lm"
-  std::string dataset = "fashion-mnist";  ///< name, IDX/CIFAR folder, .h5 file, text:FILE
-  double validation_fraction = 0.0;    ///< carved from train (seeded); 0 = test on test split
+  std::string task = "classify";  ///< "classify" (images) or "lm"
+  std::string dataset =
+      "fashion-mnist";  ///< name, IDX/CIFAR folder, .h5 file, text:FILE
+  double validation_fraction =
+      0.0;  ///< carved from train (seeded); 0 = test on test split
   std::string model = "cnn";
 
   // Language models (--task lm): one sequence of `sequence_length` bytes is
   // one privacy unit.
-  std::int64_t sequence_length = 128;     ///< bytes per sequence (>= 2)
-  bool freeze_embeddings = false;         ///< the tied embedding is not trained
-  std::vector<std::int64_t> train_blocks; ///< non-empty: train only these residual blocks
-  /// Weights to start from. --task lm: .safetensors or .h5 with RecurrentGemma's
-  /// published names; --task classify: dptrain weights (.h5/.hdf5 or .pt/.pth,
-  /// models/weights.h).
+  std::int64_t sequence_length = 128;  ///< bytes per sequence (>= 2)
+  bool freeze_embeddings = false;      ///< the tied embedding is not trained
+  std::vector<std::int64_t>
+      train_blocks;  ///< non-empty: train only these residual blocks
+  /// Weights to start from. --task lm: .safetensors or .h5 with
+  /// RecurrentGemma's published names; --task classify: dptrain weights
+  /// (.h5/.hdf5 or .pt/.pth, models/weights.h).
   std::string init_checkpoint;
 
   // Image fine-tuning (--task classify).
@@ -55,45 +58,51 @@ struct TrainConfig {
   std::string eval_dataset;
 
   // Privacy.
-  double target_epsilon = 0.0;   ///< > 0: calibrate noise_multiplier to reach it
+  double target_epsilon = 0.0;  ///< > 0: calibrate noise_multiplier to reach it
   double delta = 1e-5;
-  double noise_multiplier = 0.0; ///< used when target_epsilon is 0
-  double max_grad_norm = 1.0;    ///< C
-  bool normalize_clipped = false;  ///< De et al.: clipped gradients scaled by 1/C
+  double noise_multiplier = 0.0;  ///< used when target_epsilon is 0
+  double max_grad_norm = 1.0;     ///< C
+  bool normalize_clipped =
+      false;  ///< De et al.: clipped gradients scaled by 1/C
   std::string clipping = "flat";   ///< "flat" or "per-layer"
   std::string accountant = "rdp";  ///< "rdp" or "prv"
-  std::string sampler = "poisson"; ///< "poisson" or "shuffle" (not covered by the accountant)
+  std::string sampler =
+      "poisson";  ///< "poisson" or "shuffle" (not covered by the accountant)
 
   // Optimisation.
-  std::int64_t batch_size = 256;          ///< expected logical batch (q = batch_size / N)
+  std::int64_t batch_size =
+      256;  ///< expected logical batch (q = batch_size / N)
   std::int64_t max_physical_batch_size = 256;
-  std::int64_t epochs = 0;                ///< epochs = steps * q; one of epochs/steps
+  std::int64_t epochs = 0;  ///< epochs = steps * q; one of epochs/steps
   std::int64_t steps = 0;
   double lr = 0.1;
-  std::string optimizer = "sgd";          ///< "sgd", "adam", "adamw"
+  std::string optimizer = "sgd";  ///< "sgd", "adam", "adamw"
   double momentum = 0.0;
   bool nesterov = false;
   double weight_decay = 0.0;
-  std::string lr_schedule = "constant";   ///< "constant", "cosine"
+  std::string lr_schedule = "constant";  ///< "constant", "cosine"
   std::int64_t warmup_steps = 0;
-  std::int64_t augmult = 0;               ///< K augmented views per example; 0 = no augmentation
-  double ema_decay = 0.0;                 ///< 0 = no EMA
+  std::int64_t augmult =
+      0;  ///< K augmented views per example; 0 = no augmentation
+  double ema_decay = 0.0;  ///< 0 = no EMA
   /// >= 0: also keep the uniform (Polyak–Ruppert) average of the iterates
   /// from this step on, evaluated alongside the last iterate; -1 = off.
   std::int64_t polyak_start = -1;
 
   // Run.
-  std::optional<std::uint64_t> seed;      ///< set: seeded noise; unset: secure noise
+  std::optional<std::uint64_t>
+      seed;  ///< set: seeded noise; unset: secure noise
   std::string device = "cpu";
-  std::string checkpoint;                 ///< path; empty = no checkpoints
-  std::int64_t checkpoint_every = 0;      ///< steps between checkpoints; 0 = each epoch
+  std::string checkpoint;  ///< path; empty = no checkpoints
+  std::int64_t checkpoint_every =
+      0;  ///< steps between checkpoints; 0 = each epoch
   bool resume = false;
   /// Start afresh over an existing checkpoint and ledger, discarding their
   /// record (said in the log); without it such a run is refused.
   bool overwrite = false;
-  std::string metrics;                    ///< JSON-lines path; empty = none
-  std::string summary;                    ///< final summary JSON path; empty = none
-  bool diagnostics = false;               ///< non-private clipping statistics in the log
+  std::string metrics;       ///< JSON-lines path; empty = none
+  std::string summary;       ///< final summary JSON path; empty = none
+  bool diagnostics = false;  ///< non-private clipping statistics in the log
 
   /// Checks every field; throws std::invalid_argument naming the flag (as
   /// `--target-epsilon`) and the bad value.
@@ -106,11 +115,10 @@ struct TrainConfig {
 /// named: the TOML keys, the `dptrain train` flags and the JSON echo all come
 /// from it, and the defaults are the member initialisers above.
 struct ConfigField {
-  using Member =
-      std::variant<std::string TrainConfig::*, double TrainConfig::*,
-                   std::int64_t TrainConfig::*, bool TrainConfig::*,
-                   std::vector<std::int64_t> TrainConfig::*,
-                   std::optional<std::uint64_t> TrainConfig::*>;
+  using Member = std::variant<std::string TrainConfig::*, double TrainConfig::*,
+                              std::int64_t TrainConfig::*, bool TrainConfig::*,
+                              std::vector<std::int64_t> TrainConfig::*,
+                              std::optional<std::uint64_t> TrainConfig::*>;
   const char* key;
   Member member;
   const char* help;

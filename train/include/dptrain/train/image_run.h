@@ -31,8 +31,8 @@ ImageData load_image_data(const TrainConfig& config);
 /// head), then only config.trainable's parameters left trainable. Throws
 /// std::invalid_argument naming the flag or file (a mis-shaped head without
 /// --reset-classifier, a pattern matching nothing, ...).
-std::shared_ptr<models::ImageClassifier> build_image_model(const TrainConfig& config,
-                                                           const datasets::ImageDataset& train);
+std::shared_ptr<models::ImageClassifier> build_image_model(
+    const TrainConfig& config, const datasets::ImageDataset& train);
 
 struct RunResult {
   FitResult fit;

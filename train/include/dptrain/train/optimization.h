@@ -66,7 +66,8 @@ enum class Average { kNone, kEma, kPolyak };
 /// that average is off (active() says which).
 class AveragedParameters {
  public:
-  AveragedParameters(Optimization* optimization, torch::nn::Module& model, Average which);
+  AveragedParameters(Optimization* optimization, torch::nn::Module& model,
+                     Average which);
   ~AveragedParameters();
   AveragedParameters(const AveragedParameters&) = delete;
   AveragedParameters& operator=(const AveragedParameters&) = delete;

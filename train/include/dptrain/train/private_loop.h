@@ -156,7 +156,8 @@ inline constexpr char kSeededNotice[] = "seeded: reproducible, not for release";
 /// steps_accounted, accountant, sampler, the budget stop, seeded and what is
 /// safe to publish, and the privacy note when the accountant's assumptions
 /// fail.
-std::string privacy_summary_json(const LoopResult& result, const TrainConfig& config);
+std::string privacy_summary_json(const LoopResult& result,
+                                 const TrainConfig& config);
 
 /// `v` with `precision` digits after the point (log lines).
 std::string format_fixed(double v, int precision = 4);

@@ -26,8 +26,9 @@ class ProgressBar {
 
   /// The text of the bar for `done` units after `elapsed_s` seconds; exposed
   /// for tests.
-  static std::string render(const std::string& label, std::int64_t done, std::int64_t total,
-                            double elapsed_s, const std::string& note, int width = 30);
+  static std::string render(const std::string& label, std::int64_t done,
+                            std::int64_t total, double elapsed_s,
+                            const std::string& note, int width = 30);
 
  private:
   std::string label_;

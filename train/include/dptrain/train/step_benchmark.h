@@ -35,8 +35,8 @@ StepVariant parse_step_variant(const std::string& name);
 struct StepBenchmarkOptions {
   /// "seq" (SequenceMlp: width 256, 4 blocks, vocab 256, tokens [B, seq_len]),
   /// a Griffin / Hawk config ("griffin-tiny", "hawk-25m", ...; tokens
-  /// [B, seq_len]) or any image model of models::make_model ("cnn": 1×28×28, "wrn-16-4":
-  /// 3×32×32, ...), fed images of the model's default input size.
+  /// [B, seq_len]) or any image model of models::make_model ("cnn": 1×28×28,
+  /// "wrn-16-4": 3×32×32, ...), fed images of the model's default input size.
   std::string model = "cnn";
   int64_t batch_size = 256;  ///< B, >= 1
   int64_t seq_len = 128;     ///< T of the "seq" model, >= 1
@@ -115,8 +115,8 @@ struct StepProfile {
     double ms = 0;
   };
   struct Layer {
-    std::string path;  ///< module path, e.g. "blocks.0.conv1"
-    std::string type;  ///< module type name
+    std::string path;          ///< module path, e.g. "blocks.0.conv1"
+    std::string type;          ///< module type name
     std::string input_shape;   ///< the recorded activation's sizes
     std::string output_shape;  ///< the layer output's sizes
     double norms_ms = 0;       ///< the rule's squared_norms

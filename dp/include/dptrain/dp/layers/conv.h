@@ -104,7 +104,8 @@ class ConvNdImpl : public torch::nn::Cloneable<Derived> {
   /// Validates options, registers weight and bias, initialises as torch.
   void reset_conv();
   /// Pads, convolves with `w`, records (padded input, output, padding).
-  torch::Tensor conv_forward(const torch::Tensor& input, const torch::Tensor& w);
+  torch::Tensor conv_forward(const torch::Tensor& input,
+                             const torch::Tensor& w);
 };
 }  // namespace detail
 

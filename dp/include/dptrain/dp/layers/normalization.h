@@ -15,7 +15,8 @@ namespace dptrain::dp {
 
 /// Same options as torch::nn::GroupNorm: (num_groups, num_channels).eps.affine.
 using GroupNormOptions = torch::nn::GroupNormOptions;
-/// Same options as torch::nn::LayerNorm: (normalized_shape).eps.elementwise_affine.
+/// Same options as torch::nn::LayerNorm:
+/// (normalized_shape).eps.elementwise_affine.
 using LayerNormOptions = torch::nn::LayerNormOptions;
 
 /// Group normalisation: [N, C, ...] → same shape; weight and bias [C].
