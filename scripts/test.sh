@@ -14,6 +14,16 @@ build=${DPTRAIN_BUILD_DIR:-$root/build-ci}
 
 bash scripts/setup.sh --with-fuzz
 
+echo "== format check: every tracked C++ file as .clang-format says ($((SECONDS - start)) s)"
+# The tree was formatted with clang-format 14 (Debian 12); other major
+# versions format some constructs differently, so only 14 is authoritative.
+if clang-format --version 2>/dev/null | grep -q 'version 14\.'; then
+  git ls-files '*.cpp' '*.h' | xargs clang-format --dry-run -Werror
+  echo "format: ok"
+else
+  echo "format: skipped (needs clang-format 14, found: $(clang-format --version 2>/dev/null || echo none))"
+fi
+
 echo "== configure + build ($build) ($((SECONDS - start)) s)"
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DDPTRAIN_WERROR=ON \
   -DDPTRAIN_BUILD_HEADER_CHECK="${DPTRAIN_HEADER_CHECK:-0}" -DDPTRAIN_BUILD_EXAMPLES=OFF \
