@@ -3,7 +3,7 @@
 #include <cmath>
 #include <string>
 
-#include "numeric.h"
+#include "dptrain/accountant/detail/numeric.h"
 
 namespace dptrain::accountant {
 

@@ -9,7 +9,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "numeric.h"
+#include "dptrain/accountant/detail/numeric.h"
 
 namespace dptrain::accountant {
 

@@ -17,9 +17,9 @@
 
 #include <unsupported/Eigen/FFT>
 
+#include "dptrain/accountant/detail/numeric.h"
 #include "dptrain/accountant/prv_accountant.h"
 #include "dptrain/accountant/rdp_accountant.h"
-#include "numeric.h"
 
 namespace dptrain::accountant {
 

@@ -6,9 +6,9 @@
 #include <utility>
 #include <vector>
 
+#include "dptrain/accountant/detail/numeric.h"
 #include "dptrain/accountant/rdp_accountant.h"
 #include "dptrain/accountant/rdp_math.h"
-#include "numeric.h"
 
 namespace dptrain::accountant {
 

@@ -8,42 +8,23 @@
 #include <stdexcept>
 #include <string>
 
+#include "dptrain/accountant/detail/numeric.h"
 #include "dptrain/audit/guess_outcome.h"
 
 namespace dptrain::audit::detail {
 
-inline constexpr double kInf = std::numeric_limits<double>::infinity();
-
-/// A double as short text that still identifies it well ("-1", "0.5", "nan").
-inline std::string fmt(double x) {
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "%.10g", x);
-  return buf;
-}
-
-[[noreturn]] inline void fail(const std::string& what) {
-  throw std::invalid_argument(what);
-}
-
-/// Φ(x), the standard normal CDF (erfc keeps the lower tail accurate).
-inline double norm_cdf(double x) {
-  return 0.5 * std::erfc(-x / std::sqrt(2.0));
-}
+// The accountant's helpers, not copies of them.
+using accountant::detail::fail;
+using accountant::detail::fmt;
+using accountant::detail::kInf;
+using accountant::detail::log_add;
+using accountant::detail::norm_cdf;
 
 /// Φ⁻¹(p) for p in [0, 1]; ±inf at the ends.
 double norm_quantile(double p);
 
 /// log Φ(−x) for any x, without underflow for large x.
 double log_norm_sf(double x);
-
-/// log(exp(a) + exp(b)) without overflow.
-inline double log_add(double a, double b) {
-  if (a == -kInf) return b;
-  if (b == -kInf) return a;
-  const double hi = a > b ? a : b;
-  const double lo = a > b ? b : a;
-  return hi + std::log1p(std::exp(lo - hi));
-}
 
 /// Throws std::invalid_argument unless alpha is in (0, 1), the tolerance in
 /// (0, 0.1] and δ in [0, 1) (in (0, 1) when `delta_positive`).

@@ -1,4 +1,5 @@
-// Small numeric helpers shared by the accountant sources (private).
+// Small numeric helpers of the accountant, shared with audit/ (not part of
+// the public API: namespace detail).
 #pragma once
 
 #include <cmath>
