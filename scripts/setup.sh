@@ -39,15 +39,32 @@ if ((${#missing[@]})); then
 fi
 
 # LibTorch must resolve BLAS to OpenBLAS: reference BLAS is ~27x slower here.
+# Each command's whole output is read before it is parsed: a pipe into a reader
+# that stops early (awk's exit, grep -m1) can end the writer with SIGPIPE, and
+# under pipefail and set -e that failed this script silently on a busy machine.
+blas_of() {
+  local listing
+  listing=$(ldd "$1") || return 1
+  awk '/libblas.so/ {print $3; exit}' <<<"$listing"
+}
 torch_lib=/usr/lib/x86_64-linux-gnu/libtorch_cpu.so
-[[ -e "$torch_lib" ]] || torch_lib=$(ldconfig -p | awk '/libtorch_cpu.so / {print $NF; exit}')
-blas=$(ldd "$torch_lib" | awk '/libblas.so/ {print $3; exit}')
+if [[ ! -e "$torch_lib" ]]; then
+  cache=$(ldconfig -p)
+  torch_lib=$(awk '/libtorch_cpu.so / {print $NF; exit}' <<<"$cache")
+fi
+if [[ -z "$torch_lib" || ! -e "$torch_lib" ]]; then
+  echo "setup: error: libtorch_cpu.so not found (is libtorch-dev installed?)" >&2
+  exit 1
+fi
+blas=$(blas_of "$torch_lib")
 blas_real=$(readlink -f "$blas" 2>/dev/null || echo "$blas")
 if [[ "$blas_real" != *openblas* ]]; then
-  alt=$(update-alternatives --list "libblas.so.3-$(gcc -dumpmachine)" 2>/dev/null | grep -m1 openblas || true)
+  machine=$(gcc -dumpmachine)
+  alternatives=$(update-alternatives --list "libblas.so.3-$machine" 2>/dev/null || true)
+  alt=$(grep -m1 openblas <<<"$alternatives" || true)
   if [[ -n "$alt" && $(id -u) -eq 0 ]]; then
-    update-alternatives --set "libblas.so.3-$(gcc -dumpmachine)" "$alt" >/dev/null
-    blas_real=$(readlink -f "$(ldd "$torch_lib" | awk '/libblas.so/ {print $3; exit}')")
+    update-alternatives --set "libblas.so.3-$machine" "$alt" >/dev/null
+    blas_real=$(readlink -f "$(blas_of "$torch_lib")")
   fi
 fi
 if [[ "$blas_real" != *openblas* ]]; then

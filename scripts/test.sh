@@ -17,11 +17,12 @@ bash scripts/setup.sh --with-fuzz
 echo "== format check: every tracked C++ file as .clang-format says ($((SECONDS - start)) s)"
 # The tree was formatted with clang-format 14 (Debian 12); other major
 # versions format some constructs differently, so only 14 is authoritative.
-if clang-format --version 2>/dev/null | grep -q 'version 14\.'; then
+format_version=$(clang-format --version 2>/dev/null || true)
+if [[ "$format_version" == *"version 14."* ]]; then
   git ls-files '*.cpp' '*.h' | xargs clang-format --dry-run -Werror
   echo "format: ok"
 else
-  echo "format: skipped (needs clang-format 14, found: $(clang-format --version 2>/dev/null || echo none))"
+  echo "format: skipped (needs clang-format 14, found: ${format_version:-none})"
 fi
 
 echo "== configure + build ($build) ($((SECONDS - start)) s)"
