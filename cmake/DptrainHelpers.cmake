@@ -92,7 +92,8 @@ endfunction()
 # to compile.
 function(dptrain_add_header_check)
   set(sources "")
-  foreach(folder accountant audit datasets dp models train)
+  foreach(folder accountant audit datasets dp/archive dp/layers dp/clipping dp/mechanism
+                 dp/optim models train)
     file(GLOB_RECURSE headers CONFIGURE_DEPENDS
          ${PROJECT_SOURCE_DIR}/${folder}/include/dptrain/*.h)
     foreach(h IN LISTS headers)

@@ -1,4 +1,4 @@
-#include "dptrain/dp/ema.h"
+#include "dptrain/dp/optim/ema.h"
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>

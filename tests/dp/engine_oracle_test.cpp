@@ -10,13 +10,13 @@
 #include <string>
 #include <vector>
 
-#include "dptrain/dp/engine.h"
+#include "dptrain/dp/clipping/engine.h"
+#include "dptrain/dp/clipping/oracle.h"
 #include "dptrain/dp/layers/conv.h"
 #include "dptrain/dp/layers/elementwise.h"
 #include "dptrain/dp/layers/embedding.h"
 #include "dptrain/dp/layers/linear.h"
 #include "dptrain/dp/layers/normalization.h"
-#include "dptrain/dp/oracle.h"
 
 namespace dp = dptrain::dp;
 

@@ -1,4 +1,4 @@
-#include "dptrain/dp/lr_schedule.h"
+#include "dptrain/dp/optim/lr_schedule.h"
 
 #include <gtest/gtest.h>
 

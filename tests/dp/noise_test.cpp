@@ -1,4 +1,4 @@
-#include "dptrain/dp/noise.h"
+#include "dptrain/dp/mechanism/noise.h"
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "archive_helpers.h"
-#include "dptrain/dp/noise_generator.h"
+#include "dptrain/dp/mechanism/noise_generator.h"
 #include "error_helpers.h"
 
 namespace dptrain::dp {

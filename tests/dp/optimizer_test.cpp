@@ -1,4 +1,4 @@
-#include "dptrain/dp/optimizer.h"
+#include "dptrain/dp/optim/optimizer.h"
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>

@@ -1,4 +1,4 @@
-#include "dptrain/dp/poisson_sampler.h"
+#include "dptrain/dp/mechanism/poisson_sampler.h"
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -14,8 +14,8 @@
 #include <vector>
 
 #include "archive_helpers.h"
-#include "dptrain/dp/batch_sampler.h"
-#include "dptrain/dp/shuffled_sampler.h"
+#include "dptrain/dp/mechanism/batch_sampler.h"
+#include "dptrain/dp/mechanism/shuffled_sampler.h"
 #include "error_helpers.h"
 
 namespace dptrain::dp {

@@ -1,4 +1,4 @@
-#include "dptrain/dp/privacy_budget.h"
+#include "dptrain/dp/mechanism/privacy_budget.h"
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>

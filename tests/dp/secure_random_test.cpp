@@ -1,4 +1,4 @@
-#include "dptrain/dp/secure_random.h"
+#include "dptrain/dp/mechanism/secure_random.h"
 
 #include <gtest/gtest.h>
 

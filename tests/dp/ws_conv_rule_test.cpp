@@ -10,9 +10,9 @@
 
 #include <string>
 
-#include "dptrain/dp/engine.h"
+#include "dptrain/dp/clipping/engine.h"
+#include "dptrain/dp/clipping/oracle.h"
 #include "dptrain/dp/layers/conv.h"
-#include "dptrain/dp/oracle.h"
 
 namespace dp = dptrain::dp;
 

@@ -2,15 +2,24 @@
 #   accountant: no LibTorch (torch/, ATen/, c10/) and no other dptrain folder
 #   audit:      the same rule as the accountant
 #   datasets:   no dp, models, train
-#   dp:         no datasets, models, train
-#   models:     no datasets, train
+#   dp/*:       no datasets, models, train; and within dp/ (DESIGN.md, docs/architecture.md):
+#     archive     no other dp concept
+#     layers      no other dp concept
+#     clipping    layers only
+#     mechanism   archive only (and the accountant)
+#     optim       archive only: post-processing sees neither clipping nor samplers
+#   models:     no datasets, train; of dp/ only the layers
 # Usage: cmake -DSOURCE_DIR=<root> -P check_layering.cmake
 set(rules
   "accountant|(torch|ATen|c10)/|dptrain/(datasets|dp|models|train)/"
   "audit|(torch|ATen|c10)/|dptrain/(datasets|dp|models|train)/"
   "datasets|dptrain/(dp|models|train)/"
-  "dp|dptrain/(datasets|models|train)/"
-  "models|dptrain/(datasets|train)/")
+  "dp/archive|dptrain/(datasets|models|train)/|dptrain/dp/(layers|clipping|mechanism|optim)/"
+  "dp/layers|dptrain/(datasets|models|train)/|dptrain/dp/(archive|clipping|mechanism|optim)/"
+  "dp/clipping|dptrain/(datasets|models|train)/|dptrain/dp/(archive|mechanism|optim)/"
+  "dp/mechanism|dptrain/(datasets|models|train)/|dptrain/dp/(layers|clipping|optim)/"
+  "dp/optim|dptrain/(datasets|models|train)/|dptrain/dp/(layers|clipping|mechanism)/"
+  "models|dptrain/(datasets|train)/|dptrain/dp/(archive|clipping|mechanism|optim)/")
 set(violations "")
 foreach(rule IN LISTS rules)
   string(REPLACE "|" ";" parts "${rule}")

@@ -9,8 +9,8 @@
 #include <memory>
 #include <string>
 
-#include "dptrain/dp/engine.h"
-#include "dptrain/dp/oracle.h"
+#include "dptrain/dp/clipping/engine.h"
+#include "dptrain/dp/clipping/oracle.h"
 #include "dptrain/models/fine_tuning.h"
 #include "dptrain/models/nf_resnet.h"
 #include "dptrain/models/nfnet.h"

@@ -11,9 +11,9 @@
 #include <string>
 #include <vector>
 
-#include "dptrain/dp/engine.h"
+#include "dptrain/dp/clipping/engine.h"
+#include "dptrain/dp/clipping/oracle.h"
 #include "dptrain/dp/layers/softplus_scale.h"
-#include "dptrain/dp/oracle.h"
 #include "dptrain/models/griffin.h"
 
 namespace dp = dptrain::dp;

@@ -12,8 +12,8 @@
 #include <string>
 #include <vector>
 
-#include "dptrain/dp/clipping.h"
-#include "dptrain/dp/poisson_sampler.h"
+#include "dptrain/dp/clipping/clipping.h"
+#include "dptrain/dp/mechanism/poisson_sampler.h"
 #include "error_helpers.h"
 
 namespace dptrain::train {

@@ -14,11 +14,11 @@
 #include <sstream>
 
 #include "dptrain/accountant/rdp_accountant.h"
-#include "dptrain/dp/engine.h"
+#include "dptrain/dp/clipping/engine.h"
+#include "dptrain/dp/clipping/oracle.h"
 #include "dptrain/dp/layers/linear.h"
-#include "dptrain/dp/noise_generator.h"
-#include "dptrain/dp/oracle.h"
-#include "dptrain/dp/poisson_sampler.h"
+#include "dptrain/dp/mechanism/noise_generator.h"
+#include "dptrain/dp/mechanism/poisson_sampler.h"
 #include "dptrain/train/checkpoint.h"
 #include "dptrain/train/ledger.h"
 #include "error_helpers.h"

@@ -14,9 +14,9 @@
 #include <stdexcept>
 #include <utility>
 
-#include "dptrain/dp/engine.h"
+#include "dptrain/dp/clipping/engine.h"
 #include "dptrain/dp/layers/linear.h"
-#include "dptrain/dp/noise_generator.h"
+#include "dptrain/dp/mechanism/noise_generator.h"
 #include "dptrain/train/private_loop.h"
 
 namespace dptrain::train {

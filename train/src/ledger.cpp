@@ -14,7 +14,7 @@
 #include <stdexcept>
 #include <utility>
 
-#include "dptrain/dp/secure_random.h"
+#include "dptrain/dp/mechanism/secure_random.h"
 #include "dptrain/train/checkpoint.h"
 
 namespace dptrain::train {

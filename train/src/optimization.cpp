@@ -4,9 +4,9 @@
 
 #include <optional>
 
-#include "dptrain/dp/ema.h"
-#include "dptrain/dp/lr_schedule.h"
-#include "dptrain/dp/optimizer.h"
+#include "dptrain/dp/optim/ema.h"
+#include "dptrain/dp/optim/lr_schedule.h"
+#include "dptrain/dp/optim/optimizer.h"
 
 namespace dptrain::train {
 

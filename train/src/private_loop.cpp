@@ -16,12 +16,12 @@
 #include <stdexcept>
 
 #include "dptrain/accountant/calibration.h"
-#include "dptrain/dp/engine.h"
-#include "dptrain/dp/noise.h"
-#include "dptrain/dp/noise_generator.h"
-#include "dptrain/dp/poisson_sampler.h"
-#include "dptrain/dp/privacy_budget.h"
-#include "dptrain/dp/shuffled_sampler.h"
+#include "dptrain/dp/clipping/engine.h"
+#include "dptrain/dp/mechanism/noise.h"
+#include "dptrain/dp/mechanism/noise_generator.h"
+#include "dptrain/dp/mechanism/poisson_sampler.h"
+#include "dptrain/dp/mechanism/privacy_budget.h"
+#include "dptrain/dp/mechanism/shuffled_sampler.h"
 #include "dptrain/train/checkpoint.h"
 #include "dptrain/train/ledger.h"
 #include "dptrain/train/optimization.h"

@@ -1,0 +1,102 @@
+#pragma once
+/// The per-example gradient engine: one backward pass, per-example norms from
+/// per-layer rules, clipping, and the sum of clipped gradients in `.grad`.
+///
+/// Typical step:
+///   GradientEngine engine(model, ClippingOptions(1.0));
+///   optimizer over engine.parameters();
+///   {
+///     auto recording = engine.record();
+///     auto loss = per_example_loss(model->forward(x), y);      // [B·K]
+///     engine.clip_and_accumulate(loss, K);                     // Σ cᵢ gᵢ
+///   }
+///   add noise N(0, σ²·sensitivity²) to each grad, divide by the expected
+///   batch size, optimizer.step(), optimizer.zero_grad().
+
+#include <ATen/core/Tensor.h>
+#include <torch/nn/module.h>
+#include <torch/nn/pimpl.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "dptrain/dp/clipping/clipping.h"
+#include "dptrain/dp/clipping/rule_registry.h"
+#include "dptrain/dp/layers/recording.h"
+
+namespace dptrain::dp {
+
+/// While alive, DP layers called on this thread record for its engine.
+/// Restores the previously active recorder (if any) when destroyed.
+class RecordingGuard {
+ public:
+  explicit RecordingGuard(detail::Recorder* recorder);
+  ~RecordingGuard();
+  RecordingGuard(const RecordingGuard&) = delete;
+  RecordingGuard& operator=(const RecordingGuard&) = delete;
+  RecordingGuard(RecordingGuard&& other) noexcept;
+  RecordingGuard& operator=(RecordingGuard&&) = delete;
+
+ private:
+  detail::Recorder* previous_ = nullptr;
+  bool active_ = false;
+};
+
+/// Book-keeping per-example clipping for a model made of DP layers.
+class GradientEngine {
+ public:
+  /// Validates the model (throws UnsupportedLayerError listing every
+  /// offending module) and fixes the per-layer clipping groups. `registry`
+  /// defaults to builtin_rules().
+  GradientEngine(std::shared_ptr<torch::nn::Module> model,
+                 ClippingOptions options,
+                 std::shared_ptr<const RuleRegistry> registry = nullptr);
+  template <typename M>
+  GradientEngine(const torch::nn::ModuleHolder<M>& model,
+                 ClippingOptions options,
+                 std::shared_ptr<const RuleRegistry> registry = nullptr)
+      : GradientEngine(std::static_pointer_cast<torch::nn::Module>(model.ptr()),
+                       std::move(options), std::move(registry)) {}
+
+  /// Starts recording DP-layer calls on this thread (drops stale records).
+  RecordingGuard record();
+
+  /// Runs one backward pass of Σ per_example_loss (parameter gradients not
+  /// computed), clips each example's gradient and ADDS Σᵢ cᵢ·gᵢ to each
+  /// trainable parameter's .grad (defined afterwards, zeros if B = 0).
+  /// per_example_loss: [B·K], rows i·K … i·K+K−1 are example i, whose
+  /// gradient is the mean of its rows' gradients. Needs a forward pass
+  /// recorded by record(). Throws std::invalid_argument on a bad shape or
+  /// group_size, a missing recording, a trainable parameter that no rule
+  /// covers, or a layer output modified in place.
+  ClipResult clip_and_accumulate(const torch::Tensor& per_example_loss,
+                                 int64_t group_size = 1);
+
+  /// The trainable parameters, each once (tied weights appear once): give
+  /// these to the optimizer.
+  std::vector<torch::Tensor> parameters() const;
+  /// Number of clipping groups (layers) L used by ClipMode::kPerLayer.
+  int64_t num_layers() const { return num_groups_; }
+  const ClippingOptions& options() const { return options_; }
+  void set_options(ClippingOptions options) { options_ = std::move(options); }
+
+ private:
+  struct LayerEntry {
+    std::string path;
+    const LayerRule* rule = nullptr;
+  };
+  std::shared_ptr<torch::nn::Module> model_;
+  ClippingOptions options_;
+  std::shared_ptr<const RuleRegistry> registry_;
+  std::unique_ptr<detail::Recorder> recorder_;
+  std::vector<std::pair<const torch::nn::Module*, LayerEntry>> layers_;
+  std::vector<torch::Tensor> params_;  // unique, all (incl. frozen)
+  std::vector<int64_t> param_group_;   // clipping group per params_
+  std::vector<bool> param_covered_;    // some rule covers it
+  std::vector<std::string> param_names_;
+  int64_t num_groups_ = 0;
+};
+
+}  // namespace dptrain::dp

@@ -1,0 +1,281 @@
+#include "dptrain/dp/clipping/engine.h"
+
+#include <torch/torch.h>
+
+#include <stdexcept>
+#include <string>
+#include <unordered_map>
+
+#include "dptrain/dp/clipping/parameter_groups.h"
+#include "dptrain/dp/clipping/validation.h"
+
+namespace dptrain::dp {
+
+RecordingGuard::RecordingGuard(detail::Recorder* recorder)
+    : previous_(detail::tls_recorder), active_(true) {
+  detail::tls_recorder = recorder;
+}
+
+RecordingGuard::~RecordingGuard() {
+  if (active_) detail::tls_recorder = previous_;
+}
+
+RecordingGuard::RecordingGuard(RecordingGuard&& other) noexcept
+    : previous_(other.previous_), active_(other.active_) {
+  other.active_ = false;
+}
+
+GradientEngine::GradientEngine(std::shared_ptr<torch::nn::Module> model,
+                               ClippingOptions options,
+                               std::shared_ptr<const RuleRegistry> registry)
+    : model_(std::move(model)),
+      options_(std::move(options)),
+      registry_(registry ? std::move(registry) : builtin_rules()),
+      recorder_(std::make_unique<detail::Recorder>()) {
+  if (!model_) throw std::invalid_argument("GradientEngine: model is null");
+  validate_model(*model_, *registry_);
+  for (const auto& item : model_->named_modules("", true)) {
+    const LayerRule* rule = registry_->find(*item.value());
+    if (rule != nullptr) {
+      layers_.push_back({item.value().get(), LayerEntry{item.key(), rule}});
+    }
+  }
+  num_groups_ =
+      detail::parameter_groups(*model_, params_, param_names_, param_group_);
+  std::unordered_map<const c10::TensorImpl*, size_t> index;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    index[params_[i].unsafeGetTensorImpl()] = i;
+  }
+  param_covered_.assign(params_.size(), false);
+  for (const auto& [module, entry] : layers_) {
+    for (const auto& p : entry.rule->parameters(*module)) {
+      if (!p.defined()) continue;
+      auto it = index.find(p.unsafeGetTensorImpl());
+      if (it != index.end()) param_covered_[it->second] = true;
+    }
+  }
+}
+
+RecordingGuard GradientEngine::record() {
+  recorder_->calls.clear();
+  return RecordingGuard(recorder_.get());
+}
+
+std::vector<torch::Tensor> GradientEngine::parameters() const {
+  std::vector<torch::Tensor> out;
+  for (const auto& p : params_) {
+    if (p.requires_grad()) out.push_back(p);
+  }
+  return out;
+}
+
+ClipResult GradientEngine::clip_and_accumulate(
+    const torch::Tensor& per_example_loss, int64_t group_size) {
+  std::vector<LayerCall> calls = std::move(recorder_->calls);
+  recorder_->calls.clear();
+  if (!per_example_loss.defined() || per_example_loss.dim() != 1) {
+    throw std::invalid_argument(
+        "per_example_loss must be a 1-d tensor [B*K], got " +
+        (per_example_loss.defined() ? c10::str(per_example_loss.sizes())
+                                    : std::string("an undefined tensor")));
+  }
+  const int64_t rows = per_example_loss.size(0);
+  if (group_size < 1 || rows % group_size != 0) {
+    throw std::invalid_argument(
+        "group_size must be >= 1 and divide the number of loss rows (" +
+        std::to_string(rows) + "), got " + std::to_string(group_size));
+  }
+  const int64_t batch = rows / group_size;
+  // Trainable parameters: all must be covered and grouped.
+  std::vector<bool> trainable(params_.size(), false);
+  bool any_trainable = false;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    if (!params_[i].requires_grad()) continue;
+    if (param_group_[i] < 0 || !param_covered_[i]) {
+      throw std::invalid_argument(
+          "parameter '" + param_names_[i] +
+          "' became trainable after the GradientEngine was built (or no rule "
+          "covers it); build a new engine");
+    }
+    trainable[i] = true;
+    any_trainable = true;
+  }
+  std::unordered_map<const c10::TensorImpl*, size_t> index;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    index[params_[i].unsafeGetTensorImpl()] = i;
+  }
+  std::unordered_map<const torch::nn::Module*, const LayerEntry*> layer_of;
+  for (const auto& [module, entry] : layers_) layer_of[module] = &entry;
+
+  // Keep only this engine's calls.
+  std::vector<LayerCall> mine;
+  std::vector<const LayerEntry*> entries;
+  for (auto& call : calls) {
+    auto it = layer_of.find(call.layer);
+    if (it == layer_of.end()) continue;
+    if (call.output._version() != call.output_version) {
+      throw std::invalid_argument(
+          "the output of layer '" + it->second->path +
+          "' was modified in place after the layer ran (e.g. an in-place "
+          "activation); use out-of-place operations after DP layers");
+    }
+    entries.push_back(it->second);
+    mine.push_back(std::move(call));
+  }
+  calls.clear();
+
+  const bool has_graph = per_example_loss.requires_grad();
+  if (rows > 0 && any_trainable && has_graph && mine.empty()) {
+    throw std::invalid_argument(
+        "no DP-layer calls were recorded for this loss: run the forward pass "
+        "inside `auto recording = engine.record();`");
+  }
+
+  std::vector<torch::Tensor> sums(params_.size());
+  torch::Tensor norms, factors;
+  const bool flat = options_.mode() == ClipMode::kFlat;
+  const auto norm_options =
+      per_example_loss.options().dtype(torch::kDouble).requires_grad(false);
+  if (rows > 0 && has_graph && !mine.empty()) {
+    // The one backward pass: gradients w.r.t. the layers' outputs only, so
+    // no parameter gradient (weight-gradient kernel) is computed.
+    std::vector<torch::Tensor> outputs;
+    for (const auto& c : mine) outputs.push_back(c.output);
+    auto grads = torch::autograd::grad({per_example_loss.sum()}, outputs, {},
+                                       /*retain_graph=*/false,
+                                       /*create_graph=*/false,
+                                       /*allow_unused=*/true);
+    // The outputs are no longer needed (the rules use inputs and output
+    // gradients; a rule may ask to keep one, uses_output): release them, so
+    // that they do not add to the peak memory.
+    outputs.clear();
+    torch::NoGradGuard no_grad;
+    struct Use {
+      size_t call;
+      size_t slot;
+    };
+    std::vector<std::vector<Use>> uses(params_.size());
+    std::vector<std::vector<torch::Tensor>> call_params(mine.size());
+    for (size_t c = 0; c < mine.size(); ++c) {
+      mine[c].grad_output = grads[c];
+      if (!grads[c].defined() ||
+          !entries[c]->rule->uses_output(mine[c], group_size)) {
+        mine[c].output = torch::Tensor();
+      }
+      if (!grads[c].defined()) continue;
+      call_params[c] = entries[c]->rule->parameters(*mine[c].layer);
+      for (size_t s = 0; s < call_params[c].size(); ++s) {
+        const auto& p = call_params[c][s];
+        if (!p.defined() || !p.requires_grad()) continue;
+        uses[index.at(p.unsafeGetTensorImpl())].push_back({c, s});
+      }
+    }
+    grads.clear();
+    // Squared norms per parameter, [B] each.
+    std::vector<torch::Tensor> sq(params_.size());
+    std::vector<torch::Tensor> per_example(params_.size());
+    for (size_t c = 0; c < mine.size(); ++c) {
+      const size_t n = call_params[c].size();
+      std::vector<bool> needed(n, false);
+      bool any = false;
+      for (size_t s = 0; s < n; ++s) {
+        const auto& p = call_params[c][s];
+        if (!p.defined() || !p.requires_grad()) continue;
+        needed[s] = uses[index.at(p.unsafeGetTensorImpl())].size() == 1;
+        any = any || needed[s];
+      }
+      if (!any) continue;
+      std::vector<torch::Tensor> call_norms(n), call_pe(n);
+      entries[c]->rule->squared_norms(mine[c], group_size, needed, call_norms,
+                                      call_pe);
+      for (size_t s = 0; s < n; ++s) {
+        if (!needed[s]) continue;
+        const size_t i = index.at(call_params[c][s].unsafeGetTensorImpl());
+        sq[i] = call_norms[s].to(torch::kDouble);
+        per_example[i] = call_pe[s];
+      }
+    }
+    // Shared parameters: the norm of the TOTAL per-example gradient.
+    for (size_t i = 0; i < params_.size(); ++i) {
+      if (uses[i].size() < 2) continue;
+      torch::Tensor total;
+      for (const auto& u : uses[i]) {
+        auto pe = entries[u.call]->rule->per_example_grads(mine[u.call], u.slot,
+                                                           group_size);
+        total = total.defined() ? total.add_(pe) : pe;
+      }
+      per_example[i] = total;
+      sq[i] = detail::squared_norm_per_example(total).to(torch::kDouble);
+    }
+    // Norms and clip factors. The example's gradient is the mean of its K
+    // rows' gradients: norm = ‖Σ rows‖ / K.
+    auto layer_sq = torch::zeros({batch, num_groups_}, norm_options);
+    for (size_t i = 0; i < params_.size(); ++i) {
+      if (sq[i].defined()) layer_sq.select(1, param_group_[i]).add_(sq[i]);
+    }
+    const double inv_k = 1.0 / static_cast<double>(group_size);
+    norms = flat ? layer_sq.sum(1).sqrt() * inv_k : layer_sq.sqrt() * inv_k;
+    factors = detail::clip_factors(norms, options_, num_groups_);
+    auto example_weight = [&](size_t i) {
+      auto f = flat ? factors : factors.select(1, param_group_[i]);
+      return f * inv_k;
+    };
+    // Weighted sums Σᵢ cᵢ·gᵢ.
+    for (size_t i = 0; i < params_.size(); ++i) {
+      if (!per_example[i].defined()) continue;
+      sums[i] = torch::tensordot(example_weight(i).to(per_example[i].dtype()),
+                                 per_example[i], {0}, {0});
+      per_example[i] = torch::Tensor();
+    }
+    for (size_t c = 0; c < mine.size(); ++c) {
+      const size_t n = call_params[c].size();
+      std::vector<torch::Tensor> row_weights(n), call_sums(n);
+      bool any = false;
+      for (size_t s = 0; s < n; ++s) {
+        const auto& p = call_params[c][s];
+        if (!p.defined() || !p.requires_grad()) continue;
+        const size_t i = index.at(p.unsafeGetTensorImpl());
+        if (uses[i].size() != 1 || sums[i].defined()) continue;
+        row_weights[s] = example_weight(i).repeat_interleave(group_size);
+        any = true;
+      }
+      if (!any) continue;
+      entries[c]->rule->weighted_sums(mine[c], row_weights, call_sums);
+      for (size_t s = 0; s < n; ++s) {
+        if (!row_weights[s].defined()) continue;
+        sums[index.at(call_params[c][s].unsafeGetTensorImpl())] = call_sums[s];
+      }
+    }
+  } else {
+    norms = flat ? torch::zeros({batch}, norm_options)
+                 : torch::zeros({batch, num_groups_}, norm_options);
+    factors = detail::clip_factors(norms, options_, num_groups_);
+  }
+  mine.clear();
+  {
+    torch::NoGradGuard no_grad;
+    for (size_t i = 0; i < params_.size(); ++i) {
+      if (!trainable[i]) continue;
+      auto& grad = params_[i].mutable_grad();
+      if (sums[i].defined()) {
+        if (grad.defined()) {
+          grad.add_(sums[i]);
+        } else {
+          grad = sums[i].contiguous();
+        }
+      } else if (!grad.defined()) {
+        grad = torch::zeros_like(params_[i]);
+      }
+    }
+  }
+  ClipResult result;
+  result.batch_size = batch;
+  result.group_size = group_size;
+  result.sensitivity = options_.normalize() ? 1.0 : options_.max_grad_norm();
+  if (options_.diagnostics()) {
+    result.diagnostics = detail::make_diagnostics(norms, factors, options_);
+  }
+  return result;
+}
+
+}  // namespace dptrain::dp

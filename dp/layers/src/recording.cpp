@@ -1,0 +1,27 @@
+#include "dptrain/dp/layers/recording.h"
+
+#include <torch/torch.h>
+
+namespace dptrain::dp::detail {
+
+void record_call(const torch::nn::Module& layer, const torch::Tensor& input,
+                 const torch::Tensor& output, std::vector<int64_t> ints) {
+  if (!output.requires_grad()) return;  // no graph (NoGradGuard, all frozen)
+  bool trainable = false;
+  for (const auto& p : layer.parameters(/*recurse=*/false)) {
+    if (p.requires_grad()) {
+      trainable = true;
+      break;
+    }
+  }
+  if (!trainable) return;  // frozen layers cost nothing
+  LayerCall call;
+  call.layer = &layer;
+  if (input.defined()) call.input = input.detach();
+  call.output = output;
+  call.ints = std::move(ints);
+  call.output_version = output._version();
+  tls_recorder->calls.push_back(std::move(call));
+}
+
+}  // namespace dptrain::dp::detail

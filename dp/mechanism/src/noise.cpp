@@ -1,0 +1,110 @@
+#include "dptrain/dp/mechanism/noise.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+#include <cstdio>
+#include <stdexcept>
+#include <string>
+
+namespace dptrain::dp {
+namespace {
+
+std::string text(double value) {
+  char buffer[32];
+  std::snprintf(buffer, sizeof(buffer), "%g", value);
+  return buffer;
+}
+
+// .grad of a trainable parameter, created as zeros when missing.
+at::Tensor& grad_of(const at::Tensor& parameter) {
+  at::Tensor& grad = parameter.mutable_grad();
+  if (!grad.defined()) grad = at::zeros_like(parameter);
+  return grad;
+}
+
+}  // namespace
+
+void validate(const NoiseOptions& options) {
+  if (!(std::isfinite(options.noise_multiplier) &&
+        options.noise_multiplier >= 0)) {
+    throw std::invalid_argument("noise_multiplier must be >= 0, got " +
+                                text(options.noise_multiplier));
+  }
+  if (!(std::isfinite(options.max_grad_norm) && options.max_grad_norm > 0)) {
+    throw std::invalid_argument("max_grad_norm must be > 0, got " +
+                                text(options.max_grad_norm));
+  }
+  if (!(std::isfinite(options.expected_batch_size) &&
+        options.expected_batch_size > 0)) {
+    throw std::invalid_argument("expected_batch_size must be > 0, got " +
+                                text(options.expected_batch_size));
+  }
+}
+
+void add_gaussian_noise(const std::vector<at::Tensor>& parameters,
+                        double noise_std, NoiseGenerator& generator) {
+  if (!(std::isfinite(noise_std) && noise_std >= 0)) {
+    throw std::invalid_argument("noise_std must be >= 0, got " +
+                                text(noise_std));
+  }
+  torch::NoGradGuard no_grad;
+  // A hardened generator's draw is scaled and added in double and rounded
+  // once (privacy invariant 2). Otherwise (seeded noise, not for release)
+  // draw in float unless a parameter is double: float draws and adds are
+  // several times cheaper.
+  const bool round_once = generator.round_once();
+  int64_t total = 0;
+  at::ScalarType draw = round_once ? at::kDouble : at::kFloat;
+  for (const at::Tensor& p : parameters) {
+    if (!p.requires_grad()) continue;
+    total += p.numel();
+    if (p.scalar_type() == at::kDouble) draw = at::kDouble;
+  }
+  // One draw for all parameters: fewer, larger calls parallelise better.
+  const at::Tensor noise = generator.standard_normal(total, draw);
+  if (noise.scalar_type() != draw || noise.numel() != total) {
+    throw std::logic_error(
+        "NoiseGenerator::standard_normal returned the wrong "
+        "dtype or size");
+  }
+  int64_t offset = 0;
+  for (const at::Tensor& p : parameters) {
+    if (!p.requires_grad()) continue;
+    at::Tensor& grad = grad_of(p);
+    const at::Tensor slice = noise.narrow(0, offset, p.numel()).view(p.sizes());
+    offset += p.numel();
+    if (round_once) {
+      // g + σC·z exactly in double, then one rounding into the gradient.
+      at::Tensor sum = grad.to(at::kDouble, /*non_blocking=*/false,
+                               /*copy=*/true);
+      sum.add_(slice.to(sum.device()), noise_std);
+      grad.copy_(sum);
+    } else {
+      // Cast on the CPU, then move: fewer bytes cross to an accelerator.
+      grad.add_(slice.to(grad.scalar_type()).to(grad.device()), noise_std);
+    }
+  }
+}
+
+void divide_by_expected_batch_size(const std::vector<at::Tensor>& parameters,
+                                   double expected_batch_size) {
+  if (!(std::isfinite(expected_batch_size) && expected_batch_size > 0)) {
+    throw std::invalid_argument("expected_batch_size must be > 0, got " +
+                                text(expected_batch_size));
+  }
+  torch::NoGradGuard no_grad;
+  for (const at::Tensor& p : parameters) {
+    if (p.requires_grad()) grad_of(p).div_(expected_batch_size);
+  }
+}
+
+void finalize_noisy_gradient(const std::vector<at::Tensor>& parameters,
+                             const NoiseOptions& options,
+                             NoiseGenerator& generator) {
+  validate(options);
+  add_gaussian_noise(parameters, options.noise_std(), generator);
+  divide_by_expected_batch_size(parameters, options.expected_batch_size);
+}
+
+}  // namespace dptrain::dp
