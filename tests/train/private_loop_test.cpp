@@ -183,13 +183,18 @@ void check_draws(const Data& d, const std::vector<Draw>& draws,
         sampler.batch_at(first_step + static_cast<std::int64_t>(t));
     some_batch_differs_from_b |=
         static_cast<std::int64_t>(batch.size()) != c.batch_size;
-    // All chunks were summed before the draw.
-    const auto expected = oracle_sum(d, draw.params, batch, k, c.max_grad_norm);
+    // All chunks were summed before the draw. Normalized clipping divides
+    // each clipped gradient by C, so the sum's sensitivity is 1, not C.
+    auto expected = oracle_sum(d, draw.params, batch, k, c.max_grad_norm);
+    const double sensitivity = c.normalize_clipped ? 1.0 : c.max_grad_norm;
+    if (c.normalize_clipped) {
+      for (auto& e : expected) e = e / c.max_grad_norm;
+    }
     for (std::size_t i = 0; i < expected.size(); ++i) {
       EXPECT_TRUE(torch::allclose(draw.grads[i], expected[i], 1e-10, 1e-12))
           << "clipped sum of parameter " << i;
     }
-    // θ' = θ − lr·(Σ clip(g) + σC·z) / B with the configured B.
+    // θ' = θ − lr·(Σ clip(g) + σ·sensitivity·z) / B with the configured B.
     const auto& next =
         t + 1 < draws.size() ? draws[t + 1].params : final_params;
     std::int64_t offset = 0;
@@ -198,7 +203,7 @@ void check_draws(const Data& d, const std::vector<Draw>& draws,
       const auto z = draw.z.narrow(0, offset, n).view(draw.params[i].sizes());
       offset += n;
       const auto noisy =
-          (draw.grads[i] + c.noise_multiplier * c.max_grad_norm * z) /
+          (draw.grads[i] + c.noise_multiplier * sensitivity * z) /
           static_cast<double>(c.batch_size);
       EXPECT_TRUE(
           torch::allclose(next[i], draw.params[i] - c.lr * noisy, 1e-10, 1e-12))
@@ -236,6 +241,23 @@ TEST_F(Loop, OneNoiseDrawPerStepAfterAllChunksDividedByTheConfiguredBatchSize) {
     EXPECT_EQ(result.steps, 5);
     check_draws(d, draws, 0, c, k, parameters_of(*model));
   }
+}
+
+TEST_F(Loop, NormalizedClippingIsNoisedAtSigmaTimesOne) {
+  const Data d = make_data();
+  auto model = make_model(5);
+  TrainConfig c = wiring_config();
+  c.max_grad_norm = 3.0;  // far from 1: σ·C would be visibly wrong
+  c.normalize_clipped = true;
+  PrivateLoop loop(model, c);
+  loop.log = [](const std::string&) {};
+  std::vector<Draw> draws;
+  loop.set_noise_generator(std::make_unique<RecordingNoise>(
+      draws, loop.engine().parameters(), 99));
+  const auto result = loop.run(make_task(d, *model, 1));
+  ASSERT_EQ(draws.size(), 5U);
+  EXPECT_EQ(result.plan.sensitivity, 1.0);
+  check_draws(d, draws, 0, c, 1, parameters_of(*model));
 }
 
 TEST_F(Loop, WiringHoldsAcrossAResume) {
@@ -430,6 +452,48 @@ TEST_F(Loop, SeededRunSaysNotForReleaseEverywhere) {
   EXPECT_NE(summary.at("publish").get<std::string>().find(kSeededNotice),
             std::string::npos);
   EXPECT_EQ(summary.at("steps_accounted").get<std::int64_t>(), 2);
+}
+
+TEST_F(Loop, OnePlanIsLoggedCheckpointedAndSummarised) {
+  TrainConfig c = small_config(path("c.ckpt"));
+  std::vector<std::string> log;
+  const auto result = run_small(c, &log);
+  const DpPlan& plan = result.plan;
+  // The plan is the configuration's privacy, as the test states it.
+  EXPECT_EQ(plan.dataset_size, kN);
+  EXPECT_EQ(plan.expected_batch_size, c.batch_size);
+  EXPECT_DOUBLE_EQ(plan.sample_rate, 10.0 / 40.0);
+  EXPECT_EQ(plan.steps, 2);
+  EXPECT_EQ(plan.steps_per_epoch, 4);
+  EXPECT_EQ(plan.noise_multiplier, 0.7);
+  EXPECT_EQ(plan.noise_multiplier_source, "given");
+  EXPECT_EQ(plan.sensitivity, 0.5);
+  EXPECT_DOUBLE_EQ(plan.noise_stddev(), 0.35);
+  EXPECT_TRUE(plan.seeded);
+  EXPECT_EQ(result.noise_multiplier, plan.noise_multiplier);
+  EXPECT_EQ(result.sample_rate, plan.sample_rate);
+  // Logged once, written into the checkpoint and the summary unchanged.
+  int plan_lines = 0;
+  for (const auto& line : log) {
+    if (line.rfind("plan: ", 0) == 0) {
+      ++plan_lines;
+      EXPECT_NE(line.find("noise_multiplier = 0.7000 (given)"),
+                std::string::npos)
+          << line;
+      EXPECT_NE(line.find("sensitivity = 0.5"), std::string::npos) << line;
+    }
+  }
+  EXPECT_EQ(plan_lines, 1);
+  torch::serialize::InputArchive in;
+  load_checkpoint(c.checkpoint, in);
+  c10::IValue saved;
+  ASSERT_TRUE(in.try_read("plan", saved));
+  const auto checkpointed = nlohmann::json::parse(saved.toStringRef());
+  const auto summary = nlohmann::json::parse(privacy_summary_json(result, c));
+  EXPECT_EQ(checkpointed, summary.at("plan"));
+  EXPECT_EQ(checkpointed.at("noise_multiplier").get<double>(), 0.7);
+  EXPECT_EQ(checkpointed.at("sensitivity").get<double>(), 0.5);
+  EXPECT_EQ(summary.at("noise_multiplier").get<double>(), 0.7);
 }
 
 TEST_F(Loop, DiagnosticsLogNonPrivateClippingStatisticsPerEpoch) {

@@ -244,12 +244,19 @@ AuditRunResult run_audit(const AuditRunOptions& options,
   loop.log = [&say](const std::string& line) { say(line); };
   const auto faults = options.faults;
   auto chunks = std::make_shared<std::int64_t>(0);
+  // Skipped clipping: the engine clips at a bound no gradient here reaches,
+  // while the noise stays that of the configured C. The loop noises for the
+  // engine's sensitivity (its plan), so the planted noise scales z by
+  // C / bound to keep σ·C.
+  constexpr double kUnclippedFactor = 1e9;
+  auto noise_faults = faults;
+  if (faults.skip_clipping) noise_faults.noise_scale /= kUnclippedFactor;
   if (faults.any()) {
     say("WARNING: planted fault (" + describe(faults) +
         ", for audit power tests only): this run is NOT private");
   }
-  if (faults.noise_scale != 1.0 || faults.split_noise_per_chunk ||
-      faults.full_noise_per_chunk) {
+  if (noise_faults.noise_scale != 1.0 || noise_faults.split_noise_per_chunk ||
+      noise_faults.full_noise_per_chunk) {
     // The source the loop would have chosen, wrapped.
     std::unique_ptr<dp::NoiseGenerator> inner;
     if (config.seed) {
@@ -259,11 +266,11 @@ AuditRunResult run_audit(const AuditRunOptions& options,
       inner = std::make_unique<dp::SecureNoise>();
     }
     loop.set_noise_generator(
-        std::make_unique<PlantedNoise>(std::move(inner), faults, chunks));
+        std::make_unique<PlantedNoise>(std::move(inner), noise_faults, chunks));
   }
   if (faults.skip_clipping) {
     loop.engine().set_options(
-        dp::ClippingOptions(std::numeric_limits<double>::max()));
+        dp::ClippingOptions(kUnclippedFactor * config.max_grad_norm));
   }
 
   PrivateTask task;

@@ -23,6 +23,7 @@
 #include "dptrain/dp/mechanism/privacy_budget.h"
 #include "dptrain/dp/mechanism/shuffled_sampler.h"
 #include "dptrain/train/checkpoint.h"
+#include "dptrain/train/dp_plan.h"
 #include "dptrain/train/ledger.h"
 #include "dptrain/train/optimization.h"
 #include "dptrain/train/outputs.h"
@@ -152,6 +153,8 @@ std::string privacy_summary_json(const LoopResult& r, const TrainConfig& c) {
            "validation split, diagnostics)."},
   };
   if (!r.privacy_note.empty()) j["privacy_note"] = r.privacy_note;
+  if (r.plan.dataset_size > 0)
+    j["plan"] = nlohmann::json::parse(r.plan.to_json());
   return j.dump();
 }
 
@@ -225,23 +228,7 @@ LoopResult PrivateLoop::run(const PrivateTask& task) {
         .count();
   };
   const std::int64_t n = task.dataset_size;
-  if (n <= 0)
-    throw std::invalid_argument("--dataset: the training set is empty");
-  if (c.batch_size > n) {
-    throw std::invalid_argument("--batch-size " + std::to_string(c.batch_size) +
-                                " is larger than the training set (" +
-                                std::to_string(n) + " examples)");
-  }
-
-  // The privacy schedule: q, T, σ.
-  const double q = static_cast<double>(c.batch_size) / static_cast<double>(n);
-  std::int64_t total_steps = c.steps;
-  if (total_steps == 0) {
-    total_steps = accountant::rate_and_steps(
-                      {n, c.batch_size, static_cast<double>(c.epochs)})
-                      .steps;
-  }
-  const auto kind = accountant::parse_accountant_kind(c.accountant);
+  check_dataset_size(c, n);
   const auto identity =
       run_identity(c, n, task.identity_extra, task.data_fingerprint);
   // Every output is checked before anything is spent.
@@ -298,7 +285,7 @@ LoopResult PrivateLoop::run(const PrivateTask& task) {
     if (c.resume) ledger = PrivacyLedger::open(record);
   }
 
-  double sigma = c.noise_multiplier;
+  std::optional<double> resumed_sigma;
   std::unique_ptr<torch::serialize::InputArchive> resume_archive;
   if (c.resume) {
     resume_archive = std::make_unique<torch::serialize::InputArchive>();
@@ -308,18 +295,16 @@ LoopResult PrivateLoop::run(const PrivateTask& task) {
       throw std::runtime_error("checkpoint '" + c.checkpoint +
                                "' has no noise_multiplier");
     }
-    sigma = saved_sigma.toDouble();
-  } else if (c.target_epsilon > 0) {
-    accountant::NoiseCalibrationOptions cal;
-    cal.target_epsilon = c.target_epsilon;
-    cal.delta = c.delta;
-    cal.sample_rate = q;
-    cal.steps = total_steps;
-    cal.accountant = kind;
-    sigma = accountant::calibrate_noise_multiplier(cal).noise_multiplier;
+    resumed_sigma = saved_sigma.toDouble();
   }
-  const std::int64_t steps_per_epoch =
-      std::max<std::int64_t>(1, static_cast<std::int64_t>(std::ceil(1.0 / q)));
+  // The privacy of the run, once (q, T, σ, the engine's sensitivity, ...):
+  // everything below reads it.
+  const DpPlan plan = make_dp_plan(c, n, s.engine->options().sensitivity(),
+                                   task.privacy_unit, resumed_sigma);
+  const double q = plan.sample_rate;
+  const double sigma = plan.noise_multiplier;
+  const std::int64_t total_steps = plan.steps;
+  const std::int64_t steps_per_epoch = plan.steps_per_epoch;
 
   // Randomness: seeded (reproducible, key kept in checkpoints) or secure
   // (OS-keyed; no key is ever written, privacy invariant 8).
@@ -331,8 +316,8 @@ LoopResult PrivateLoop::run(const PrivateTask& task) {
   if (c.sampler == "poisson") {
     sampler = std::make_unique<dp::PoissonSampler>(n, q, key, key_policy);
   } else {
-    sampler = std::make_unique<dp::ShuffledFixedSizeSampler>(n, c.batch_size,
-                                                             key, key_policy);
+    sampler = std::make_unique<dp::ShuffledFixedSizeSampler>(
+        n, plan.expected_batch_size, key, key_policy);
   }
   std::unique_ptr<dp::NoiseGenerator> noise;
   if (s.injected_noise) {
@@ -347,9 +332,10 @@ LoopResult PrivateLoop::run(const PrivateTask& task) {
                                                   *s.model, c, total_steps);
 
   LoopResult result;
+  result.plan = plan;
   result.sample_rate = q;
   result.noise_multiplier = sigma;
-  result.delta = c.delta;
+  result.delta = plan.delta;
   result.privacy_note = sampler->privacy_note();
   result.seeded = c.seed.has_value();
 
@@ -447,6 +433,7 @@ LoopResult PrivateLoop::run(const PrivateTask& task) {
     out.write("step", c10::IValue(step));
     out.write("steps_accounted", c10::IValue(s.budget->steps()));
     out.write("noise_multiplier", c10::IValue(sigma));
+    out.write("plan", c10::IValue(plan.to_json()));
     if (task.save) task.save(out);
     torch::serialize::OutputArchive model_out, sampler_out, noise_out, opt_out,
         privacy_out;
@@ -463,17 +450,7 @@ LoopResult PrivateLoop::run(const PrivateTask& task) {
     save_checkpoint(out, c.checkpoint);
   };
 
-  std::ostringstream plan;
-  plan << "plan: " << n << " examples, q = " << format_fixed(q, 6)
-       << " (expected batch " << c.batch_size << "), " << total_steps
-       << " steps (" << format_fixed(static_cast<double>(total_steps) * q, 2)
-       << " epochs), noise_multiplier = " << format_fixed(sigma)
-       << ", max_grad_norm = " << c.max_grad_norm
-       << (c.normalize_clipped ? " (normalized)" : "")
-       << ", delta = " << c.delta << ", accountant = " << c.accountant
-       << ", noise = " << noise->name() << ", sampler = " << sampler->name()
-       << ", adjacency = add/remove " << task.privacy_unit;
-  log(plan.str());
+  log(plan.describe(noise->name(), sampler->name()));
   if (!sampler->poisson()) log("WARNING: " + sampler->privacy_note());
   if (c.seed) {
     log(std::string("WARNING: ") + kSeededNotice +
@@ -493,9 +470,10 @@ LoopResult PrivateLoop::run(const PrivateTask& task) {
       std::max<std::int64_t>(1, c.max_physical_batch_size / k);
   const auto params = s.engine->parameters();
   dp::NoiseOptions noise_options;
-  noise_options.noise_multiplier = sigma;
-  noise_options.max_grad_norm = c.normalize_clipped ? 1.0 : c.max_grad_norm;
-  noise_options.expected_batch_size = static_cast<double>(c.batch_size);
+  noise_options.noise_multiplier = plan.noise_multiplier;
+  noise_options.max_grad_norm = plan.sensitivity;
+  noise_options.expected_batch_size =
+      static_cast<double>(plan.expected_batch_size);
 
   LoopStats stats;
   // --diagnostics: the epoch's un-noised per-example norms. NOT PRIVATE.
@@ -508,7 +486,7 @@ LoopResult PrivateLoop::run(const PrivateTask& task) {
 
   while (step < total_steps) {
     // Privacy invariant 6: never take a step that would pass the target.
-    if (!s.budget->allows_step({q, sigma, 1})) {
+    if (!s.budget->allows_step(plan.step_event())) {
       result.stopped_by_budget = true;
       log("stopping before step " + std::to_string(step + 1) +
           ": it would take epsilon past " + "the target " +
@@ -518,7 +496,7 @@ LoopResult PrivateLoop::run(const PrivateTask& task) {
     // Write-ahead (invariant 7): the step is on the ledger, on disk, before
     // anything it computes exists.
     if (ledger) ledger->append(q, sigma);
-    s.budget->record({q, sigma, 1});
+    s.budget->record(plan.step_event());
     const auto batch = sampler->next_batch();
     for (auto& p : params) {
       if (p.grad().defined()) p.mutable_grad().zero_();
@@ -527,6 +505,12 @@ LoopResult PrivateLoop::run(const PrivateTask& task) {
       auto recording = s.engine->record();
       const auto losses = task.losses(chunk, stats);
       const auto clipped = s.engine->clip_and_accumulate(losses, k);
+      if (clipped.sensitivity != plan.sensitivity) {
+        throw std::logic_error("the engine clipped to sensitivity " +
+                               std::to_string(clipped.sensitivity) +
+                               " but the plan noises for " +
+                               std::to_string(plan.sensitivity));
+      }
       if (clipped.diagnostics) {
         at::Tensor norms = clipped.diagnostics->norms;
         if (norms.dim() == 2) norms = norms.pow(2).sum(1).sqrt();
@@ -579,20 +563,22 @@ LoopResult PrivateLoop::run(const PrivateTask& task) {
 
   result.steps = step;
   result.steps_accounted = s.budget->steps();
-  accountant::RdpAccountant rdp;
+  // ε of the configured accountant is the budget's own (the one its stop
+  // rule used); the other accountant's figure is reported beside it, with
+  // the same options.
+  const auto& budget = s.budget->options();
+  result.epsilon = s.budget->epsilon();
+  accountant::RdpAccountant rdp(budget.rdp);
   rdp.set_history(s.budget->history());
-  result.epsilon_rdp = rdp.get_epsilon(c.delta).epsilon;
+  result.epsilon_rdp = rdp.get_epsilon(plan.delta).epsilon;
   result.epsilon_prv_upper = kNaN;
   try {
-    accountant::PrvAccountant prv;
+    accountant::PrvAccountant prv(budget.prv);
     prv.set_history(s.budget->history());
-    result.epsilon_prv_upper = prv.get_epsilon(c.delta).upper;
+    result.epsilon_prv_upper = prv.get_epsilon(plan.delta).upper;
   } catch (const std::invalid_argument&) {
     // PRV's grid can be too large for extreme regimes; RDP still holds.
   }
-  result.epsilon = kind == accountant::AccountantKind::kRdp
-                       ? result.epsilon_rdp
-                       : result.epsilon_prv_upper;
   result.wall_seconds = elapsed();
   return result;
 }

@@ -271,7 +271,7 @@ ClipResult GradientEngine::clip_and_accumulate(
   ClipResult result;
   result.batch_size = batch;
   result.group_size = group_size;
-  result.sensitivity = options_.normalize() ? 1.0 : options_.max_grad_norm();
+  result.sensitivity = options_.sensitivity();
   if (options_.diagnostics()) {
     result.diagnostics = detail::make_diagnostics(norms, factors, options_);
   }

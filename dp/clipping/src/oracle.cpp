@@ -77,7 +77,7 @@ ClipResult microbatch_clip_and_accumulate(
   ClipResult result;
   result.batch_size = num_examples;
   result.group_size = group_size;
-  result.sensitivity = options.normalize() ? 1.0 : options.max_grad_norm();
+  result.sensitivity = options.sensitivity();
   if (options.diagnostics()) {
     result.diagnostics = detail::make_diagnostics(norms, factors, options);
   }

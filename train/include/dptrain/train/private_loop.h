@@ -18,6 +18,7 @@
 
 #include "dptrain/accountant/event.h"
 #include "dptrain/train/config.h"
+#include "dptrain/train/dp_plan.h"
 
 namespace torch::nn {
 class Module;
@@ -90,6 +91,7 @@ struct PrivateTask {
 
 /// What run() did.
 struct LoopResult {
+  DpPlan plan;             ///< the run's privacy, as planned and logged
   std::int64_t steps = 0;  ///< logical steps of the model (all sessions)
   /// Every logical step ever executed (the ledger's count, >= steps): steps
   /// lost in a crash and run again are counted twice. ε is computed from

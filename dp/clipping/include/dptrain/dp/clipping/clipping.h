@@ -39,6 +39,11 @@ struct ClippingOptions {
   TORCH_ARG(bool, normalize) = false;
   /// Compute ClipDiagnostics. They are NOT differentially private.
   TORCH_ARG(bool, diagnostics) = false;
+
+ public:
+  /// The bound on one example's contribution to the clipped sum: C, or 1
+  /// with normalize. ClipResult::sensitivity carries it.
+  double sensitivity() const { return normalize() ? 1.0 : max_grad_norm(); }
 };
 
 /// NOT PRIVATE: statistics of the un-noised per-example norms. For debugging
