@@ -215,154 +215,184 @@ const accountant::EventHistory& PrivateLoop::privacy_history() const {
   return state_->budget->history();
 }
 
-LoopResult PrivateLoop::run(const PrivateTask& task) {
-  auto& s = *state_;
-  const auto& c = s.config;
-  if (!task.losses)
-    throw std::invalid_argument(
-        "PrivateLoop::run: the task has no loss function");
-  const auto wall_start = std::chrono::steady_clock::now();
-  const auto elapsed = [&] {
+// One call of PrivateLoop::run, phase by phase. Each phase is a member
+// function named for what it does; the privacy-relevant state they share
+// (the plan, the ledger, the sampler, the noise) lives here and nowhere else.
+class PrivateLoop::Run {
+ public:
+  Run(PrivateLoop& loop, const PrivateTask& task)
+      : loop_(loop), s_(*loop.state_), c_(s_.config), task_(task) {}
+
+  LoopResult operator()() {
+    check_task();
+    open_record();
+    make_plan();
+    build_mechanism();
+    if (resume_archive_) restore();
+    announce();
+    prepare_steps();
+    while (step_ < plan_.steps && step()) {
+      if (c_.checkpoint_every > 0 && step_ % c_.checkpoint_every == 0) save();
+      if (step_ % plan_.steps_per_epoch == 0 || step_ == plan_.steps) {
+        end_epoch();
+      }
+    }
+    return finish();
+  }
+
+ private:
+  void log(const std::string& line) const { loop_.log(line); }
+  double elapsed() const {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() -
-                                         wall_start)
+                                         wall_start_)
         .count();
-  };
-  const std::int64_t n = task.dataset_size;
-  check_dataset_size(c, n);
-  const auto identity =
-      run_identity(c, n, task.identity_extra, task.data_fingerprint);
-  // Every output is checked before anything is spent.
-  check_outputs(c);
+  }
 
-  // Ownership of the checkpoint and its privacy record (invariant 7): one
-  // run at a time; a fresh run never replaces a record unless told to.
-  std::unique_ptr<CheckpointLock> lock;
-  std::optional<PrivacyLedger> ledger;
-  std::string run_id = new_run_id();
-  if (!c.checkpoint.empty()) {
-    lock = std::make_unique<CheckpointLock>(c.checkpoint);
-    const int stale = remove_stale_temporaries(c.checkpoint) +
-                      remove_stale_temporaries(ledger_path(c.checkpoint));
-    if (stale > 0) {
-      log("removed " + std::to_string(stale) +
-          " temporary file(s) of crashed runs beside " + c.checkpoint);
+  // Phase 1: what the run is; every output is checked before anything is
+  // spent.
+  void check_task() {
+    if (!task_.losses) {
+      throw std::invalid_argument(
+          "PrivateLoop::run: the task has no loss function");
     }
-    const std::string record = ledger_path(c.checkpoint);
-    const bool has_checkpoint = std::filesystem::exists(c.checkpoint);
-    const bool has_ledger = std::filesystem::exists(record);
-    if (!c.resume && (has_checkpoint || has_ledger)) {
-      std::string what = "checkpoint '" + c.checkpoint + "'";
-      if (has_ledger) {
-        std::string steps = "an unreadable record";
-        try {
-          steps = std::to_string(
-                      accountant::total_steps(read_ledger_history(record))) +
-                  " accounted steps";
-        } catch (const std::exception&) {
-        }
-        what += (has_checkpoint ? " and its privacy ledger '"
-                                : ", privacy ledger '") +
-                record + "' (" + steps + ")";
+    check_dataset_size(c_, task_.dataset_size);
+    identity_ = run_identity(c_, task_.dataset_size, task_.identity_extra,
+                             task_.data_fingerprint);
+    check_outputs(c_);
+  }
+
+  // Phase 2: ownership of the checkpoint and its privacy record (invariant
+  // 7): one run at a time; a fresh run never replaces a record unless told
+  // to; a resumed run reads its σ and state.
+  void open_record() {
+    if (!c_.checkpoint.empty()) {
+      lock_ = std::make_unique<CheckpointLock>(c_.checkpoint);
+      const int stale = remove_stale_temporaries(c_.checkpoint) +
+                        remove_stale_temporaries(ledger_path(c_.checkpoint));
+      if (stale > 0) {
+        log("removed " + std::to_string(stale) +
+            " temporary file(s) of crashed runs beside " + c_.checkpoint);
       }
-      if (!c.overwrite) {
-        throw std::invalid_argument(
-            "--checkpoint: " + what +
-            (has_checkpoint && has_ledger ? " already exist"
-                                          : " already exists") +
-            "; give --resume to continue that run, or --overwrite to "
-            "discard its record and start afresh");
+      const std::string record = ledger_path(c_.checkpoint);
+      const bool has_checkpoint = std::filesystem::exists(c_.checkpoint);
+      const bool has_ledger = std::filesystem::exists(record);
+      if (!c_.resume && (has_checkpoint || has_ledger)) {
+        refuse_or_overwrite(record, has_checkpoint, has_ledger);
       }
-      log("--overwrite: discarding " + what +
-          "; the steps it spent are no longer on record");
+      if (c_.resume && !has_ledger) {
+        throw std::runtime_error(
+            "--resume: checkpoint '" + c_.checkpoint +
+            "' has no privacy ledger '" + record +
+            "' beside it, so the steps it spent cannot be verified (copy the "
+            "ledger with the checkpoint)");
+      }
+      if (c_.resume) ledger_ = PrivacyLedger::open(record);
     }
-    if (c.resume && !has_ledger) {
-      throw std::runtime_error("--resume: checkpoint '" + c.checkpoint +
-                               "' has no privacy ledger '" + record +
-                               "' beside it, so the steps it spent cannot be "
-                               "verified (copy the ledger with the "
-                               "checkpoint)");
+    if (c_.resume) {
+      resume_archive_ = std::make_unique<torch::serialize::InputArchive>();
+      load_checkpoint(c_.checkpoint, *resume_archive_);
+      c10::IValue saved_sigma;
+      if (!resume_archive_->try_read("noise_multiplier", saved_sigma)) {
+        throw std::runtime_error("checkpoint '" + c_.checkpoint +
+                                 "' has no noise_multiplier");
+      }
+      resumed_sigma_ = saved_sigma.toDouble();
     }
-    if (c.resume) ledger = PrivacyLedger::open(record);
   }
 
-  std::optional<double> resumed_sigma;
-  std::unique_ptr<torch::serialize::InputArchive> resume_archive;
-  if (c.resume) {
-    resume_archive = std::make_unique<torch::serialize::InputArchive>();
-    load_checkpoint(c.checkpoint, *resume_archive);
-    c10::IValue saved_sigma;
-    if (!resume_archive->try_read("noise_multiplier", saved_sigma)) {
-      throw std::runtime_error("checkpoint '" + c.checkpoint +
-                               "' has no noise_multiplier");
+  void refuse_or_overwrite(const std::string& record, bool has_checkpoint,
+                           bool has_ledger) {
+    std::string what = "checkpoint '" + c_.checkpoint + "'";
+    if (has_ledger) {
+      std::string steps = "an unreadable record";
+      try {
+        steps = std::to_string(
+                    accountant::total_steps(read_ledger_history(record))) +
+                " accounted steps";
+      } catch (const std::exception&) {
+      }
+      what += (has_checkpoint ? " and its privacy ledger '"
+                              : ", privacy ledger '") +
+              record + "' (" + steps + ")";
     }
-    resumed_sigma = saved_sigma.toDouble();
-  }
-  // The privacy of the run, once (q, T, σ, the engine's sensitivity, ...):
-  // everything below reads it.
-  const DpPlan plan = make_dp_plan(c, n, s.engine->options().sensitivity(),
-                                   task.privacy_unit, resumed_sigma);
-  const double q = plan.sample_rate;
-  const double sigma = plan.noise_multiplier;
-  const std::int64_t total_steps = plan.steps;
-  const std::int64_t steps_per_epoch = plan.steps_per_epoch;
-
-  // Randomness: seeded (reproducible, key kept in checkpoints) or secure
-  // (OS-keyed; no key is ever written, privacy invariant 8).
-  const dp::ChaChaKey key =
-      c.seed ? dp::key_from_seed(*c.seed) : dp::os_entropy_key();
-  const auto key_policy =
-      c.seed ? dp::SamplerKey::kReproducible : dp::SamplerKey::kSecret;
-  std::unique_ptr<dp::BatchSampler> sampler;
-  if (c.sampler == "poisson") {
-    sampler = std::make_unique<dp::PoissonSampler>(n, q, key, key_policy);
-  } else {
-    sampler = std::make_unique<dp::ShuffledFixedSizeSampler>(
-        n, plan.expected_batch_size, key, key_policy);
-  }
-  std::unique_ptr<dp::NoiseGenerator> noise;
-  if (s.injected_noise) {
-    noise = std::move(s.injected_noise);
-  } else if (c.seed) {
-    noise = std::make_unique<dp::SeededNoise>(*c.seed ^ 0x9E3779B97F4A7C15ULL);
-  } else {
-    noise = std::make_unique<dp::SecureNoise>();
+    if (!c_.overwrite) {
+      throw std::invalid_argument(
+          "--checkpoint: " + what +
+          (has_checkpoint && has_ledger ? " already exist"
+                                        : " already exists") +
+          "; give --resume to continue that run, or --overwrite to discard "
+          "its record and start afresh");
+    }
+    log("--overwrite: discarding " + what +
+        "; the steps it spent are no longer on record");
   }
 
-  s.optimization = std::make_unique<Optimization>(s.engine->parameters(),
-                                                  *s.model, c, total_steps);
+  // Phase 3: the privacy of the run, once (q, T, σ, the engine's
+  // sensitivity, ...). Everything below reads plan_.
+  void make_plan() {
+    plan_ =
+        make_dp_plan(c_, task_.dataset_size, s_.engine->options().sensitivity(),
+                     task_.privacy_unit, resumed_sigma_);
+    result_.plan = plan_;
+    result_.sample_rate = plan_.sample_rate;
+    result_.noise_multiplier = plan_.noise_multiplier;
+    result_.delta = plan_.delta;
+    result_.seeded = plan_.seeded;
+  }
 
-  LoopResult result;
-  result.plan = plan;
-  result.sample_rate = q;
-  result.noise_multiplier = sigma;
-  result.delta = plan.delta;
-  result.privacy_note = sampler->privacy_note();
-  result.seeded = c.seed.has_value();
+  // Phase 4: randomness, seeded (reproducible, key kept in checkpoints) or
+  // secure (OS-keyed; no key is ever written, invariant 8), and the
+  // optimizer.
+  void build_mechanism() {
+    const std::int64_t n = plan_.dataset_size;
+    const dp::ChaChaKey key =
+        c_.seed ? dp::key_from_seed(*c_.seed) : dp::os_entropy_key();
+    const auto key_policy =
+        c_.seed ? dp::SamplerKey::kReproducible : dp::SamplerKey::kSecret;
+    if (plan_.sampler == "poisson") {
+      sampler_ = std::make_unique<dp::PoissonSampler>(n, plan_.sample_rate, key,
+                                                      key_policy);
+    } else {
+      sampler_ = std::make_unique<dp::ShuffledFixedSizeSampler>(
+          n, plan_.expected_batch_size, key, key_policy);
+    }
+    if (s_.injected_noise) {
+      noise_ = std::move(s_.injected_noise);
+    } else if (c_.seed) {
+      noise_ =
+          std::make_unique<dp::SeededNoise>(*c_.seed ^ 0x9E3779B97F4A7C15ULL);
+    } else {
+      noise_ = std::make_unique<dp::SecureNoise>();
+    }
+    s_.optimization = std::make_unique<Optimization>(
+        s_.engine->parameters(), *s_.model, c_, plan_.steps);
+    result_.privacy_note = sampler_->privacy_note();
+  }
 
-  // Resume.
-  std::int64_t step = 0;
-  if (resume_archive) {
-    auto& in = *resume_archive;
+  // Phase 5 (resume only): the checkpoint must be this run's; everything is
+  // loaded or nothing is, and the ledger's history replaces the checkpoint's.
+  void restore() {
+    auto& in = *resume_archive_;
     c10::IValue value;
     if (!in.try_read("identity", value)) {
-      throw std::runtime_error("checkpoint '" + c.checkpoint +
+      throw std::runtime_error("checkpoint '" + c_.checkpoint +
                                "' has no run identity");
     }
     const auto saved = nlohmann::json::parse(value.toStringRef());
-    if (saved != identity) {
+    if (saved != identity_) {
       throw std::invalid_argument(
-          "checkpoint '" + c.checkpoint + "' belongs to another run: saved " +
-          saved.dump() + ", this run " + identity.dump());
+          "checkpoint '" + c_.checkpoint + "' belongs to another run: saved " +
+          saved.dump() + ", this run " + identity_.dump());
     }
     in.read("step", value);
     const auto saved_step = value.toInt();
     if (!in.try_read("run_id", value) ||
-        value.toStringRef() != ledger->run_id()) {
-      throw std::runtime_error("checkpoint '" + c.checkpoint +
-                               "' and privacy ledger '" + ledger->path() +
+        value.toStringRef() != ledger_->run_id()) {
+      throw std::runtime_error("checkpoint '" + c_.checkpoint +
+                               "' and privacy ledger '" + ledger_->path() +
                                "' belong to different runs");
     }
-    run_id = ledger->run_id();
+    run_id_ = ledger_->run_id();
     torch::serialize::InputArchive model_in, sampler_in, noise_in, opt_in,
         privacy_in;
     in.read("privacy", privacy_in);
@@ -375,212 +405,259 @@ LoopResult PrivateLoop::run(const PrivateTask& task) {
     std::vector<torch::Tensor> backup;
     {
       torch::NoGradGuard no_grad;
-      for (const auto& t : s.model->parameters())
+      for (const auto& t : s_.model->parameters())
         backup.push_back(t.detach().clone());
-      for (const auto& t : s.model->buffers())
+      for (const auto& t : s_.model->buffers())
         backup.push_back(t.detach().clone());
     }
     try {
-      check_module_archive(*s.model, model_in, "");
-      s.model->load(model_in);
-      sampler->load(sampler_in);
-      noise->load(noise_in);
-      s.optimization->load(opt_in);
+      check_module_archive(*s_.model, model_in, "");
+      s_.model->load(model_in);
+      sampler_->load(sampler_in);
+      noise_->load(noise_in);
+      s_.optimization->load(opt_in);
       // Checks the accountant and δ; the ledger then replaces the history:
       // it holds every executed step, the checkpoint only those before it.
-      s.budget->load(privacy_in);
-      if (ledger->steps() < s.budget->steps()) {
+      s_.budget->load(privacy_in);
+      if (ledger_->steps() < s_.budget->steps()) {
         throw std::runtime_error("its privacy ledger records " +
-                                 std::to_string(ledger->steps()) +
+                                 std::to_string(ledger_->steps()) +
                                  " steps, fewer than the checkpoint's " +
-                                 std::to_string(s.budget->steps()));
+                                 std::to_string(s_.budget->steps()));
       }
-      s.budget = std::make_unique<dp::PrivacyBudget>(s.budget->options(),
-                                                     ledger->history());
-      if (task.load) task.load(in);
+      s_.budget = std::make_unique<dp::PrivacyBudget>(s_.budget->options(),
+                                                      ledger_->history());
+      if (task_.load) task_.load(in);
     } catch (const std::exception& e) {
       torch::NoGradGuard no_grad;
       std::size_t i = 0;
-      for (auto& t : s.model->parameters()) t.copy_(backup[i++]);
-      for (auto& t : s.model->buffers()) t.copy_(backup[i++]);
+      for (auto& t : s_.model->parameters()) t.copy_(backup[i++]);
+      for (auto& t : s_.model->buffers()) t.copy_(backup[i++]);
       throw std::runtime_error(
-          "checkpoint '" + c.checkpoint +
+          "checkpoint '" + c_.checkpoint +
           "' does not match this model or run; nothing was loaded: " +
           e.what());
     }
-    step = saved_step;
-    log("resumed from " + c.checkpoint + " at step " + std::to_string(step) +
-        " (" + std::to_string(s.budget->steps()) +
+    step_ = saved_step;
+    log("resumed from " + c_.checkpoint + " at step " + std::to_string(step_) +
+        " (" + std::to_string(s_.budget->steps()) +
         " steps accounted by the ledger, " +
-        std::to_string(s.budget->steps() - step) +
-        " of them lost in an interruption; epsilon " + format_fixed(epsilon()) +
-        " already spent)");
+        std::to_string(s_.budget->steps() - step_) +
+        " of them lost in an interruption; epsilon " +
+        format_fixed(loop_.epsilon()) + " already spent)");
   }
 
-  auto save = [&] {
-    if (c.checkpoint.empty()) return;
+  // Phase 6: the plan line and warnings; a fresh run writes its record,
+  // then a checkpoint at step 0, so that from the first step on there is
+  // always a checkpoint to resume from and a ledger that counts.
+  void announce() {
+    log(plan_.describe(noise_->name(), sampler_->name()));
+    if (!sampler_->poisson()) log("WARNING: " + sampler_->privacy_note());
+    if (c_.seed) {
+      log(std::string("WARNING: ") + kSeededNotice +
+          " (the seed determines the batches and the noise)");
+    }
+    if (!c_.checkpoint.empty() && !c_.resume) {
+      ledger_ = PrivacyLedger::create(ledger_path(c_.checkpoint), run_id_,
+                                      identity_.dump());
+      save();
+    }
+  }
+
+  void prepare_steps() {
+    metrics_ = std::make_unique<MetricsLog>(c_.metrics);
+    group_size_ = std::max<std::int64_t>(1, task_.group_size);
+    chunk_examples_ =
+        std::max<std::int64_t>(1, c_.max_physical_batch_size / group_size_);
+    params_ = s_.engine->parameters();
+    noise_options_.noise_multiplier = plan_.noise_multiplier;
+    noise_options_.max_grad_norm = plan_.sensitivity;
+    noise_options_.expected_batch_size =
+        static_cast<double>(plan_.expected_batch_size);
+    epoch_ = step_ / plan_.steps_per_epoch;
+    new_progress_bar();
+    s_.model->train();
+  }
+
+  // Phase 7: one logical step. Returns false, taking nothing, when the
+  // step would pass the target (invariant 6).
+  bool step() {
+    if (!s_.budget->allows_step(plan_.step_event())) {
+      result_.stopped_by_budget = true;
+      log("stopping before step " + std::to_string(step_ + 1) +
+          ": it would take epsilon past the target " +
+          format_fixed(plan_.target_epsilon.value_or(0.0)));
+      return false;
+    }
+    // Write-ahead (invariant 7): the step is on the ledger, on disk, before
+    // anything it computes exists.
+    if (ledger_) ledger_->append(plan_.sample_rate, plan_.noise_multiplier);
+    s_.budget->record(plan_.step_event());
+    const auto batch = sampler_->next_batch();
+    for (auto& p : params_) {
+      if (p.grad().defined()) p.mutable_grad().zero_();
+    }
+    for (const auto& chunk : dp::split_into_chunks(batch, chunk_examples_)) {
+      clip_chunk(chunk);
+    }
+    // Invariants 2 and 3: noise once per step, after every chunk, divided by
+    // the expected batch size.
+    dp::finalize_noisy_gradient(params_, noise_options_, *noise_);
+    s_.optimization->step(*s_.model, step_);
+    ++step_;
+    bar_->update(
+        step_ - epoch_ * plan_.steps_per_epoch,
+        "loss " +
+            format_fixed(stats_.count ? stats_.loss_sum / stats_.count : 0.0,
+                         3) +
+            " (non-private)");
+    return true;
+  }
+
+  void clip_chunk(const std::vector<std::int64_t>& chunk) {
+    auto recording = s_.engine->record();
+    const auto losses = task_.losses(chunk, stats_);
+    const auto clipped = s_.engine->clip_and_accumulate(losses, group_size_);
+    if (clipped.sensitivity != plan_.sensitivity) {
+      throw std::logic_error("the engine clipped to sensitivity " +
+                             std::to_string(clipped.sensitivity) +
+                             " but the plan noises for " +
+                             std::to_string(plan_.sensitivity));
+    }
+    if (clipped.diagnostics) {
+      at::Tensor norms = clipped.diagnostics->norms;
+      if (norms.dim() == 2) norms = norms.pow(2).sum(1).sqrt();
+      norms = norms.to(at::kDouble).contiguous();
+      epoch_norms_.insert(epoch_norms_.end(), norms.data_ptr<double>(),
+                          norms.data_ptr<double>() + norms.numel());
+      epoch_clipped_ += clipped.diagnostics->fraction_clipped *
+                        static_cast<double>(clipped.batch_size);
+    }
+  }
+
+  // Phase 8: the task's report, --diagnostics (NON-PRIVATE), a checkpoint.
+  void end_epoch() {
+    bar_->finish();
+    EpochContext context;
+    context.epoch = ++epoch_;
+    context.step = step_;
+    context.stats = stats_;
+    context.epsilon = loop_.epsilon();
+    context.seconds = elapsed();
+    if (task_.end_epoch) {
+      const auto out = task_.end_epoch(context);
+      if (!out.line.empty()) log(out.line);
+      if (!out.metrics_json.empty()) metrics_->write(out.metrics_json);
+    }
+    if (c_.diagnostics) {
+      log(diagnostics_line(context.epoch, epoch_norms_, epoch_clipped_));
+      epoch_norms_.clear();
+      epoch_clipped_ = 0.0;
+    }
+    if (c_.checkpoint_every == 0) save();
+    stats_ = LoopStats();
+    if (step_ < plan_.steps) new_progress_bar();
+  }
+
+  // Phase 9: the last checkpoint and ε from every step accounted. The
+  // configured accountant's ε is the budget's own (the one its stop rule
+  // used); the other accountant's is reported beside it with the same
+  // options.
+  LoopResult finish() {
+    bar_->finish();
+    if (!c_.checkpoint.empty()) save();
+    result_.steps = step_;
+    result_.steps_accounted = s_.budget->steps();
+    const auto& budget = s_.budget->options();
+    result_.epsilon = s_.budget->epsilon();
+    accountant::RdpAccountant rdp(budget.rdp);
+    rdp.set_history(s_.budget->history());
+    result_.epsilon_rdp = rdp.get_epsilon(plan_.delta).epsilon;
+    result_.epsilon_prv_upper = kNaN;
+    try {
+      accountant::PrvAccountant prv(budget.prv);
+      prv.set_history(s_.budget->history());
+      result_.epsilon_prv_upper = prv.get_epsilon(plan_.delta).upper;
+    } catch (const std::invalid_argument&) {
+      // PRV's grid can be too large for extreme regimes; RDP still holds.
+    }
+    result_.wall_seconds = elapsed();
+    return result_;
+  }
+
+  void new_progress_bar() {
+    bar_ = std::make_unique<ProgressBar>("epoch " + std::to_string(epoch_ + 1),
+                                         plan_.steps_per_epoch);
+  }
+
+  void save() const {
+    if (c_.checkpoint.empty()) return;
     torch::serialize::OutputArchive out;
-    out.write("identity", c10::IValue(identity.dump()));
-    out.write("config", c10::IValue(to_json(c)));
-    out.write("run_id", c10::IValue(run_id));
+    out.write("identity", c10::IValue(identity_.dump()));
+    out.write("config", c10::IValue(to_json(c_)));
+    out.write("run_id", c10::IValue(run_id_));
     // Private training state, never a release artefact (weights files are).
-    out.write(
-        "release",
-        c10::IValue(c.seed ? std::string(kSeededNotice) +
-                                 "; private training state, do not publish"
-                           : std::string("private training state, do not "
-                                         "publish: release the weights file")));
-    out.write("step", c10::IValue(step));
-    out.write("steps_accounted", c10::IValue(s.budget->steps()));
-    out.write("noise_multiplier", c10::IValue(sigma));
-    out.write("plan", c10::IValue(plan.to_json()));
-    if (task.save) task.save(out);
+    out.write("release",
+              c10::IValue(c_.seed ? std::string(kSeededNotice) +
+                                        "; private training state, do not "
+                                        "publish"
+                                  : std::string("private training state, do "
+                                                "not publish: release the "
+                                                "weights file")));
+    out.write("step", c10::IValue(step_));
+    out.write("steps_accounted", c10::IValue(s_.budget->steps()));
+    out.write("noise_multiplier", c10::IValue(plan_.noise_multiplier));
+    out.write("plan", c10::IValue(plan_.to_json()));
+    if (task_.save) task_.save(out);
     torch::serialize::OutputArchive model_out, sampler_out, noise_out, opt_out,
         privacy_out;
-    s.budget->save(privacy_out);
+    s_.budget->save(privacy_out);
     out.write("privacy", privacy_out);
-    s.model->save(model_out);
-    sampler->save(sampler_out);
-    noise->save(noise_out);
-    s.optimization->save(opt_out);
+    s_.model->save(model_out);
+    sampler_->save(sampler_out);
+    noise_->save(noise_out);
+    s_.optimization->save(opt_out);
     out.write("model", model_out);
     out.write("sampler", sampler_out);
     out.write("noise", noise_out);
     out.write("optimization", opt_out);
-    save_checkpoint(out, c.checkpoint);
-  };
-
-  log(plan.describe(noise->name(), sampler->name()));
-  if (!sampler->poisson()) log("WARNING: " + sampler->privacy_note());
-  if (c.seed) {
-    log(std::string("WARNING: ") + kSeededNotice +
-        " (the seed determines the batches and the noise)");
-  }
-  if (!c.checkpoint.empty() && !c.resume) {
-    // The record first, then a checkpoint at step 0: from the first step on
-    // there is always a checkpoint to resume from and a ledger that counts.
-    ledger = PrivacyLedger::create(ledger_path(c.checkpoint), run_id,
-                                   identity.dump());
-    save();
+    save_checkpoint(out, c_.checkpoint);
   }
 
-  MetricsLog metrics(c.metrics);
-  const std::int64_t k = std::max<std::int64_t>(1, task.group_size);
-  const std::int64_t chunk_examples =
-      std::max<std::int64_t>(1, c.max_physical_batch_size / k);
-  const auto params = s.engine->parameters();
-  dp::NoiseOptions noise_options;
-  noise_options.noise_multiplier = plan.noise_multiplier;
-  noise_options.max_grad_norm = plan.sensitivity;
-  noise_options.expected_batch_size =
-      static_cast<double>(plan.expected_batch_size);
+  PrivateLoop& loop_;
+  PrivateLoop::State& s_;
+  const TrainConfig& c_;
+  const PrivateTask& task_;
+  const std::chrono::steady_clock::time_point wall_start_ =
+      std::chrono::steady_clock::now();
 
-  LoopStats stats;
+  nlohmann::json identity_;
+  std::unique_ptr<CheckpointLock> lock_;
+  std::optional<PrivacyLedger> ledger_;
+  std::string run_id_ = new_run_id();
+  std::unique_ptr<torch::serialize::InputArchive> resume_archive_;
+  std::optional<double> resumed_sigma_;
+  DpPlan plan_;
+  std::unique_ptr<dp::BatchSampler> sampler_;
+  std::unique_ptr<dp::NoiseGenerator> noise_;
+  LoopResult result_;
+  std::int64_t step_ = 0;
+
+  std::unique_ptr<MetricsLog> metrics_;
+  std::int64_t group_size_ = 1;
+  std::int64_t chunk_examples_ = 1;
+  std::vector<torch::Tensor> params_;
+  dp::NoiseOptions noise_options_;
+  LoopStats stats_;
   // --diagnostics: the epoch's un-noised per-example norms. NOT PRIVATE.
-  std::vector<double> epoch_norms;
-  double epoch_clipped = 0.0;
-  std::int64_t epoch = step / steps_per_epoch;
-  auto bar = std::make_unique<ProgressBar>("epoch " + std::to_string(epoch + 1),
-                                           steps_per_epoch);
-  s.model->train();
+  std::vector<double> epoch_norms_;
+  double epoch_clipped_ = 0.0;
+  std::int64_t epoch_ = 0;
+  std::unique_ptr<ProgressBar> bar_;
+};
 
-  while (step < total_steps) {
-    // Privacy invariant 6: never take a step that would pass the target.
-    if (!s.budget->allows_step(plan.step_event())) {
-      result.stopped_by_budget = true;
-      log("stopping before step " + std::to_string(step + 1) +
-          ": it would take epsilon past " + "the target " +
-          format_fixed(c.target_epsilon));
-      break;
-    }
-    // Write-ahead (invariant 7): the step is on the ledger, on disk, before
-    // anything it computes exists.
-    if (ledger) ledger->append(q, sigma);
-    s.budget->record(plan.step_event());
-    const auto batch = sampler->next_batch();
-    for (auto& p : params) {
-      if (p.grad().defined()) p.mutable_grad().zero_();
-    }
-    for (const auto& chunk : dp::split_into_chunks(batch, chunk_examples)) {
-      auto recording = s.engine->record();
-      const auto losses = task.losses(chunk, stats);
-      const auto clipped = s.engine->clip_and_accumulate(losses, k);
-      if (clipped.sensitivity != plan.sensitivity) {
-        throw std::logic_error("the engine clipped to sensitivity " +
-                               std::to_string(clipped.sensitivity) +
-                               " but the plan noises for " +
-                               std::to_string(plan.sensitivity));
-      }
-      if (clipped.diagnostics) {
-        at::Tensor norms = clipped.diagnostics->norms;
-        if (norms.dim() == 2) norms = norms.pow(2).sum(1).sqrt();
-        norms = norms.to(at::kDouble).contiguous();
-        epoch_norms.insert(epoch_norms.end(), norms.data_ptr<double>(),
-                           norms.data_ptr<double>() + norms.numel());
-        epoch_clipped += clipped.diagnostics->fraction_clipped *
-                         static_cast<double>(clipped.batch_size);
-      }
-    }
-    dp::finalize_noisy_gradient(params, noise_options, *noise);
-    s.optimization->step(*s.model, step);
-    ++step;
-    bar->update(
-        step - epoch * steps_per_epoch,
-        "loss " +
-            format_fixed(stats.count ? stats.loss_sum / stats.count : 0.0, 3) +
-            " (non-private)");
-
-    const bool epoch_end = step % steps_per_epoch == 0 || step == total_steps;
-    if (c.checkpoint_every > 0 && step % c.checkpoint_every == 0) save();
-    if (epoch_end) {
-      bar->finish();
-      EpochContext context;
-      context.epoch = ++epoch;
-      context.step = step;
-      context.stats = stats;
-      context.epsilon = epsilon();
-      context.seconds = elapsed();
-      if (task.end_epoch) {
-        const auto out = task.end_epoch(context);
-        if (!out.line.empty()) log(out.line);
-        if (!out.metrics_json.empty()) metrics.write(out.metrics_json);
-      }
-      if (c.diagnostics) {
-        log(diagnostics_line(context.epoch, epoch_norms, epoch_clipped));
-        epoch_norms.clear();
-        epoch_clipped = 0.0;
-      }
-      if (c.checkpoint_every == 0) save();
-      stats = LoopStats();
-      if (step < total_steps) {
-        bar = std::make_unique<ProgressBar>(
-            "epoch " + std::to_string(epoch + 1), steps_per_epoch);
-      }
-    }
-  }
-  bar->finish();
-  if (!c.checkpoint.empty()) save();
-
-  result.steps = step;
-  result.steps_accounted = s.budget->steps();
-  // ε of the configured accountant is the budget's own (the one its stop
-  // rule used); the other accountant's figure is reported beside it, with
-  // the same options.
-  const auto& budget = s.budget->options();
-  result.epsilon = s.budget->epsilon();
-  accountant::RdpAccountant rdp(budget.rdp);
-  rdp.set_history(s.budget->history());
-  result.epsilon_rdp = rdp.get_epsilon(plan.delta).epsilon;
-  result.epsilon_prv_upper = kNaN;
-  try {
-    accountant::PrvAccountant prv(budget.prv);
-    prv.set_history(s.budget->history());
-    result.epsilon_prv_upper = prv.get_epsilon(plan.delta).upper;
-  } catch (const std::invalid_argument&) {
-    // PRV's grid can be too large for extreme regimes; RDP still holds.
-  }
-  result.wall_seconds = elapsed();
-  return result;
+LoopResult PrivateLoop::run(const PrivateTask& task) {
+  return Run(*this, task)();
 }
 
 }  // namespace dptrain::train

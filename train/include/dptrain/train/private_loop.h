@@ -147,6 +147,7 @@ class PrivateLoop {
 
  private:
   struct State;
+  class Run;  // one run(), phase by phase
   std::unique_ptr<State> state_;
 };
 
