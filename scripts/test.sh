@@ -46,4 +46,20 @@ fi
 echo "== fast tests ($((SECONDS - start)) s)"
 ctest --test-dir "$build" -L fast --output-on-failure -j "$jobs" --timeout 120
 
+# The torch-free suites (accountant, audit) once more under AddressSanitizer
+# and UBSan (-fno-sanitize-recover: any report fails CI). The LibTorch suites
+# are not: an instrumented build of them would add ~10 min on 2 cores, past
+# the 25-minute budget of a cold run (configure with -DDPTRAIN_SANITIZE=ON to
+# run them by hand). The dataset parsers run under ASan in the fuzz stage.
+echo "== ASan+UBSan: accountant and audit suites ($((SECONDS - start)) s)"
+asan=${DPTRAIN_ASAN_BUILD_DIR:-$root/build-asan}
+cmake -S . -B "$asan" -G Ninja -DCMAKE_BUILD_TYPE=Release -DDPTRAIN_WERROR=ON \
+  -DDPTRAIN_SANITIZE=ON -DDPTRAIN_BUILD_BENCHMARKS=OFF -DDPTRAIN_BUILD_EXAMPLES=OFF \
+  -DDPTRAIN_USE_PCH=OFF >/dev/null
+cmake --build "$asan" -j "$jobs" --target accountant_tests audit_tests
+for suite in accountant/accountant_tests audit/audit_tests; do
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+    DPTRAIN_SOURCE_DIR="$root" "$asan/tests/$suite" --gtest_filter='-*Slow*' --gtest_brief=1
+done
+
 echo "== done in $((SECONDS - start)) s"
