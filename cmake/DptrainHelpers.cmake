@@ -93,7 +93,7 @@ endfunction()
 function(dptrain_add_header_check)
   set(sources "")
   foreach(folder accountant audit datasets dp/archive dp/layers dp/clipping dp/mechanism
-                 dp/optim models train)
+                 dp/optim models bench train)
     file(GLOB_RECURSE headers CONFIGURE_DEPENDS
          ${PROJECT_SOURCE_DIR}/${folder}/include/dptrain/*.h)
     foreach(h IN LISTS headers)
@@ -105,6 +105,6 @@ function(dptrain_add_header_check)
     endforeach()
   endforeach()
   add_library(dptrain_header_check OBJECT ${sources})
-  target_link_libraries(dptrain_header_check PRIVATE dptrain::train dptrain::audit
+  target_link_libraries(dptrain_header_check PRIVATE dptrain::train dptrain::bench dptrain::audit
                         dptrain_warnings)
 endfunction()

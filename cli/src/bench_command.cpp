@@ -14,14 +14,14 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "dptrain/bench/step_benchmark.h"
 #include "dptrain/train/runtime.h"
-#include "dptrain/train/step_benchmark.h"
 
 namespace dptrain::cli {
 namespace {
 
 struct BenchStepFlags {
-  train::StepBenchmarkOptions options;
+  bench::StepBenchmarkOptions options;
   bool oracle = false;
   std::string only;
   std::string device = "cpu";
@@ -39,7 +39,7 @@ std::string fixed(double value, int digits) {
   return out.str();
 }
 
-void print_profile(const train::StepProfile& p, bool json) {
+void print_profile(const bench::StepProfile& p, bool json) {
   if (json) {
     nlohmann::ordered_json out = {{"phases", nlohmann::json::array()},
                                   {"layers", nlohmann::json::array()}};
@@ -78,15 +78,15 @@ void run_bench_step(BenchStepFlags flags) {
   auto& o = flags.options;
   o.device = train::parse_device(flags.device);
   if (flags.profile) {
-    print_profile(train::profile_step(o), flags.json);
+    print_profile(bench::profile_step(o), flags.json);
     return;
   }
   if (!flags.only.empty()) {
-    o.variants = {train::parse_step_variant(flags.only)};
+    o.variants = {bench::parse_step_variant(flags.only)};
   } else if (flags.oracle) {
-    o.variants.push_back(train::StepVariant::kOracle);
+    o.variants.push_back(bench::StepVariant::kOracle);
   }
-  const auto r = train::benchmark_step(o);
+  const auto r = bench::benchmark_step(o);
   if (flags.json) {
     nlohmann::ordered_json out = {
         {"model", r.model},           {"batch_size", r.batch_size},

@@ -9,6 +9,8 @@
 #     mechanism   archive only (and the accountant)
 #     optim       archive only: post-processing sees neither clipping nor samplers
 #   models:     no datasets, train; of dp/ only the layers
+#   bench:      no datasets, train (the step benchmark needs models and dp only)
+#   train:      no bench
 # Usage: cmake -DSOURCE_DIR=<root> -P check_layering.cmake
 set(rules
   "accountant|(torch|ATen|c10)/|dptrain/(datasets|dp|models|train)/"
@@ -19,7 +21,9 @@ set(rules
   "dp/clipping|dptrain/(datasets|models|train)/|dptrain/dp/(archive|mechanism|optim)/"
   "dp/mechanism|dptrain/(datasets|models|train)/|dptrain/dp/(layers|clipping|optim)/"
   "dp/optim|dptrain/(datasets|models|train)/|dptrain/dp/(layers|clipping|mechanism)/"
-  "models|dptrain/(datasets|train)/|dptrain/dp/(archive|clipping|mechanism|optim)/")
+  "models|dptrain/(datasets|train|bench)/|dptrain/dp/(archive|clipping|mechanism|optim)/"
+  "bench|dptrain/(datasets|train)/"
+  "train|dptrain/bench/")
 set(violations "")
 foreach(rule IN LISTS rules)
   string(REPLACE "|" ";" parts "${rule}")

@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <unordered_map>
@@ -10,6 +12,43 @@
 #include "dptrain/dp/clipping/validation.h"
 
 namespace dptrain::dp {
+namespace {
+
+// Tells the observer (if any) that a phase runs for the scope's lifetime.
+class PhaseScope {
+ public:
+  PhaseScope(EngineObserver* observer, EnginePhase phase)
+      : observer_(observer), phase_(phase) {
+    if (observer_ != nullptr) observer_->phase_begin(phase_);
+  }
+  ~PhaseScope() {
+    if (observer_ != nullptr) observer_->phase_end(phase_);
+  }
+  PhaseScope(const PhaseScope&) = delete;
+  PhaseScope& operator=(const PhaseScope&) = delete;
+
+ private:
+  EngineObserver* observer_;
+  EnginePhase phase_;
+};
+
+}  // namespace
+
+const char* to_string(EnginePhase phase) {
+  switch (phase) {
+    case EnginePhase::kBackward:
+      return "backward to layer outputs";
+    case EnginePhase::kNorms:
+      return "norms (rules)";
+    case EnginePhase::kClipFactors:
+      return "clip factors";
+    case EnginePhase::kWeightedSums:
+      return "weighted sums";
+    case EnginePhase::kAccumulate:
+      return "accumulate into .grad";
+  }
+  return "?";
+}
 
 RecordingGuard::RecordingGuard(detail::Recorder* recorder)
     : previous_(detail::tls_recorder), active_(true) {
@@ -141,10 +180,13 @@ ClipResult GradientEngine::clip_and_accumulate(
     // no parameter gradient (weight-gradient kernel) is computed.
     std::vector<torch::Tensor> outputs;
     for (const auto& c : mine) outputs.push_back(c.output);
+    std::optional<PhaseScope> phase;
+    phase.emplace(observer_, EnginePhase::kBackward);
     auto grads = torch::autograd::grad({per_example_loss.sum()}, outputs, {},
                                        /*retain_graph=*/false,
                                        /*create_graph=*/false,
                                        /*allow_unused=*/true);
+    phase.reset();
     // The outputs are no longer needed (the rules use inputs and output
     // gradients; a rule may ask to keep one, uses_output): release them, so
     // that they do not add to the peak memory.
@@ -171,6 +213,7 @@ ClipResult GradientEngine::clip_and_accumulate(
       }
     }
     grads.clear();
+    phase.emplace(observer_, EnginePhase::kNorms);
     // Squared norms per parameter, [B] each.
     std::vector<torch::Tensor> sq(params_.size());
     std::vector<torch::Tensor> per_example(params_.size());
@@ -186,8 +229,16 @@ ClipResult GradientEngine::clip_and_accumulate(
       }
       if (!any) continue;
       std::vector<torch::Tensor> call_norms(n), call_pe(n);
+      if (observer_ != nullptr)
+        observer_->layer_begin(EnginePhase::kNorms, mine[c]);
       entries[c]->rule->squared_norms(mine[c], group_size, needed, call_norms,
                                       call_pe);
+      if (observer_ != nullptr) {
+        const bool kept =
+            std::any_of(call_pe.begin(), call_pe.end(),
+                        [](const torch::Tensor& t) { return t.defined(); });
+        observer_->layer_end(EnginePhase::kNorms, mine[c], kept);
+      }
       for (size_t s = 0; s < n; ++s) {
         if (!needed[s]) continue;
         const size_t i = index.at(call_params[c][s].unsafeGetTensorImpl());
@@ -207,6 +258,7 @@ ClipResult GradientEngine::clip_and_accumulate(
       per_example[i] = total;
       sq[i] = detail::squared_norm_per_example(total).to(torch::kDouble);
     }
+    phase.emplace(observer_, EnginePhase::kClipFactors);
     // Norms and clip factors. The example's gradient is the mean of its K
     // rows' gradients: norm = ‖Σ rows‖ / K.
     auto layer_sq = torch::zeros({batch, num_groups_}, norm_options);
@@ -220,6 +272,7 @@ ClipResult GradientEngine::clip_and_accumulate(
       auto f = flat ? factors : factors.select(1, param_group_[i]);
       return f * inv_k;
     };
+    phase.emplace(observer_, EnginePhase::kWeightedSums);
     // Weighted sums Σᵢ cᵢ·gᵢ.
     for (size_t i = 0; i < params_.size(); ++i) {
       if (!per_example[i].defined()) continue;
@@ -240,7 +293,13 @@ ClipResult GradientEngine::clip_and_accumulate(
         any = true;
       }
       if (!any) continue;
+      if (observer_ != nullptr) {
+        observer_->layer_begin(EnginePhase::kWeightedSums, mine[c]);
+      }
       entries[c]->rule->weighted_sums(mine[c], row_weights, call_sums);
+      if (observer_ != nullptr) {
+        observer_->layer_end(EnginePhase::kWeightedSums, mine[c], false);
+      }
       for (size_t s = 0; s < n; ++s) {
         if (!row_weights[s].defined()) continue;
         sums[index.at(call_params[c][s].unsafeGetTensorImpl())] = call_sums[s];
@@ -253,6 +312,7 @@ ClipResult GradientEngine::clip_and_accumulate(
   }
   mine.clear();
   {
+    PhaseScope accumulate(observer_, EnginePhase::kAccumulate);
     torch::NoGradGuard no_grad;
     for (size_t i = 0; i < params_.size(); ++i) {
       if (!trainable[i]) continue;

@@ -44,6 +44,35 @@ class RecordingGuard {
   bool active_ = false;
 };
 
+/// The phases of one GradientEngine::clip_and_accumulate, in this order.
+enum class EnginePhase {
+  kBackward,      ///< one backward pass to the DP layers' outputs
+  kNorms,         ///< each rule's per-example squared norms; shared params
+  kClipFactors,   ///< norms → clip factors
+  kWeightedSums,  ///< Σᵢ cᵢ·gᵢ: kept per-example gradients, or each rule
+  kAccumulate,    ///< the sums added into .grad
+};
+/// "backward to layer outputs", "norms (rules)", ...
+const char* to_string(EnginePhase phase);
+
+/// Watches the phases of an engine's clip_and_accumulate, e.g. to time them
+/// (`dptrain bench step --profile`). Called on the engine's thread, in
+/// order; the engine does not wait for the device, so an observer that
+/// times a GPU must synchronise itself. Sees no values: it cannot change
+/// what is clipped.
+class EngineObserver {
+ public:
+  virtual ~EngineObserver() = default;
+  virtual void phase_begin(EnginePhase /*phase*/) {}
+  virtual void phase_end(EnginePhase /*phase*/) {}
+  /// Around one layer call's rule inside kNorms (squared_norms) or
+  /// kWeightedSums (weighted_sums). `kept`, at the end of kNorms: the rule
+  /// materialised per-example gradients that the weighted sum then uses.
+  virtual void layer_begin(EnginePhase /*phase*/, const LayerCall& /*call*/) {}
+  virtual void layer_end(EnginePhase /*phase*/, const LayerCall& /*call*/,
+                         bool /*kept*/) {}
+};
+
 /// Book-keeping per-example clipping for a model made of DP layers.
 class GradientEngine {
  public:
@@ -81,6 +110,9 @@ class GradientEngine {
   int64_t num_layers() const { return num_groups_; }
   const ClippingOptions& options() const { return options_; }
   void set_options(ClippingOptions options) { options_ = std::move(options); }
+  /// Receives the phases of every later clip_and_accumulate (not owned;
+  /// null, the default, for none).
+  void set_observer(EngineObserver* observer) { observer_ = observer; }
 
  private:
   struct LayerEntry {
@@ -89,6 +121,7 @@ class GradientEngine {
   };
   std::shared_ptr<torch::nn::Module> model_;
   ClippingOptions options_;
+  EngineObserver* observer_ = nullptr;
   std::shared_ptr<const RuleRegistry> registry_;
   std::unique_ptr<detail::Recorder> recorder_;
   std::vector<std::pair<const torch::nn::Module*, LayerEntry>> layers_;

@@ -21,7 +21,7 @@
 #include <string>
 #include <vector>
 
-namespace dptrain::train {
+namespace dptrain::bench {
 
 /// One kind of training step.
 enum class StepVariant { kNonPrivate, kDp, kOracle };
@@ -105,9 +105,12 @@ struct StepBenchmarkResult {
 StepBenchmarkResult benchmark_step(const StepBenchmarkOptions& options);
 
 /// Where the time of each step goes: median milliseconds per phase and, for
-/// the DP step, per layer rule. Profiling replays the engine's algorithm
-/// (group size 1, no tied weights) phase by phase, with the rules called one
-/// at a time, so its total is close to but not exactly the engine's.
+/// the DP step, per layer rule. The DP step is the engine's own
+/// clip_and_accumulate, timed through a dp::EngineObserver (the device
+/// synchronised around each phase and rule, which adds a little to the
+/// total). A layer's sums_ms is its rule's weighted_sums; where per-example
+/// gradients were kept (`kept`), their product is timed in the phase
+/// "weighted sums" instead.
 struct StepProfile {
   struct Phase {
     std::string variant;  ///< "nonprivate" or "dp"
@@ -177,4 +180,4 @@ int64_t current_rss_bytes();
 /// Peak resident set size of this process in bytes (getrusage).
 int64_t peak_rss_bytes();
 
-}  // namespace dptrain::train
+}  // namespace dptrain::bench

@@ -1,6 +1,6 @@
 // The step benchmark: it reports what it measured, and the DP step it times
 // really clips (engine sum = microbatch oracle sum) and adds noise of σ·C.
-#include "dptrain/train/step_benchmark.h"
+#include "dptrain/bench/step_benchmark.h"
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-namespace dptrain::train {
+namespace dptrain::bench {
 namespace {
 
 StepBenchmarkOptions tiny(const std::string& model) {
@@ -202,5 +202,31 @@ TEST(StepVariant, ParsesItsNamesAndRejectsOthers) {
   }
 }
 
+TEST(StepBenchmark, ProfileTimesTheEnginesOwnPhasesAndEveryLayerRule) {
+  const auto p = profile_step(tiny("cnn"));
+  std::vector<std::string> dp_phases;
+  for (const auto& ph : p.phases) {
+    EXPECT_GE(ph.ms, 0.0) << ph.name;
+    if (ph.variant == "dp") dp_phases.push_back(ph.name);
+  }
+  const std::vector<std::string> expected = {"forward (recorded)",
+                                             "backward to layer outputs",
+                                             "norms (rules)",
+                                             "clip factors",
+                                             "weighted sums",
+                                             "accumulate into .grad",
+                                             "noise",
+                                             "optimizer"};
+  EXPECT_EQ(dp_phases, expected);
+  // Papernot et al.'s CNN: two convolutions and two linear layers.
+  ASSERT_EQ(p.layers.size(), 4U);
+  for (const auto& l : p.layers) {
+    EXPECT_FALSE(l.path.empty());
+    EXPECT_NE(l.path, "?");
+    EXPECT_GE(l.norms_ms, 0.0) << l.path;
+    EXPECT_NE(l.output_shape, "-") << l.path;
+  }
+}
+
 }  // namespace
-}  // namespace dptrain::train
+}  // namespace dptrain::bench

@@ -1,4 +1,4 @@
-#include "dptrain/train/step_benchmark.h"
+#include "dptrain/bench/step_benchmark.h"
 
 #include <sys/resource.h>
 #include <unistd.h>
@@ -28,7 +28,7 @@
 #include "dptrain/models/registry.h"
 #include "dptrain/models/sequence_mlp.h"
 
-namespace dptrain::train {
+namespace dptrain::bench {
 namespace {
 
 // Both variants update the model with the same optimizer settings; a small
@@ -289,6 +289,60 @@ StepRunner::Times StepRunner::run(StepVariant variant) {
   return {ms(middle - start).count(), ms(stop - middle).count()};
 }
 
+namespace {
+
+// Times the engine's phases and, per layer call, its rule's squared norms
+// and weighted sums, into a StepProfile.
+class ProfileObserver final : public dp::EngineObserver {
+ public:
+  using Clock = std::function<std::chrono::steady_clock::time_point()>;
+  ProfileObserver(StepProfile& profile,
+                  const std::map<const torch::nn::Module*, std::string>& paths,
+                  Clock clock)
+      : profile_(profile), paths_(paths), clock_(std::move(clock)) {}
+
+  void phase_begin(dp::EnginePhase) override { phase_start_ = clock_(); }
+  void phase_end(dp::EnginePhase phase) override {
+    profile_.phases.push_back(
+        {"dp", dp::to_string(phase), since(phase_start_)});
+  }
+  void layer_begin(dp::EnginePhase, const dp::LayerCall&) override {
+    layer_start_ = clock_();
+  }
+  void layer_end(dp::EnginePhase phase, const dp::LayerCall& call,
+                 bool kept) override {
+    const double ms = since(layer_start_);
+    if (phase == dp::EnginePhase::kNorms) {
+      StepProfile::Layer layer;
+      const auto it = paths_.find(call.layer);
+      layer.path = it == paths_.end() ? std::string("?") : it->second;
+      layer.type = call.layer->name();
+      layer.input_shape = c10::str(call.input.sizes());
+      layer.output_shape = call.grad_output.defined()
+                               ? c10::str(call.grad_output.sizes())
+                               : std::string("-");
+      layer.norms_ms = ms;
+      layer.kept = kept;
+      index_[&call] = profile_.layers.size();
+      profile_.layers.push_back(std::move(layer));
+    } else if (const auto it = index_.find(&call); it != index_.end()) {
+      profile_.layers[it->second].sums_ms = ms;
+    }
+  }
+
+ private:
+  double since(std::chrono::steady_clock::time_point start) const {
+    return std::chrono::duration<double, std::milli>(clock_() - start).count();
+  }
+  StepProfile& profile_;
+  const std::map<const torch::nn::Module*, std::string>& paths_;
+  Clock clock_;
+  std::chrono::steady_clock::time_point phase_start_, layer_start_;
+  std::map<const dp::LayerCall*, std::size_t> index_;
+};
+
+}  // namespace
+
 void StepRunner::profile_once(StepProfile& profile) {
   auto& s = *state_;
   const auto device = s.options.device;
@@ -316,117 +370,35 @@ void StepRunner::profile_once(StepProfile& profile) {
   phase("nonprivate", "backward", ms(t1, t2));
   phase("nonprivate", "optimizer", ms(t2, t3));
 
-  // DP: the engine's algorithm, one phase at a time.
+  // DP: the engine's own step, its phases and layer rules timed by an
+  // observer (the device synchronised around each).
   s.drop_grads();
-  const auto registry = dp::builtin_rules();
   std::map<const torch::nn::Module*, std::string> path_of;
   for (const auto& item : s.model->named_modules("", true)) {
     path_of[item.value().get()] = item.key();
   }
-  dp::detail::Recorder recorder;
+  ProfileObserver observer(profile, path_of, clock);
   t0 = clock();
-  torch::Tensor losses;
   {
-    dp::RecordingGuard guard(&recorder);
-    losses = s.per_example_loss(s.forward(s.inputs), s.targets);
+    auto recording = s.engine->record();
+    const auto losses = s.per_example_loss(s.forward(s.inputs), s.targets);
+    t1 = clock();
+    phase("dp", "forward (recorded)", ms(t0, t1));
+    s.engine->set_observer(&observer);
+    try {
+      s.engine->clip_and_accumulate(losses);
+    } catch (...) {
+      s.engine->set_observer(nullptr);
+      throw;
+    }
+    s.engine->set_observer(nullptr);
   }
-  t1 = clock();
-  auto& calls = recorder.calls;
-  std::vector<torch::Tensor> outputs;
-  for (const auto& c : calls) outputs.push_back(c.output);
-  auto grads =
-      torch::autograd::grad({losses.sum()}, outputs, {}, false, false, true);
   t2 = clock();
-  phase("dp", "forward (recorded)", ms(t0, t1));
-  phase("dp", "backward to layer outputs", ms(t1, t2));
-
-  torch::NoGradGuard no_grad;
-  const int64_t batch = s.options.batch_size;
-  const size_t first_layer = profile.layers.size();
-  std::vector<std::vector<torch::Tensor>> params(calls.size());
-  std::vector<std::vector<torch::Tensor>> kept(calls.size());
-  auto total_sq = torch::zeros(
-      {batch}, s.inputs.options().dtype(torch::kDouble).requires_grad(false));
-  double norms_total = 0;
-  for (size_t c = 0; c < calls.size(); ++c) {
-    calls[c].grad_output = grads[c];
-    const auto* rule = registry->find(*calls[c].layer);
-    if (rule == nullptr || !grads[c].defined() ||
-        !rule->uses_output(calls[c], 1)) {
-      calls[c].output = torch::Tensor();
-    }
-    StepProfile::Layer layer;
-    layer.path = path_of[calls[c].layer];
-    layer.type = calls[c].layer->name();
-    layer.input_shape = c10::str(calls[c].input.sizes());
-    layer.output_shape =
-        grads[c].defined() ? c10::str(grads[c].sizes()) : std::string("-");
-    if (rule != nullptr && grads[c].defined()) {
-      params[c] = rule->parameters(*calls[c].layer);
-      const size_t n = params[c].size();
-      std::vector<bool> needed(n);
-      for (size_t j = 0; j < n; ++j) {
-        needed[j] = params[c][j].defined() && params[c][j].requires_grad();
-      }
-      std::vector<torch::Tensor> norms(n);
-      kept[c].resize(n);
-      const auto start = clock();
-      rule->squared_norms(calls[c], 1, needed, norms, kept[c]);
-      for (size_t j = 0; j < n; ++j) {
-        if (norms[j].defined()) total_sq.add_(norms[j].to(torch::kDouble));
-      }
-      layer.norms_ms = ms(start, clock());
-      norms_total += layer.norms_ms;
-    }
-    profile.layers.push_back(std::move(layer));
-  }
-  const auto sums_start = clock();
-  auto factors =
-      dp::detail::clip_factors(total_sq.sqrt(), s.engine->options(), 1);
-  for (size_t c = 0; c < calls.size(); ++c) {
-    if (params[c].empty()) continue;
-    auto& layer = profile.layers[first_layer + c];
-    const auto start = clock();
-    const size_t n = params[c].size();
-    std::vector<torch::Tensor> row_weights(n), sums(n);
-    bool any = false;
-    for (size_t j = 0; j < n; ++j) {
-      const auto& p = params[c][j];
-      if (!p.defined() || !p.requires_grad()) continue;
-      if (kept[c][j].defined()) {
-        sums[j] = torch::tensordot(factors.to(kept[c][j].dtype()), kept[c][j],
-                                   {0}, {0});
-        kept[c][j] = torch::Tensor();
-        layer.kept = true;
-      } else {
-        row_weights[j] = factors;
-        any = true;
-      }
-    }
-    if (any) {
-      std::vector<torch::Tensor> rule_sums(n);
-      registry->find(*calls[c].layer)
-          ->weighted_sums(calls[c], row_weights, rule_sums);
-      for (size_t j = 0; j < n; ++j) {
-        if (row_weights[j].defined()) sums[j] = rule_sums[j];
-      }
-    }
-    for (size_t j = 0; j < n; ++j) {
-      if (!sums[j].defined()) continue;
-      auto& grad = params[c][j].mutable_grad();
-      grad = grad.defined() ? grad.add_(sums[j]) : sums[j].contiguous();
-    }
-    layer.sums_ms = ms(start, clock());
-  }
-  const auto sums_stop = clock();
-  calls.clear();
   dp::finalize_noisy_gradient(s.params, s.noise_options, *s.noise);
   const auto noise_stop = clock();
   s.dp_optimizer->step();
   const auto step_stop = clock();
-  phase("dp", "norms (rules)", norms_total);
-  phase("dp", "clip factors + weighted sums", ms(sums_start, sums_stop));
-  phase("dp", "noise", ms(sums_stop, noise_stop));
+  phase("dp", "noise", ms(t2, noise_stop));
   phase("dp", "optimizer", ms(noise_stop, step_stop));
 }
 
@@ -531,4 +503,4 @@ StepProfile profile_step(const StepBenchmarkOptions& options) {
   return out;
 }
 
-}  // namespace dptrain::train
+}  // namespace dptrain::bench
