@@ -16,6 +16,7 @@
 #include "dptrain/datasets/transforms.h"
 #include "dptrain/models/weights.h"
 #include "dptrain/train/checkpoint.h"
+#include "dptrain/train/dp_plan.h"
 #include "dptrain/train/optimization.h"
 #include "dptrain/train/private_loop.h"
 
@@ -188,13 +189,7 @@ FitResult ClassifierTrainer::fit(const datasets::ImageDataset& train,
   const auto& c = s.loop->config();
   const auto wall_start = std::chrono::steady_clock::now();
   const std::int64_t n = train.size();
-  if (n == 0)
-    throw std::invalid_argument("--dataset: the training set is empty");
-  if (c.batch_size > n) {
-    throw std::invalid_argument("--batch-size " + std::to_string(c.batch_size) +
-                                " is larger than the training set (" +
-                                std::to_string(n) + " examples)");
-  }
+  check_dataset_size(c, n);  // before the shape checks below
   if (train.shape()[0] != s.model->in_channels()) {
     throw std::invalid_argument("--model expects " +
                                 std::to_string(s.model->in_channels()) +
