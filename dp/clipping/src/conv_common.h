@@ -1,0 +1,72 @@
+#pragma once
+// What the convolution rules share (private to dp_clipping):
+// conv_rule.cpp (Conv1d, Conv2d, and the materialised per-example weight
+// gradients and batch weight gradient that WSConv2d also uses),
+// ws_conv_rule.cpp (WSConv2d), conv_kernels_cpu.cpp (its fused CPU kernels)
+// and conv_cost_model.cpp (the route choice).
+
+#include <torch/torch.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "builtin_rules.h"
+#include "conv_cost_model.h"
+#include "dptrain/dp/layers/conv.h"
+
+namespace dptrain::dp::detail {
+
+constexpr int64_t kMaxKeptElements = int64_t{1} << 25;
+
+inline bool all_true(const torch::Tensor& t) { return t.all().item<bool>(); }
+
+// Per-row bias gradients [N, out]: G summed over positions.
+inline torch::Tensor bias_rows(const LayerCall& call) {
+  const auto& g = call.grad_output;
+  return g.reshape({g.size(0), g.size(1), -1}).sum(2);  // [N, out]
+}
+
+// The materialised route of a call (Pointwise): kGrouped unless the layer
+// is pointwise (1×1 kernel, no padding, one group).
+template <size_t D, typename Layer>
+Pointwise pointwise_route(const LayerCall& call, const Layer& l) {
+  if (l.options.groups() != 1) return Pointwise::kGrouped;
+  for (size_t i = 0; i < D; ++i) {
+    if ((*l.options.kernel_size())[i] != 1 || call.ints[i] != 0) {
+      return Pointwise::kGrouped;
+    }
+  }
+  const auto& g = call.grad_output;
+  const int64_t t_row = g.numel() == 0 ? 0 : g[0][0].numel();
+  return choose_pointwise_route(t_row, call.input.size(1), g.size(1));
+}
+
+// Per-example (group-summed) gradients of the convolution's weight
+// [B, out, in/groups, k...] by one grouped convolution_backward (or, for
+// pointwise layers, the route of pointwise_route). conv_rule.cpp;
+// instantiated for Conv1dImpl, Conv2dImpl and WSConv2dImpl.
+template <size_t D, typename Layer>
+torch::Tensor per_example_weight(const LayerCall& call, const Layer& l,
+                                 int64_t group_size);
+
+// Σ_r row_weight[r]·∇_r W: one batch weight gradient with G scaled per row
+// (the non-private weight gradient's cost). conv_rule.cpp; instantiated as
+// per_example_weight.
+template <size_t D, typename Layer>
+torch::Tensor weighted_weight_grad(const LayerCall& call, const Layer& l,
+                                   const torch::Tensor& row_weight);
+
+extern template torch::Tensor per_example_weight<1, Conv1dImpl>(
+    const LayerCall&, const Conv1dImpl&, int64_t);
+extern template torch::Tensor per_example_weight<2, Conv2dImpl>(
+    const LayerCall&, const Conv2dImpl&, int64_t);
+extern template torch::Tensor per_example_weight<2, WSConv2dImpl>(
+    const LayerCall&, const WSConv2dImpl&, int64_t);
+extern template torch::Tensor weighted_weight_grad<1, Conv1dImpl>(
+    const LayerCall&, const Conv1dImpl&, const torch::Tensor&);
+extern template torch::Tensor weighted_weight_grad<2, Conv2dImpl>(
+    const LayerCall&, const Conv2dImpl&, const torch::Tensor&);
+extern template torch::Tensor weighted_weight_grad<2, WSConv2dImpl>(
+    const LayerCall&, const WSConv2dImpl&, const torch::Tensor&);
+
+}  // namespace dptrain::dp::detail
