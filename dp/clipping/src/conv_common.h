@@ -16,8 +16,6 @@
 
 namespace dptrain::dp::detail {
 
-constexpr int64_t kMaxKeptElements = int64_t{1} << 25;
-
 inline bool all_true(const torch::Tensor& t) { return t.all().item<bool>(); }
 
 // Per-row bias gradients [N, out]: G summed over positions.

@@ -24,8 +24,6 @@
 namespace dptrain::dp::detail {
 namespace {
 
-constexpr int64_t kMaxKeptElements = int64_t{1} << 24;
-
 // The route choice above; t = T·K per example.
 bool use_ghost(int64_t batch, int64_t t, int64_t in, int64_t out) {
   const double td = static_cast<double>(t);
