@@ -7,6 +7,7 @@
 
 #include <torch/torch.h>
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 
@@ -15,6 +16,18 @@
 #include "dptrain/dp/layers/conv.h"
 
 namespace dptrain::dp::detail {
+
+// Parameter slots of the convolution rules: the order of
+// LayerRule::parameters, i.e. the index into `needed`, `norms`,
+// `per_example`, `row_weights` and `sums`. kGainSlot is WSConv2d's only.
+constexpr size_t kWeightSlot = 0;
+constexpr size_t kBiasSlot = 1;
+constexpr size_t kGainSlot = 2;
+
+// torch::convolution_backward returns (grad_input, grad_weight, grad_bias);
+// the rules ask for grad_weight only.
+constexpr size_t kConvBackwardWeight = 1;
+inline constexpr std::array<bool, 3> kWeightGradOnly = {false, true, false};
 
 inline bool all_true(const torch::Tensor& t) { return t.all().item<bool>(); }
 

@@ -2,32 +2,32 @@
 
 #include <algorithm>
 
-#include "conv_common.h"
+#include "builtin_rules.h"
 
 namespace dptrain::dp::detail {
 
 Pointwise choose_pointwise_route(int64_t t_row, int64_t in, int64_t out) {
-  if (t_row >= 100 && t_row * in * out >= (int64_t{1} << 24)) {
+  if (t_row >= kLoopMinRowPositions && t_row * in * out >= kLoopMinWork) {
     return Pointwise::kLoop;
   }
-  if (in * out >= (int64_t{1} << 18)) return Pointwise::kBmm;
+  if (in * out >= kBmmMinWeight) return Pointwise::kBmm;
   return Pointwise::kGrouped;
 }
 
 double materialise_factor(Pointwise route, double t_row) {
   switch (route) {
     case Pointwise::kLoop:
-      return 1.2;
+      return kLoopFactor;
     case Pointwise::kBmm:
-      return 1.0 + 48.0 / t_row;
+      return 1.0 + kBmmRowCost / t_row;
     case Pointwise::kGrouped:
       break;
   }
-  return std::max(1.0, 256.0 / t_row);
+  return std::max(1.0, kGroupedRowCost / t_row);
 }
 
 bool conv_ghost_cheaper(int64_t t, int64_t d_in, int64_t out) {
-  return 2 * t * (d_in + out) < d_in * out;
+  return kUnfoldCharge * t * (d_in + out) < d_in * out;
 }
 
 bool ws_ghost_cheaper(const WsRouteShape& shape) {

@@ -16,8 +16,8 @@
 //    convolution_backward runs 3–8× slower than the batch weight gradient of
 //    equal FLOPs on 8×8 maps (T_row = 64) and at par from 16×16 (WRN-16-4
 //    profile, benchmarks/RESULTS.md). Ghost is chosen iff it is the cheaper
-//    and B·p², B·t² ≤ kMaxKeptElements. WRN-16-4: ghost on the 8×8 stage (6×
-//    fewer multiply-adds there), grouped (kept) elsewhere.
+//    and B·p², B·t² ≤ kMaxKeptElements (builtin_rules.h). WRN-16-4: ghost on
+//    the 8×8 stage (6× fewer multiply-adds there), grouped (kept) elsewhere.
 //  - 1×1 kernels with no padding and one group (choose_pointwise_route):
 //    see Pointwise.
 
@@ -37,6 +37,40 @@ namespace dptrain::dp::detail {
 //    NFNet's 1536×768) but slower for narrow ones (WRN's 64×128);
 //  - kGrouped: the general route (also for every non-1×1 kernel).
 enum class Pointwise { kGrouped, kLoop, kBmm };
+
+// The tuned constants of the model. Measured on the 2-core Debian 12 VM,
+// LibTorch 1.13 CPU (oneDNN, OpenBLAS 0.3.21); figures in
+// benchmarks/RESULTS.md.
+
+// kLoop needs T_row ≥ kLoopMinRowPositions and T_row·in·out ≥ kLoopMinWork:
+// NFNet-F0's 12×12 to 48×48 1×1 layers (B = 4 and 32), where one
+// convolution_backward per example was 15–30% faster than the bmm; below,
+// the per-call overhead dominates (WRN-16-4: 2–4× slower). "Image models".
+constexpr int64_t kLoopMinRowPositions = 100;
+constexpr int64_t kLoopMinWork = int64_t{1} << 24;
+// kBmm needs in·out ≥ kBmmMinWeight: up to 2.5× faster than the grouped
+// convolution_backward for NFNet's 1536×768 layers, slower for WRN-16-4's
+// 64×128 shortcuts. "Image models".
+constexpr int64_t kBmmMinWeight = int64_t{1} << 18;
+// materialise_factor of kLoop: one convolution_backward per example took
+// 1.1–1.3× the batch weight gradient on NFNet-F0's 12×12–48×48 stages
+// (B = 4). "Image models".
+constexpr double kLoopFactor = 1.2;
+// materialise_factor of kBmm is 1 + kBmmRowCost / T_row: the pointwise
+// routes took 1.1–2.3× the batch weight gradient on NFNet-F0's 1×1 layers
+// at B = 4 (conv_rule.cpp head comment, "Image models"); the per-row form
+// and the value 48 are the model's fit, not separately recorded.
+constexpr double kBmmRowCost = 48.0;
+// materialise_factor of kGrouped is max(1, kGroupedRowCost / T_row): the
+// grouped convolution_backward ran 3–8× slower than the batch weight
+// gradient of equal FLOPs on 8×8 maps (T_row = 64) and at par from 16×16
+// (T_row = 256). WRN-16-4 profile, "Per-example gradient engine".
+constexpr double kGroupedRowCost = 256.0;
+// conv_ghost_cheaper charges the ghost route kUnfoldCharge·T·(d_in+out):
+// T·(d_in+out) for the two Grams' FLOPs, doubled for the unfold copy of the
+// patches. A stated charge (conv_rule.cpp head comment); no measurement of
+// it is recorded.
+constexpr int64_t kUnfoldCharge = 2;
 
 // The route of a layer that is pointwise (1×1 kernel, no padding, one
 // group); t_row = output positions per row (0 for an empty output).

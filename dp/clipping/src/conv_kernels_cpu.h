@@ -4,9 +4,9 @@
 // ws_backward's tensor expressions (ws_conv_rule.cpp) make five to twelve
 // (and allocate [B, |W|] temporaries), with the channel statistics of W
 // (mean, s, active) computed per row on the fly. Sums are in double, except
-// the norms' partial sums over blocks of 512 elements, which are in x's
-// dtype so that they vectorise. Used when x and W are CPU tensors of one
-// floating dtype (fused_ws_applicable); other devices take the expressions.
+// the norms' partial sums over blocks of kNormBlock (512) elements, which
+// are in x's dtype so that they vectorise. Used when x and W are CPU tensors of
+// one floating dtype (fused_ws_applicable); other devices take the expressions.
 
 #include <ATen/core/Tensor.h>
 

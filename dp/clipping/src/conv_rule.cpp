@@ -55,8 +55,8 @@ torch::Tensor per_example_weight(const LayerCall& call, const Layer& l,
             g.narrow(0, b * group_size, group_size),
             x.narrow(0, b * group_size, group_size), l.weight, c10::nullopt,
             *l.options.stride(), call.ints, *l.options.dilation(), false,
-            std::vector<int64_t>(D, 0), 1, {false, true, false});
-        pe[b].copy_(std::get<1>(grads));
+            std::vector<int64_t>(D, 0), 1, kWeightGradOnly);
+        pe[b].copy_(std::get<kConvBackwardWeight>(grads));
       }
       return pe;
     }
@@ -90,11 +90,11 @@ torch::Tensor per_example_weight(const LayerCall& call, const Layer& l,
   auto grads = torch::convolution_backward(
       gg, xg, dummy, c10::nullopt, *l.options.stride(), call.ints,
       *l.options.dilation(), false, std::vector<int64_t>(D, 0),
-      batch * l.options.groups(), {false, true, false});
+      batch * l.options.groups(), kWeightGradOnly);
   std::vector<int64_t> pe_shape(l.weight.sizes().begin(),
                                 l.weight.sizes().end());
   pe_shape.insert(pe_shape.begin(), batch);
-  return std::get<1>(grads).view(pe_shape);
+  return std::get<kConvBackwardWeight>(grads).view(pe_shape);
 }
 
 template <size_t D, typename Layer>
@@ -107,8 +107,8 @@ torch::Tensor weighted_weight_grad(const LayerCall& call, const Layer& l,
   auto grads = torch::convolution_backward(
       g_scaled, call.input, l.weight, c10::nullopt, *l.options.stride(),
       call.ints, *l.options.dilation(), false, std::vector<int64_t>(D, 0),
-      l.options.groups(), {false, true, false});
-  return std::get<1>(grads);
+      l.options.groups(), kWeightGradOnly);
+  return std::get<kConvBackwardWeight>(grads);
 }
 
 template torch::Tensor per_example_weight<1, Conv1dImpl>(const LayerCall&,
@@ -144,24 +144,26 @@ class ConvRule final : public LayerRule {
                      std::vector<torch::Tensor>& per_example) const override {
     const auto& l = dynamic_cast<const Layer&>(*call.layer);
     const int64_t batch = call.input.size(0) / group_size;
-    if (needed[1]) {
-      per_example[1] = group_sum(bias_rows(call), group_size);
-      norms[1] = per_example[1].pow(2).sum(1);
+    if (needed[kBiasSlot]) {
+      per_example[kBiasSlot] = group_sum(bias_rows(call), group_size);
+      norms[kBiasSlot] = per_example[kBiasSlot].pow(2).sum(1);
     }
-    if (!needed[0]) return;
+    if (!needed[kWeightSlot]) return;
     if (use_ghost(call, l, group_size)) {
-      norms[0] = ghost_norm(call, l, group_size);
+      norms[kWeightSlot] = ghost_norm(call, l, group_size);
       return;
     }
     auto pe = per_example_weight<D>(call, l, group_size);
-    norms[0] = squared_norm_per_example(pe);
-    if (batch * l.weight.numel() <= kMaxKeptElements) per_example[0] = pe;
+    norms[kWeightSlot] = squared_norm_per_example(pe);
+    if (batch * l.weight.numel() <= kMaxKeptElements) {
+      per_example[kWeightSlot] = pe;
+    }
   }
 
   torch::Tensor per_example_grads(const LayerCall& call, size_t slot,
                                   int64_t group_size) const override {
     const auto& l = dynamic_cast<const Layer&>(*call.layer);
-    if (slot == 1) return group_sum(bias_rows(call), group_size);
+    if (slot == kBiasSlot) return group_sum(bias_rows(call), group_size);
     return per_example_weight<D>(call, l, group_size);
   }
 
@@ -171,16 +173,17 @@ class ConvRule final : public LayerRule {
     const auto& l = dynamic_cast<const Layer&>(*call.layer);
     const auto& g = call.grad_output;
     const int64_t rows = g.size(0);
-    if (row_weights[1].defined()) {
-      sums[1] = row_weights[1]
-                    .to(g.dtype())
-                    .view({1, rows})
-                    .mm(bias_rows(call))
-                    .view({-1});
+    if (row_weights[kBiasSlot].defined()) {
+      sums[kBiasSlot] = row_weights[kBiasSlot]
+                            .to(g.dtype())
+                            .view({1, rows})
+                            .mm(bias_rows(call))
+                            .view({-1});
     }
-    if (!row_weights[0].defined()) return;
+    if (!row_weights[kWeightSlot].defined()) return;
     // Σ_r w_r ∇_r: one batch weight gradient with G scaled per row.
-    sums[0] = weighted_weight_grad<D>(call, l, row_weights[0]);
+    sums[kWeightSlot] =
+        weighted_weight_grad<D>(call, l, row_weights[kWeightSlot]);
   }
 
  private:

@@ -28,6 +28,12 @@
 namespace dptrain::dp::detail {
 namespace {
 
+// projections_from_output's cancellation guard: (y − bias) is used only
+// while every |bias_o| ≤ kMaxBiasToSignal · max |y_o − bias_o|, i.e. the
+// subtraction loses at most log2(16) = 4 bits. A precision bound chosen,
+// not measured.
+constexpr int kMaxBiasToSignal = 16;
+
 // Backward of Ŵ = gain·(W − μ)·rsqrt(max(n·var, eps)) for a batch of
 // cotangents dŴ [B, out, ...]: returns {dW [B, out, ...], dgain [B,
 // out,1,1,1]}.
@@ -49,14 +55,14 @@ std::pair<torch::Tensor, torch::Tensor> ws_backward(const torch::Tensor& d_what,
   return {d_w, d_gain};
 }
 
-// fused_ws_weighted_sum into the rule's sums: slot 0 (W) and slot 2 (gain).
+// fused_ws_weighted_sum into the rule's sums (kWeightSlot, kGainSlot).
 void fused_ws_sums(const torch::Tensor& x, const torch::Tensor& factors,
                    const WSConv2dImpl& layer, bool need_w, bool need_gain,
                    std::vector<torch::Tensor>& sums) {
   torch::Tensor d_w, d_gain;
   fused_ws_weighted_sum(x, factors, layer, d_w, d_gain);
-  if (need_w) sums[0] = d_w;
-  if (need_gain) sums[2] = d_gain;
+  if (need_w) sums[kWeightSlot] = d_w;
+  if (need_gain) sums[kGainSlot] = d_gain;
 }
 
 // Squared norms of the per-example gradients of W and gain from per-example
@@ -119,12 +125,12 @@ class WSConvRule final : public LayerRule {
                      std::vector<torch::Tensor>& per_example) const override {
     const auto& l = dynamic_cast<const Layer&>(*call.layer);
     const int64_t batch = call.input.size(0) / group_size;
-    if (needed[1]) {
-      per_example[1] = group_sum(bias_rows(call), group_size);
-      norms[1] = per_example[1].pow(2).sum(1);
+    if (needed[kBiasSlot]) {
+      per_example[kBiasSlot] = group_sum(bias_rows(call), group_size);
+      norms[kBiasSlot] = per_example[kBiasSlot].pow(2).sum(1);
     }
-    const bool need_w = needed[0];
-    const bool need_gain = needed[2];
+    const bool need_w = needed[kWeightSlot];
+    const bool need_gain = needed[kGainSlot];
     if (!need_w && !need_gain) return;
     if (ws_use_ghost(call, l, group_size)) {
       ws_ghost_norms(call, l, group_size, need_w, need_gain, norms,
@@ -136,11 +142,11 @@ class WSConvRule final : public LayerRule {
     // summed cotangent through ws_backward (weighted_sums).
     auto [norm_w, d_gain] = ws_norms(pe, l);
     if (need_gain) {
-      per_example[2] = d_gain;
-      norms[2] = squared_norm_per_example(d_gain);
+      per_example[kGainSlot] = d_gain;
+      norms[kGainSlot] = squared_norm_per_example(d_gain);
     }
     if (need_w) {
-      norms[0] = norm_w;
+      norms[kWeightSlot] = norm_w;
       if (batch * l.weight.numel() <= kMaxKeptElements) call.rule_state = pe;
     }
   }
@@ -148,10 +154,10 @@ class WSConvRule final : public LayerRule {
   torch::Tensor per_example_grads(const LayerCall& call, size_t slot,
                                   int64_t group_size) const override {
     const auto& l = dynamic_cast<const Layer&>(*call.layer);
-    if (slot == 1) return group_sum(bias_rows(call), group_size);
+    if (slot == kBiasSlot) return group_sum(bias_rows(call), group_size);
     auto pe = per_example_weight<D>(call, l, group_size);
     auto [d_w, d_gain] = ws_backward(pe, l);
-    return slot == 0 ? d_w : d_gain;
+    return slot == kWeightSlot ? d_w : d_gain;
   }
 
   void weighted_sums(const LayerCall& call,
@@ -160,19 +166,19 @@ class WSConvRule final : public LayerRule {
     const auto& l = dynamic_cast<const Layer&>(*call.layer);
     const auto& g = call.grad_output;
     const int64_t rows = g.size(0);
-    if (row_weights[1].defined()) {
-      sums[1] = row_weights[1]
-                    .to(g.dtype())
-                    .view({1, rows})
-                    .mm(bias_rows(call))
-                    .view({-1});
+    if (row_weights[kBiasSlot].defined()) {
+      sums[kBiasSlot] = row_weights[kBiasSlot]
+                            .to(g.dtype())
+                            .view({1, rows})
+                            .mm(bias_rows(call))
+                            .view({-1});
     }
-    const bool need_w = row_weights[0].defined();
-    const bool need_gain = row_weights[2].defined();
+    const bool need_w = row_weights[kWeightSlot].defined();
+    const bool need_gain = row_weights[kGainSlot].defined();
     if (!need_w && !need_gain) return;
     // Σ_r w_r ∇_r: one batch weight gradient with G scaled per row. The
     // weight and gain rows weights are equal (same layer, same group).
-    const auto& w = need_w ? row_weights[0] : row_weights[2];
+    const auto& w = need_w ? row_weights[kWeightSlot] : row_weights[kGainSlot];
     // Kept per-example dŴ [B, ...] (group-summed): usable when each
     // group's rows carry one weight; ws_backward is linear in dŴ.
     const auto& kept = call.rule_state;
@@ -186,8 +192,8 @@ class WSConvRule final : public LayerRule {
         }
         auto sum_what = torch::tensordot(per_example_w, kept, {0}, {0});
         auto [d_w, d_gain] = ws_backward(sum_what.unsqueeze(0), l);
-        if (need_w) sums[0] = d_w.squeeze(0);
-        if (need_gain) sums[2] = d_gain.squeeze(0);
+        if (need_w) sums[kWeightSlot] = d_w.squeeze(0);
+        if (need_gain) sums[kGainSlot] = d_gain.squeeze(0);
         return;
       }
     }
@@ -199,8 +205,8 @@ class WSConvRule final : public LayerRule {
       return;
     }
     auto [d_w, d_gain] = ws_backward(sum_w.unsqueeze(0), l);
-    if (need_w) sums[0] = d_w.squeeze(0);
-    if (need_gain) sums[2] = d_gain.squeeze(0);
+    if (need_w) sums[kWeightSlot] = d_w.squeeze(0);
+    if (need_gain) sums[kGainSlot] = d_gain.squeeze(0);
   }
 
  private:
@@ -323,8 +329,8 @@ class WSConvRule final : public LayerRule {
     auto dot = group_sum((g3 * z).sum(2), group_size);
     auto d_gain = dot * inv_s;  // [B, out]
     if (need_gain) {
-      per_example[2] = d_gain.view({batch, out, 1, 1, 1});
-      norms[2] = d_gain.pow(2).sum(1);
+      per_example[kGainSlot] = d_gain.view({batch, out, 1, 1, 1});
+      norms[kGainSlot] = d_gain.pow(2).sum(1);
     }
     if (!need_w) return;
     // 1·a_t: the channel sum convolved with a kernel of ones.
@@ -338,7 +344,7 @@ class WSConvRule final : public LayerRule {
     auto scale = (l.gain.reshape({out}) * inv_s).pow(2);
     auto total = ghost_sum(call, l, group_size, scale);
     auto removed = ((sx * sx / n + active * d_gain.pow(2)) * scale).sum(1);
-    norms[0] = torch::clamp_min(total - removed, 0);
+    norms[kWeightSlot] = torch::clamp_min(total - removed, 0);
   }
 
   // c_o·a_t for every row, channel o and position t ([N, out, T]) from the
@@ -360,7 +366,7 @@ class WSConvRule final : public LayerRule {
       const auto bias = l.bias.reshape({1, out, 1});
       y = y - bias;
       const auto largest = y.abs().amax({0, 2});
-      if (!all_true(bias.reshape({out}).abs() <= 16 * largest)) {
+      if (!all_true(bias.reshape({out}).abs() <= kMaxBiasToSignal * largest)) {
         return {};
       }
     }
