@@ -24,6 +24,7 @@
 
 #include "conv_common.h"
 #include "conv_kernels_cpu.h"
+#include "dptrain/dp/layers/ws_channel_stats.h"
 
 namespace dptrain::dp::detail {
 namespace {
@@ -39,14 +40,10 @@ constexpr int kMaxBiasToSignal = 16;
 // out,1,1,1]}.
 std::pair<torch::Tensor, torch::Tensor> ws_backward(const torch::Tensor& d_what,
                                                     const WSConv2dImpl& layer) {
-  const auto& w = layer.weight;
-  const double n = static_cast<double>(w[0].numel());
-  auto mean = w.mean({1, 2, 3}, true);
-  auto centered = w - mean;
-  auto var = centered.pow(2).mean({1, 2, 3}, true);
-  auto n_var = var * n;
-  auto s = torch::sqrt(torch::clamp_min(n_var, layer.options.eps()));
-  auto active = (n_var >= layer.options.eps()).to(w.dtype());
+  const auto st = ws_channel_stats(layer.weight, layer.options.eps());
+  const auto& centered = st.centered;
+  const auto& s = st.s;
+  const auto& active = st.active;
   auto d_gain = (d_what * (centered / s)).sum({2, 3, 4}, true);
   auto v = d_what * layer.gain;  // [B, out, ...]
   auto v_mean = v.mean({2, 3, 4}, true);
@@ -67,7 +64,8 @@ void fused_ws_sums(const torch::Tensor& x, const torch::Tensor& factors,
 
 // Squared norms of the per-example gradients of W and gain from per-example
 // cotangents x = dŴ [B, out, ...], without mapping x through ws_backward.
-// Per output channel o (n = fan-in, c = W_o − μ_o, s = √max(Σc², eps)):
+// Per output channel o (n = fan-in, c = W_o − μ_o, s = √max(Σc², eps);
+// ws_channel_stats, dptrain/dp/layers/ws_channel_stats.h):
 //   d_gain_o = x_o·c / s,
 //   d_W_o = gain_o/s · (x_o − mean(x_o)·1 − active·(x_o·ĉ)ĉ), ĉ = c/‖c‖.
 // ĉ ⟂ 1 (c has zero mean), so the bracket is an orthogonal projection and
@@ -86,11 +84,10 @@ std::pair<torch::Tensor, torch::Tensor> ws_norms(const torch::Tensor& x,
     return {contrib.sum(1), d_gain.view({batch, out, 1, 1, 1})};
   }
   const double n = static_cast<double>(w[0].numel());
-  auto c = w.reshape({out, -1});
-  c = c - c.mean(1, true);
-  auto n_var = c.pow(2).sum(1);  // [out]
-  auto s = torch::sqrt(torch::clamp_min(n_var, layer.options.eps()));
-  auto active = (n_var >= layer.options.eps()).to(w.dtype());
+  const auto st = ws_channel_stats(w, layer.options.eps());
+  auto c = st.centered.reshape({out, -1});
+  auto s = st.s.reshape({out});
+  auto active = st.active.reshape({out});
   auto xs = x.reshape({batch, out, -1});
   auto sq = xs.pow(2).sum(2);  // [B, out]
   auto sx = xs.sum(2);
@@ -310,11 +307,9 @@ class WSConvRule final : public LayerRule {
     const int64_t batch = rows / group_size;
     const int64_t out = w.size(0);
     const double n = static_cast<double>(w[0].numel());
-    auto c = w.reshape({out, -1});
-    c = c - c.mean(1, true);
-    auto n_var = c.pow(2).sum(1);  // [out]
-    auto s = torch::sqrt(torch::clamp_min(n_var, l.options.eps()));
-    auto active = (n_var >= l.options.eps()).to(w.dtype());
+    const auto st = ws_channel_stats(w, l.options.eps());
+    auto s = st.s.reshape({out});
+    auto active = st.active.reshape({out});
     auto inv_s = 1.0 / s;
     auto conv = [&](const torch::Tensor& x, const torch::Tensor& kernel) {
       return torch::convolution(x, kernel, c10::nullopt, *l.options.stride(),
@@ -324,7 +319,7 @@ class WSConvRule final : public LayerRule {
     auto g3 = g.reshape({rows, out, -1});
     auto z = projections_from_output(call, l, s);
     if (!z.defined()) {
-      z = conv(call.input, c.view(w.sizes())).reshape({rows, out, -1});
+      z = conv(call.input, st.centered).reshape({rows, out, -1});
     }
     auto dot = group_sum((g3 * z).sum(2), group_size);
     auto d_gain = dot * inv_s;  // [B, out]

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "dptrain/dp/layers/recording.h"
+#include "dptrain/dp/layers/ws_channel_stats.h"
 
 namespace dptrain::dp {
 namespace {
@@ -134,6 +135,17 @@ torch::Tensor ConvNdImpl<D, Derived, Options>::conv_forward(
   return output;
 }
 
+WSChannelStats ws_channel_stats(const torch::Tensor& weight, double eps) {
+  const double fan_in = static_cast<double>(weight[0].numel());
+  WSChannelStats st;
+  st.mean = weight.mean({1, 2, 3}, /*keepdim=*/true);
+  st.centered = weight - st.mean;
+  st.n_var = st.centered.pow(2).mean({1, 2, 3}, /*keepdim=*/true) * fan_in;
+  st.s = torch::sqrt(torch::clamp_min(st.n_var, eps));
+  st.active = (st.n_var >= eps).to(weight.dtype());
+  return st;
+}
+
 template class ConvNdImpl<1, Conv1dImpl, Conv1dOptions>;
 template class ConvNdImpl<2, Conv2dImpl, Conv2dOptions>;
 template class ConvNdImpl<2, WSConv2dImpl, WSConv2dOptions>;
@@ -208,13 +220,9 @@ void WSConv2dImpl::pretty_print(std::ostream& stream) const {
   print_conv<2>(stream, "WSConv2d", options);
 }
 torch::Tensor WSConv2dImpl::standardized_weight() const {
-  const double fan_in = static_cast<double>(weight[0].numel());
-  auto mean = weight.mean({1, 2, 3}, /*keepdim=*/true);
-  auto centered = weight - mean;
-  auto var = centered.pow(2).mean({1, 2, 3}, /*keepdim=*/true);
-  auto scale =
-      torch::rsqrt(torch::clamp_min(var * fan_in, options.eps())) * gain;
-  return centered * scale;
+  const auto st = detail::ws_channel_stats(weight, options.eps());
+  auto scale = torch::rsqrt(torch::clamp_min(st.n_var, options.eps())) * gain;
+  return st.centered * scale;
 }
 torch::Tensor WSConv2dImpl::forward(const torch::Tensor& input) {
   return conv_forward(input, standardized_weight());
