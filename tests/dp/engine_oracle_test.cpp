@@ -233,7 +233,7 @@ std::vector<Case> cases() {
                [](int64_t n) {
                  return randn_rows(n, {2, 5, 5});
                }});
-  // WSConv2d routes (conv_rule.cpp cost model): ghost (pixel Gram) on small
+  // WSConv2d routes (conv_cost_model.h): ghost (pixel Gram) on small
   // maps with many channels, incl. explicit/asymmetric padding, stride and
   // dilation; grouped with kept dŴ on large maps with few channels.
   c.push_back({"WSConv2dGhost",

@@ -1,4 +1,4 @@
-// WSConv2d's norm shortcut (conv_rule.cpp, ws_norms): per-example norms from
+// WSConv2d's norm shortcut (ws_conv_rule.cpp, ws_norms): per-example norms from
 // three reductions over dŴ instead of the standardisation backward. The
 // harness (engine_oracle_test.cpp) covers ordinary weights; these cases hit
 // what it does not: per-channel gains ≠ 1 (and one zero), an output channel
