@@ -99,8 +99,8 @@ void add_model_command(CLI::App& app) {
     }
     for (const auto& n : names) std::cout << n << "\n";
     std::cout << "(and wrn-D-K for any D = 6n+4, K >= 1; image models first, "
-                 "then the "
-                 "sequence models of --task lm)\n";
+                 "then the sequence models of --task lm, then the diffusion "
+                 "UNets)\n";
   });
 }
 

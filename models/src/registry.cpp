@@ -13,6 +13,7 @@
 #include "dptrain/models/nf_resnet.h"
 #include "dptrain/models/nfnet.h"
 #include "dptrain/models/small_models.h"
+#include "dptrain/models/unet.h"
 #include "dptrain/models/wide_resnet.h"
 
 namespace dptrain::models {
@@ -256,6 +257,14 @@ std::shared_ptr<ImageClassifier> make_model(const std::string& name,
         "model '" + name +
         "' is a language model (--task lm), not an image classifier");
   }
+  const auto diffusion = list_diffusion_models();
+  if (std::find(diffusion.begin(), diffusion.end(), lower(name)) !=
+      diffusion.end()) {
+    throw std::invalid_argument(
+        "model '" + name +
+        "' is a diffusion model (build it with UNet(unet_config(name))), not "
+        "an image classifier");
+  }
   return resolve(name, options).build();
 }
 
@@ -293,12 +302,47 @@ ModelInfo sequence_info(const GriffinConfig& c) {
   return info;
 }
 
+// A UNet configuration described as ModelInfo; the count is of the model
+// built once on the CPU (at most a few tens of MB for these configurations).
+ModelInfo diffusion_info(const UNetConfig& c) {
+  ModelInfo info;
+  info.name = c.name;
+  info.kind = "diffusion";
+  info.family = "unet";
+  info.description =
+      "class-conditional denoising UNet (GroupNorm, SiLU, self-attention, "
+      "noise-level and class embeddings with a null class)";
+  info.num_classes = c.num_classes;
+  info.in_channels = c.in_channels;
+  info.image_size = c.image_size;
+  info.parameters = UNet(c)->num_parameters();
+  std::string widths, attention;
+  for (std::size_t l = 0; l < c.channels.size(); ++l) {
+    widths += (l ? "/" : "") + std::to_string(c.channels[l]);
+  }
+  for (const auto l : c.attention_levels) {
+    const int64_t side = c.image_size >> l;
+    attention += (attention.empty() ? "" : ", ") + std::to_string(side) + "x" +
+                 std::to_string(side);
+  }
+  info.summary = {
+      "widths " + widths + ", " + std::to_string(c.blocks_per_level) +
+          " residual block(s) a level, attention at " + attention,
+      "embedding width " + std::to_string(c.embedding_width()) + ", " +
+          std::to_string(c.attention_heads) + " attention head(s), classes " +
+          std::to_string(c.num_classes) + " + null"};
+  return info;
+}
+
 }  // namespace
 
 ModelInfo model_info(const std::string& name, const ModelOptions& options) {
   const std::string key = lower(name);
   for (const auto& s : list_sequence_models()) {
     if (key == s) return sequence_info(griffin_config(s));
+  }
+  for (const auto& d : list_diffusion_models()) {
+    if (key == d) return diffusion_info(unet_config(d));
   }
   return resolve(name, options).info;
 }
@@ -307,9 +351,12 @@ std::vector<std::string> list_sequence_models() {
   return griffin_config_names();
 }
 
+std::vector<std::string> list_diffusion_models() { return unet_config_names(); }
+
 std::vector<std::string> list_all_models() {
   auto names = list_models();
   for (auto& s : list_sequence_models()) names.push_back(s);
+  for (auto& d : list_diffusion_models()) names.push_back(d);
   return names;
 }
 

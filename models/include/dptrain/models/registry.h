@@ -3,7 +3,9 @@
 /// Image models: cnn, mlp, wrn-D-K (any D = 6n + 4, K ≥ 1),
 /// nf-resnet-{50,101,152,200}, nfnet-f0 … nfnet-f7. Sequence models (built
 /// with Griffin(griffin_config(name))): griffin-tiny, hawk-tiny, griffin-25m,
-/// hawk-25m, recurrentgemma-2b. model_info and list_all_models know both.
+/// hawk-25m, recurrentgemma-2b. Diffusion models (built with
+/// UNet(unet_config(name))): unet-dpdm, unet-small, unet-32, unet-64.
+/// model_info and list_all_models know all three kinds.
 
 #include <torch/arg.h>
 
@@ -35,10 +37,11 @@ struct ModelOptions {
 /// What a name resolves to, computed without building the model.
 struct ModelInfo {
   std::string name;  ///< canonical name, e.g. "wrn-16-4"
-  /// "image" (an ImageClassifier) or "sequence" (a Griffin / Hawk LM).
+  /// "image" (an ImageClassifier), "sequence" (a Griffin / Hawk LM) or
+  /// "diffusion" (a UNet).
   std::string kind = "image";
   /// "cnn", "mlp", "wrn", "nf-resnet", "nfnet"; "griffin", "hawk" or
-  /// "recurrentgemma" for sequence models.
+  /// "recurrentgemma" for sequence models; "unet" for diffusion models.
   std::string family;
   std::string description;  ///< one line
   int64_t num_classes = 0;
@@ -69,7 +72,11 @@ std::vector<std::string> list_models();
 /// Names of the sequence models (griffin_config_names()).
 std::vector<std::string> list_sequence_models();
 
-/// Every model: list_models() then list_sequence_models().
+/// Names of the diffusion models (unet_config_names()).
+std::vector<std::string> list_diffusion_models();
+
+/// Every model: list_models(), list_sequence_models(), then
+/// list_diffusion_models().
 std::vector<std::string> list_all_models();
 
 }  // namespace dptrain::models
