@@ -6,20 +6,13 @@
 #include <stdexcept>
 #include <string>
 
+#include "ws_conv.h"
+
 namespace dptrain::models {
 namespace {
 
-dp::WSConv2d ws_conv(int64_t in, int64_t out, int64_t kernel, int64_t stride) {
-  // Not chained: the setters return ConvOptions<2>&, slicing WSConv2dOptions.
-  dp::WSConv2dOptions o(in, out, kernel);
-  o.stride(stride);
-  o.padding(torch::kSame);
-  return dp::WSConv2d(o);
-}
-
-int64_t ws_count(int64_t in, int64_t out, int64_t k) {
-  return k * k * in * out + 2 * out;
-}
+using detail::ws_conv;
+using detail::ws_conv_count;
 
 void fail(const std::string& what) {
   throw std::invalid_argument("NFResNet: " + what);
@@ -163,14 +156,15 @@ torch::Tensor NFResNetImpl::forward(const torch::Tensor& images) {
 int64_t nf_resnet_parameter_count(const NFResNetOptions& options) {
   options.validate();
   int64_t c = options.stem_channels();
-  int64_t total = ws_count(options.in_channels(), c, 7);
+  int64_t total = ws_conv_count(options.in_channels(), c, 7);
   for (size_t s = 0; s < 4; ++s) {
     const int64_t out = options.widths()[s];
     const auto w = static_cast<int64_t>(
         std::floor(static_cast<double>(out) * options.bottleneck_ratio()));
     for (int64_t b = 0; b < options.depths()[s]; ++b) {
-      total += ws_count(c, w, 1) + ws_count(w, w, 3) + ws_count(w, out, 1) + 1;
-      if ((b == 0 && s > 0) || c != out) total += ws_count(c, out, 1);
+      total += ws_conv_count(c, w, 1) + ws_conv_count(w, w, 3) +
+               ws_conv_count(w, out, 1) + 1;
+      if ((b == 0 && s > 0) || c != out) total += ws_conv_count(c, out, 1);
       if (options.use_se()) {
         const int64_t h =
             SqueezeExciteImpl::hidden_channels(out, options.se_ratio());

@@ -7,22 +7,13 @@
 #include <stdexcept>
 #include <string>
 
+#include "ws_conv.h"
+
 namespace dptrain::models {
 namespace {
 
-dp::WSConv2d ws_conv(int64_t in, int64_t out, int64_t kernel, int64_t stride,
-                     int64_t groups = 1) {
-  // Not chained: the setters return ConvOptions<2>&, slicing WSConv2dOptions.
-  dp::WSConv2dOptions o(in, out, kernel);
-  o.stride(stride);
-  o.groups(groups);
-  o.padding(torch::kSame);
-  return dp::WSConv2d(o);
-}
-
-int64_t ws_count(int64_t in, int64_t out, int64_t k, int64_t groups = 1) {
-  return k * k * (in / groups) * out + 2 * out;
-}
+using detail::ws_conv;
+using detail::ws_conv_count;
 
 void fail(const std::string& what) {
   throw std::invalid_argument("NFNet: " + what);
@@ -221,9 +212,9 @@ int64_t nfnet_parameter_count(const NFNetOptions& options) {
   options.validate();
   const auto& sc = options.stem_channels();
   int64_t c = options.widths()[0] / 2;
-  int64_t total = ws_count(options.in_channels(), sc[0], 3) +
-                  ws_count(sc[0], sc[1], 3) + ws_count(sc[1], sc[2], 3) +
-                  ws_count(sc[2], c, 3);
+  int64_t total = ws_conv_count(options.in_channels(), sc[0], 3) +
+                  ws_conv_count(sc[0], sc[1], 3) +
+                  ws_conv_count(sc[1], sc[2], 3) + ws_conv_count(sc[2], c, 3);
   for (size_t s = 0; s < 4; ++s) {
     const int64_t out = options.widths()[s];
     const int64_t w = NFNetBlockImpl::bottleneck_width(out, options);
@@ -231,14 +222,14 @@ int64_t nfnet_parameter_count(const NFNetOptions& options) {
     const int64_t h =
         SqueezeExciteImpl::hidden_channels(out, options.se_ratio());
     for (int64_t b = 0; b < options.depths()[s]; ++b) {
-      total += ws_count(c, w, 1) + 2 * ws_count(w, w, 3, g) +
-               ws_count(w, out, 1) + 1 + (out * h + h) + (h * out + out);
-      if ((b == 0 && s > 0) || c != out) total += ws_count(c, out, 1);
+      total += ws_conv_count(c, w, 1) + 2 * ws_conv_count(w, w, 3, g) +
+               ws_conv_count(w, out, 1) + 1 + (out * h + h) + (h * out + out);
+      if ((b == 0 && s > 0) || c != out) total += ws_conv_count(c, out, 1);
       c = out;
     }
   }
   const int64_t f = options.final_conv_multiplier() * c;
-  return total + ws_count(c, f, 1) + f * options.num_classes() +
+  return total + ws_conv_count(c, f, 1) + f * options.num_classes() +
          options.num_classes();
 }
 

@@ -5,6 +5,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "ws_conv.h"
+
 namespace dptrain::models {
 namespace {
 
@@ -13,21 +15,11 @@ std::string wrn_name(const WideResNetOptions& o) {
          std::to_string(o.width()) + ")";
 }
 
-dp::WSConv2d ws_conv(int64_t in, int64_t out, int64_t kernel, int64_t stride) {
-  // Not chained: the setters return ConvOptions<2>&, slicing WSConv2dOptions.
-  dp::WSConv2dOptions o(in, out, kernel);
-  o.stride(stride);
-  o.padding(torch::kSame);
-  return dp::WSConv2d(o);
-}
+using detail::ws_conv;
+using detail::ws_conv_count;
 
 dp::GroupNorm group_norm(int64_t groups, int64_t channels) {
   return dp::GroupNorm(dp::GroupNormOptions(groups, channels));
-}
-
-// Conv k×k with gain and bias, and a GroupNorm with scale and offset.
-int64_t ws_conv_count(int64_t in, int64_t out, int64_t k) {
-  return k * k * in * out + 2 * out;
 }
 
 }  // namespace
