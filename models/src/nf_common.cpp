@@ -7,6 +7,9 @@
 #include <limits>
 #include <stdexcept>
 #include <string>
+#include <vector>
+
+#include "nf_detail.h"
 
 namespace dptrain::models {
 
@@ -69,5 +72,68 @@ torch::Tensor avg_pool_2x2_same(const torch::Tensor& x) {
       x, F::AvgPool2dFuncOptions(2).stride(2).ceil_mode(true).count_include_pad(
              false));
 }
+
+namespace detail {
+
+void nf_fail(const std::string& model, const std::string& what) {
+  throw std::invalid_argument(model + ": " + what);
+}
+
+void check_nf_stage_lists(const std::string& model,
+                          const std::vector<int64_t>& depths,
+                          const std::vector<int64_t>& widths) {
+  if (depths.size() != 4 || widths.size() != 4) {
+    nf_fail(model, "depths and widths must have 4 entries, got " +
+                       std::to_string(depths.size()) + " and " +
+                       std::to_string(widths.size()));
+  }
+}
+
+void check_nf_head(const std::string& model, int64_t num_classes,
+                   int64_t in_channels, double stochastic_depth,
+                   double dropout) {
+  if (num_classes < 1) {
+    nf_fail(model,
+            "num_classes must be >= 1, got " + std::to_string(num_classes));
+  }
+  if (in_channels < 1) {
+    nf_fail(model,
+            "in_channels must be >= 1, got " + std::to_string(in_channels));
+  }
+  if (!(stochastic_depth >= 0.0 && stochastic_depth < 1.0)) {
+    nf_fail(model, "stochastic_depth must be in [0, 1), got " +
+                       std::to_string(stochastic_depth));
+  }
+  if (!(dropout >= 0.0 && dropout < 1.0)) {
+    nf_fail(model, "dropout must be in [0, 1), got " + std::to_string(dropout));
+  }
+}
+
+std::vector<NfBlockPlan> nf_block_plan(int64_t stem_channels,
+                                       const std::vector<int64_t>& depths,
+                                       const std::vector<int64_t>& widths,
+                                       double alpha, double stochastic_depth) {
+  int64_t num_blocks = 0;
+  for (auto d : depths) num_blocks += d;
+  std::vector<NfBlockPlan> plan;
+  int64_t channels = stem_channels;
+  double expected_std = 1.0;
+  for (std::size_t s = 0; s < depths.size(); ++s) {
+    for (int64_t b = 0; b < depths[s]; ++b) {
+      const auto index = static_cast<int64_t>(plan.size());
+      const double rate = stochastic_depth * static_cast<double>(index) /
+                          static_cast<double>(num_blocks);
+      plan.push_back({channels, widths[s], b == 0 && s > 0 ? 2 : 1,
+                      1.0 / expected_std, rate});
+      channels = widths[s];
+      // Variance resets at each stage's transition block, then grows by α².
+      if (b == 0) expected_std = 1.0;
+      expected_std = std::sqrt(expected_std * expected_std + alpha * alpha);
+    }
+  }
+  return plan;
+}
+
+}  // namespace detail
 
 }  // namespace dptrain::models

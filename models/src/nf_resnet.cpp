@@ -6,6 +6,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "nf_detail.h"
 #include "ws_conv.h"
 
 namespace dptrain::models {
@@ -14,18 +15,12 @@ namespace {
 using detail::ws_conv;
 using detail::ws_conv_count;
 
-void fail(const std::string& what) {
-  throw std::invalid_argument("NFResNet: " + what);
-}
+void fail(const std::string& what) { detail::nf_fail("NFResNet", what); }
 
 }  // namespace
 
 void NFResNetOptions::validate() const {
-  if (depths_.size() != 4 || widths_.size() != 4) {
-    fail("depths and widths must have 4 entries, got " +
-         std::to_string(depths_.size()) + " and " +
-         std::to_string(widths_.size()));
-  }
+  detail::check_nf_stage_lists("NFResNet", depths_, widths_);
   for (size_t s = 0; s < 4; ++s) {
     if (depths_[s] < 1)
       fail("depths entries must be >= 1, got " + std::to_string(depths_[s]));
@@ -39,17 +34,8 @@ void NFResNetOptions::validate() const {
   }
   if (stem_channels_ < 1)
     fail("stem_channels must be >= 1, got " + std::to_string(stem_channels_));
-  if (num_classes_ < 1)
-    fail("num_classes must be >= 1, got " + std::to_string(num_classes_));
-  if (in_channels_ < 1)
-    fail("in_channels must be >= 1, got " + std::to_string(in_channels_));
-  if (!(stochastic_depth_ >= 0.0 && stochastic_depth_ < 1.0)) {
-    fail("stochastic_depth must be in [0, 1), got " +
-         std::to_string(stochastic_depth_));
-  }
-  if (!(dropout_ >= 0.0 && dropout_ < 1.0)) {
-    fail("dropout must be in [0, 1), got " + std::to_string(dropout_));
-  }
+  detail::check_nf_head("NFResNet", num_classes_, in_channels_,
+                        stochastic_depth_, dropout_);
   if (use_se_ && !(se_ratio_ > 0.0))
     fail("se_ratio must be > 0, got " + std::to_string(se_ratio_));
 }
@@ -117,28 +103,7 @@ NFResNetImpl::NFResNetImpl(NFResNetOptions options_)
   stem =
       register_module("stem", ws_conv(options.in_channels(), channels, 7, 2));
   auto list = register_module("blocks", torch::nn::ModuleList());
-  int64_t num_blocks = 0;
-  for (auto d : options.depths()) num_blocks += d;
-  double expected_std = 1.0;
-  int64_t index = 0;
-  for (size_t s = 0; s < 4; ++s) {
-    for (int64_t b = 0; b < options.depths()[s]; ++b) {
-      const double rate = options.stochastic_depth() *
-                          static_cast<double>(index) /
-                          static_cast<double>(num_blocks);
-      NFResNetBlock block(channels, options.widths()[s],
-                          b == 0 && s > 0 ? 2 : 1, 1.0 / expected_std, rate,
-                          options);
-      list->push_back(block);
-      blocks.push_back(block);
-      channels = options.widths()[s];
-      ++index;
-      // Variance resets at each stage's transition block, then grows by α².
-      if (b == 0) expected_std = 1.0;
-      expected_std = std::sqrt(expected_std * expected_std +
-                               options.alpha() * options.alpha());
-    }
-  }
+  channels = detail::build_nf_blocks(channels, options, *list, blocks);
   register_classifier(channels, options.num_classes(), HeadInit::kNormal001);
 }
 

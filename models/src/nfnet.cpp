@@ -7,6 +7,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "nf_detail.h"
 #include "ws_conv.h"
 
 namespace dptrain::models {
@@ -15,18 +16,12 @@ namespace {
 using detail::ws_conv;
 using detail::ws_conv_count;
 
-void fail(const std::string& what) {
-  throw std::invalid_argument("NFNet: " + what);
-}
+void fail(const std::string& what) { detail::nf_fail("NFNet", what); }
 
 }  // namespace
 
 void NFNetOptions::validate() const {
-  if (depths_.size() != 4 || widths_.size() != 4) {
-    fail("depths and widths must have 4 entries, got " +
-         std::to_string(depths_.size()) + " and " +
-         std::to_string(widths_.size()));
-  }
+  detail::check_nf_stage_lists("NFNet", depths_, widths_);
   if (stem_channels_.size() != 3) {
     fail("stem_channels must have 3 entries, got " +
          std::to_string(stem_channels_.size()));
@@ -57,17 +52,8 @@ void NFNetOptions::validate() const {
     fail("final_conv_multiplier must be >= 1, got " +
          std::to_string(final_conv_multiplier_));
   }
-  if (num_classes_ < 1)
-    fail("num_classes must be >= 1, got " + std::to_string(num_classes_));
-  if (in_channels_ < 1)
-    fail("in_channels must be >= 1, got " + std::to_string(in_channels_));
-  if (!(stochastic_depth_ >= 0.0 && stochastic_depth_ < 1.0)) {
-    fail("stochastic_depth must be in [0, 1), got " +
-         std::to_string(stochastic_depth_));
-  }
-  if (!(dropout_ >= 0.0 && dropout_ < 1.0)) {
-    fail("dropout must be in [0, 1), got " + std::to_string(dropout_));
-  }
+  detail::check_nf_head("NFNet", num_classes_, in_channels_, stochastic_depth_,
+                        dropout_);
 }
 
 NFNetOptions nfnet_variant(const std::string& variant) {
@@ -165,27 +151,8 @@ NFNetImpl::NFNetImpl(NFNetOptions options_)
   }
 
   auto list = register_module("blocks", torch::nn::ModuleList());
-  int64_t channels = stem_out[3];
-  int64_t num_blocks = 0;
-  for (auto d : options.depths()) num_blocks += d;
-  double expected_std = 1.0;
-  int64_t index = 0;
-  for (size_t s = 0; s < 4; ++s) {
-    for (int64_t b = 0; b < options.depths()[s]; ++b) {
-      const double rate = options.stochastic_depth() *
-                          static_cast<double>(index) /
-                          static_cast<double>(num_blocks);
-      NFNetBlock block(channels, options.widths()[s], b == 0 && s > 0 ? 2 : 1,
-                       1.0 / expected_std, rate, options);
-      list->push_back(block);
-      blocks.push_back(block);
-      channels = options.widths()[s];
-      ++index;
-      if (b == 0) expected_std = 1.0;
-      expected_std = std::sqrt(expected_std * expected_std +
-                               options.alpha() * options.alpha());
-    }
-  }
+  const int64_t channels =
+      detail::build_nf_blocks(stem_out[3], options, *list, blocks);
   const int64_t final_channels = options.final_conv_multiplier() * channels;
   final_conv =
       register_module("final_conv", ws_conv(channels, final_channels, 1, 1));
