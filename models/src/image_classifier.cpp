@@ -56,6 +56,13 @@ void ImageClassifier::check_input(const torch::Tensor& images) const {
   }
 }
 
+torch::Tensor ImageClassifier::classify_pooled(const torch::Tensor& features,
+                                               double dropout) {
+  auto h = features.mean({2, 3});
+  if (dropout > 0.0) h = torch::dropout(h, dropout, is_training());
+  return classifier_(h);
+}
+
 void init_head(dp::LinearImpl& head, HeadInit init) {
   torch::NoGradGuard no_grad;
   const double fan_in = static_cast<double>(head.options.in_features());

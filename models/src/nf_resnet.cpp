@@ -111,11 +111,7 @@ torch::Tensor NFResNetImpl::forward(const torch::Tensor& images) {
   check_input(images);
   auto h = max_pool_same(stem(images), 3, 2);
   for (auto& block : blocks) h = block(h);
-  h = activate(h, options.activation()).mean({2, 3});
-  if (options.dropout() > 0.0) {
-    h = torch::dropout(h, options.dropout(), is_training());
-  }
-  return classifier()(h);
+  return classify_pooled(activate(h, options.activation()), options.dropout());
 }
 
 int64_t nf_resnet_parameter_count(const NFResNetOptions& options) {

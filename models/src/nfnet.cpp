@@ -168,11 +168,8 @@ torch::Tensor NFNetImpl::forward(const torch::Tensor& images) {
     if (i + 1 < stem.size()) h = activate(h, options.activation());
   }
   for (auto& block : blocks) h = block(h);
-  h = activate(final_conv(h), options.activation()).mean({2, 3});
-  if (options.dropout() > 0.0) {
-    h = torch::dropout(h, options.dropout(), is_training());
-  }
-  return classifier()(h);
+  return classify_pooled(activate(final_conv(h), options.activation()),
+                         options.dropout());
 }
 
 int64_t nfnet_parameter_count(const NFNetOptions& options) {

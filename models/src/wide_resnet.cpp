@@ -120,11 +120,7 @@ torch::Tensor WideResNetImpl::forward(const torch::Tensor& images) {
     for (auto& block : stage) h = block(h);
   }
   h = final_norm(activate(h, options.activation()));
-  h = h.mean({2, 3});
-  if (options.dropout() > 0.0) {
-    h = torch::dropout(h, options.dropout(), is_training());
-  }
-  return classifier()(h);
+  return classify_pooled(h, options.dropout());
 }
 
 int64_t wide_resnet_parameter_count(const WideResNetOptions& options) {

@@ -54,6 +54,10 @@ class ImageClassifier : public torch::nn::Module {
                            HeadInit init);
   /// Throws std::invalid_argument unless images is [N, in_channels, H, W].
   void check_input(const torch::Tensor& images) const;
+  /// The head on features [N, C, H, W]: the mean over H and W, then dropout
+  /// with probability `dropout` in training mode (none when 0), then the
+  /// classifier → [N, num_classes].
+  torch::Tensor classify_pooled(const torch::Tensor& features, double dropout);
 
  private:
   dp::Linear classifier_{nullptr};
