@@ -143,6 +143,18 @@ Resolved resolve_wrn(int64_t depth, int64_t width, const ModelOptions& o) {
   return r;
 }
 
+// "stage s: <depth> <blocks>, width <width>", one line per stage.
+void add_stage_lines(std::vector<std::string>& summary,
+                     const std::vector<int64_t>& depths,
+                     const std::vector<int64_t>& widths,
+                     const std::string& blocks) {
+  for (size_t s = 0; s < depths.size(); ++s) {
+    summary.push_back("stage " + std::to_string(s) + ": " +
+                      std::to_string(depths[s]) + " " + blocks + ", width " +
+                      std::to_string(widths[s]));
+  }
+}
+
 Resolved resolve_nf_resnet(int64_t depth, const ModelOptions& o) {
   // skip_init_gain 1 as JAX Privacy's ImageNet DP config (De et al. 2022).
   auto opt = nf_resnet_variant(depth)
@@ -161,11 +173,8 @@ Resolved resolve_nf_resnet(int64_t depth, const ModelOptions& o) {
   r.info.summary.push_back(
       "stem WSConv2d(" + std::to_string(opt.in_channels()) +
       "->64, 7x7, stride 2) -> MaxPool(3, stride 2, SAME)");
-  for (size_t s = 0; s < 4; ++s) {
-    r.info.summary.push_back(
-        "stage " + std::to_string(s) + ": " + std::to_string(opt.depths()[s]) +
-        " bottleneck blocks, width " + std::to_string(opt.widths()[s]));
-  }
+  add_stage_lines(r.info.summary, opt.depths(), opt.widths(),
+                  "bottleneck blocks");
   r.info.summary.push_back(
       "scaled relu -> mean pool -> classifier Linear(2048->" +
       std::to_string(opt.num_classes()) + ")");
@@ -190,11 +199,7 @@ Resolved resolve_nfnet(const std::string& variant, const ModelOptions& o) {
   r.info.parameters = nfnet_parameter_count(opt);
   r.info.summary.push_back(
       "stem 4 WSConv2d 3x3 (16, 32, 64, 128; strides 2, 1, 1, 2)");
-  for (size_t s = 0; s < 4; ++s) {
-    r.info.summary.push_back(
-        "stage " + std::to_string(s) + ": " + std::to_string(opt.depths()[s]) +
-        " NF blocks, width " + std::to_string(opt.widths()[s]));
-  }
+  add_stage_lines(r.info.summary, opt.depths(), opt.widths(), "NF blocks");
   r.info.summary.push_back(
       "final_conv WSConv2d(1536->3072, 1x1) -> mean pool -> classifier "
       "Linear(3072->" +
