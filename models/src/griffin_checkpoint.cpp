@@ -10,6 +10,7 @@
 #include <unordered_map>
 
 #include "dptrain/models/griffin.h"
+#include "hdf5_handle.h"
 
 namespace dptrain::models {
 namespace {
@@ -145,14 +146,7 @@ std::vector<Entry> entries(GriffinImpl& m) {
   return out;
 }
 
-// Closes an HDF5 handle on scope exit.
-struct H5Handle {
-  hid_t id;
-  herr_t (*close)(hid_t);
-  ~H5Handle() {
-    if (id >= 0) close(id);
-  }
-};
+using detail::Handle;
 
 }  // namespace
 
@@ -190,23 +184,22 @@ void load_published_parameters(
 }
 
 void save_griffin_hdf5(const GriffinImpl& model, const std::string& path) {
-  H5Handle file{
-      H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT),
-      H5Fclose};
-  if (file.id < 0) {
+  Handle file{H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT),
+              H5Fclose};
+  if (!file.ok()) {
     throw std::runtime_error("cannot create HDF5 file '" + path + "'");
   }
   for (const auto& [name, tensor] : published_parameters(model)) {
     const auto t = tensor.to(torch::kFloat).contiguous();
     std::vector<hsize_t> dims(t.sizes().begin(), t.sizes().end());
-    H5Handle space{
+    Handle space{
         H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
         H5Sclose};
-    H5Handle set{H5Dcreate2(file.id, name.c_str(), H5T_IEEE_F32LE, space.id,
-                            H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
-                 H5Dclose};
-    if (space.id < 0 || set.id < 0 ||
-        H5Dwrite(set.id, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT,
+    Handle set{H5Dcreate2(file.get(), name.c_str(), H5T_IEEE_F32LE, space.get(),
+                          H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+               H5Dclose};
+    if (!space.ok() || !set.ok() ||
+        H5Dwrite(set.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT,
                  t.data_ptr<float>()) < 0) {
       throw std::runtime_error("cannot write dataset '" + name + "' to '" +
                                path + "'");
@@ -218,21 +211,21 @@ void load_griffin_hdf5(GriffinImpl& model, const std::string& path) {
   if (!std::ifstream(path).good()) {
     throw std::runtime_error("cannot open Griffin checkpoint '" + path + "'");
   }
-  H5Handle file{H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose};
-  if (file.id < 0) {
+  Handle file{H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose};
+  if (!file.ok()) {
     throw std::runtime_error("'" + path + "' is not an HDF5 file");
   }
   std::vector<std::pair<std::string, torch::Tensor>> tensors;
   for (const auto& [name, current] : published_parameters(model)) {
-    if (H5Lexists(file.id, name.c_str(), H5P_DEFAULT) <= 0) {
+    if (H5Lexists(file.get(), name.c_str(), H5P_DEFAULT) <= 0) {
       throw std::invalid_argument("Griffin checkpoint '" + path +
                                   "': missing dataset '" + name + "'");
     }
-    H5Handle set{H5Dopen2(file.id, name.c_str(), H5P_DEFAULT), H5Dclose};
-    H5Handle space{H5Dget_space(set.id), H5Sclose};
-    const int rank = H5Sget_simple_extent_ndims(space.id);
+    Handle set{H5Dopen2(file.get(), name.c_str(), H5P_DEFAULT), H5Dclose};
+    Handle space{H5Dget_space(set.get()), H5Sclose};
+    const int rank = H5Sget_simple_extent_ndims(space.get());
     std::vector<hsize_t> dims(static_cast<size_t>(std::max(rank, 0)));
-    H5Sget_simple_extent_dims(space.id, dims.data(), nullptr);
+    H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr);
     std::vector<int64_t> shape(dims.begin(), dims.end());
     if (shape != current.sizes().vec()) {
       throw std::invalid_argument(
@@ -241,7 +234,7 @@ void load_griffin_hdf5(GriffinImpl& model, const std::string& path) {
           ", the model expects " + c10::str(current.sizes()));
     }
     auto buffer = torch::empty(shape, torch::kDouble);
-    if (H5Dread(set.id, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT,
+    if (H5Dread(set.get(), H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT,
                 buffer.data_ptr<double>()) < 0) {
       throw std::runtime_error("cannot read dataset '" + name + "' of '" +
                                path + "' as floating point");

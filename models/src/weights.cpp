@@ -18,45 +18,16 @@
 #include <system_error>
 #include <utility>
 
+#include "hdf5_handle.h"
+
 namespace dptrain::models {
 namespace {
 
 constexpr const char* kFormat = "dptrain-weights";
 constexpr int kFormatVersion = 1;
 
-// Silences HDF5's automatic error printing for one scope (we report errors
-// as exceptions instead).
-class QuietHdf5 {
- public:
-  QuietHdf5() {
-    H5Eget_auto2(H5E_DEFAULT, &func_, &data_);
-    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
-  }
-  ~QuietHdf5() { H5Eset_auto2(H5E_DEFAULT, func_, data_); }
-  QuietHdf5(const QuietHdf5&) = delete;
-  QuietHdf5& operator=(const QuietHdf5&) = delete;
-
- private:
-  H5E_auto2_t func_ = nullptr;
-  void* data_ = nullptr;
-};
-
-// Owns an HDF5 id and closes it with the matching function.
-class Handle {
- public:
-  Handle(hid_t id, herr_t (*close)(hid_t)) : id_(id), close_(close) {}
-  ~Handle() {
-    if (id_ >= 0) close_(id_);
-  }
-  Handle(const Handle&) = delete;
-  Handle& operator=(const Handle&) = delete;
-  hid_t get() const { return id_; }
-  bool ok() const { return id_ >= 0; }
-
- private:
-  hid_t id_;
-  herr_t (*close_)(hid_t);
-};
+using detail::Handle;
+using detail::QuietHdf5;
 
 // Every parameter and buffer by full module path, in registration order.
 std::vector<std::pair<std::string, torch::Tensor>> named_tensors(
