@@ -22,6 +22,21 @@ std::string sizes_string(const at::Tensor& t) {
   return s + "]";
 }
 
+// "<dtype> [sizes]", or "undefined".
+std::string describe(const at::Tensor& t) {
+  if (!t.defined()) return "undefined";
+  return std::string(c10::toString(t.scalar_type())) + " " + sizes_string(t);
+}
+
+// Throws std::invalid_argument("<what>, got <describe(t)>") unless t is
+// defined, has `dim` dimensions and element type `type`.
+void require_tensor(const at::Tensor& t, int64_t dim, at::ScalarType type,
+                    const std::string& what) {
+  if (!t.defined() || t.dim() != dim || t.scalar_type() != type) {
+    throw std::invalid_argument(what + ", got " + describe(t));
+  }
+}
+
 }  // namespace
 
 ImageDataset::ImageDataset(at::Tensor images, at::Tensor labels,
@@ -29,22 +44,10 @@ ImageDataset::ImageDataset(at::Tensor images, at::Tensor labels,
                            std::string name)
     : name_(std::move(name)) {
   const std::string w = where(name_);
-  if (!images.defined() || images.dim() != 4 ||
-      images.scalar_type() != at::kByte) {
-    throw std::invalid_argument(
-        w + ": images must be a uint8 tensor [N, C, H, W], got " +
-        (images.defined() ? std::string(c10::toString(images.scalar_type())) +
-                                " " + sizes_string(images)
-                          : std::string("undefined")));
-  }
-  if (!labels.defined() || labels.dim() != 1 ||
-      labels.scalar_type() != at::kLong) {
-    throw std::invalid_argument(
-        w + ": labels must be an int64 tensor [N], got " +
-        (labels.defined() ? std::string(c10::toString(labels.scalar_type())) +
-                                " " + sizes_string(labels)
-                          : std::string("undefined")));
-  }
+  require_tensor(images, 4, at::kByte,
+                 w + ": images must be a uint8 tensor [N, C, H, W]");
+  require_tensor(labels, 1, at::kLong,
+                 w + ": labels must be an int64 tensor [N]");
   if (!images.device().is_cpu() || !labels.device().is_cpu() ||
       (groups.defined() && !groups.device().is_cpu())) {
     throw std::invalid_argument(w + ": storage tensors must be on the CPU");
@@ -84,9 +87,7 @@ ImageDataset::ImageDataset(at::Tensor images, at::Tensor labels,
         groups.size(0) != images.size(0)) {
       throw std::invalid_argument(
           w + ": groups must be an int64 tensor [N] with N = " +
-          std::to_string(images.size(0)) + ", got " +
-          std::string(c10::toString(groups.scalar_type())) + " " +
-          sizes_string(groups));
+          std::to_string(images.size(0)) + ", got " + describe(groups));
     }
     if (groups.numel() > 0 && groups.min().item<int64_t>() < -1) {
       throw std::invalid_argument(w + ": group ids must be >= -1, got " +
