@@ -22,6 +22,21 @@ void require_uint8(const IdxArray& a, const std::string& path,
   }
 }
 
+// Parses `bytes`, read from `path`, as IDX and requires uint8 elements and
+// `rank` dimensions; `what` ("a label file") and `dims` ("1 dimension [N]")
+// word the errors. The array points into `bytes`.
+IdxArray parse_uint8_idx(const std::vector<std::uint8_t>& bytes,
+                         const std::string& path, const char* what,
+                         std::size_t rank, const char* dims) {
+  IdxArray a = parse_idx(bytes.data(), bytes.size(), path);
+  require_uint8(a, path, what);
+  if (a.dims.size() != rank) {
+    throw DatasetError(path, std::string(what) + " must have " + dims +
+                                 ", got " + std::to_string(a.dims.size()));
+  }
+  return a;
+}
+
 std::vector<std::string> idx_names(Split split, const char* kind, int rank) {
   const std::string prefix = split == Split::kTrain ? "train" : "t10k";
   const std::string k = std::string(kind) + "-idx" + std::to_string(rank);
@@ -42,23 +57,11 @@ ImageDataset load_idx(const std::string& images_path,
                                 std::to_string(num_classes));
   }
   const auto label_bytes = detail::read_file(labels_path);
-  const IdxArray labels =
-      parse_idx(label_bytes.data(), label_bytes.size(), labels_path);
-  require_uint8(labels, labels_path, "a label file");
-  if (labels.dims.size() != 1) {
-    throw DatasetError(labels_path,
-                       "a label file must have 1 dimension [N], got " +
-                           std::to_string(labels.dims.size()));
-  }
+  const IdxArray labels = parse_uint8_idx(label_bytes, labels_path,
+                                          "a label file", 1, "1 dimension [N]");
   const auto image_bytes = detail::read_file(images_path);
-  const IdxArray images =
-      parse_idx(image_bytes.data(), image_bytes.size(), images_path);
-  require_uint8(images, images_path, "an image file");
-  if (images.dims.size() != 3) {
-    throw DatasetError(images_path,
-                       "an image file must have 3 dimensions [N, H, W], got " +
-                           std::to_string(images.dims.size()));
-  }
+  const IdxArray images = parse_uint8_idx(
+      image_bytes, images_path, "an image file", 3, "3 dimensions [N, H, W]");
   const std::uint64_t n = images.dims[0];
   if (n != labels.dims[0]) {
     throw DatasetError(images_path,
