@@ -10,6 +10,7 @@
 
 #include "dptrain/audit/fdp_bound.h"
 #include "dptrain/audit/one_run_bound.h"
+#include "outcome.h"
 
 namespace dptrain::audit {
 namespace {
@@ -109,13 +110,7 @@ std::vector<double> exact_tail_guessing_outputs(double eps, int m) {
   return tail;
 }
 
-GuessOutcome outcome(int m, int r, int v) {
-  GuessOutcome o;
-  o.canaries = m;
-  o.guesses = r;
-  o.correct = v;
-  return o;
-}
+using testing::outcome;
 
 struct Choice {
   int k_plus;

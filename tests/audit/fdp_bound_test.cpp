@@ -9,19 +9,14 @@
 #include "dptrain/audit/gdp.h"
 #include "dptrain/audit/one_run_bound.h"
 #include "error_helpers.h"
+#include "outcome.h"
 
 namespace dptrain::audit {
 namespace {
 
 using dptrain::test_support::expect_error;
 
-GuessOutcome outcome(std::int64_t m, std::int64_t r, std::int64_t v) {
-  GuessOutcome o;
-  o.canaries = m;
-  o.guesses = r;
-  o.correct = v;
-  return o;
-}
+using testing::outcome;
 
 double phi(double x) { return 0.5 * std::erfc(-x / std::sqrt(2.0)); }
 // Φ⁻¹ by bisection on std::erfc (independent of the library's Boost one).

@@ -7,19 +7,14 @@
 #include <limits>
 
 #include "error_helpers.h"
+#include "outcome.h"
 
 namespace dptrain::audit {
 namespace {
 
 using dptrain::test_support::expect_error;
 
-GuessOutcome outcome(std::int64_t m, std::int64_t r, std::int64_t v) {
-  GuessOutcome o;
-  o.canaries = m;
-  o.guesses = r;
-  o.correct = v;
-  return o;
-}
+using testing::outcome;
 
 double logistic(double eps) { return std::exp(eps) / (1.0 + std::exp(eps)); }
 
