@@ -17,8 +17,8 @@ namespace {
 using dptrain::test_support::expect_error;
 
 using testing::num;
-using testing::read_table;
 using testing::Row;
+using testing::rows_of;
 
 PrvEpsilon prv_eps(double q, double sigma, std::int64_t steps, double delta,
                    double eps_error = 0.01) {
@@ -43,6 +43,11 @@ double analytic_gaussian_epsilon(double mu, double delta) {
     (analytic_gaussian_delta(mu, mid) > delta ? lo : hi) = mid;
   }
   return hi;
+}
+
+// The rows of accountant.csv computed by prv_accountant.PRVAccountant.
+std::vector<Row> prv_rows() {
+  return rows_of("accountant.csv", "prv_accountant.PRVAccountant");
 }
 
 // Reference rows (prv_accountant.PRVAccountant, eps_error 0.01,
@@ -71,11 +76,8 @@ class PrvReference : public ::testing::TestWithParam<int> {};
 
 TEST_P(PrvReference, EstimateInBandAndBoundsContainReference) {
   std::vector<Row> rows;
-  for (const Row& r : read_table("accountant.csv")) {
-    if (r.at("impl") == "prv_accountant.PRVAccountant" &&
-        num(r, "sigma") >= 0.4) {
-      rows.push_back(r);
-    }
+  for (const Row& r : prv_rows()) {
+    if (num(r, "sigma") >= 0.4) rows.push_back(r);
   }
   const auto i = static_cast<std::size_t>(GetParam());
   ASSERT_LT(i, rows.size())
@@ -87,9 +89,8 @@ INSTANTIATE_TEST_SUITE_P(Rows, PrvReference, ::testing::Range(0, 16));
 
 TEST(PrvAccountant, SlowMatchesReferenceAtLowNoise) {
   int checked = 0;
-  for (const Row& r : read_table("accountant.csv")) {
-    if (r.at("impl") == "prv_accountant.PRVAccountant" &&
-        num(r, "sigma") < 0.4) {
+  for (const Row& r : prv_rows()) {
+    if (num(r, "sigma") < 0.4) {
       check_reference_row(r);
       ++checked;
     }

@@ -19,8 +19,8 @@ namespace {
 using dptrain::test_support::expect_error;
 
 using testing::num;
-using testing::read_table;
 using testing::Row;
+using testing::rows_of;
 
 RdpEpsilon rdp_eps(double q, double sigma, std::int64_t steps, double delta,
                    std::vector<double> orders = default_orders()) {
@@ -29,16 +29,8 @@ RdpEpsilon rdp_eps(double q, double sigma, std::int64_t steps, double delta,
   return acc.get_epsilon(delta);
 }
 
-std::vector<Row> rows_of(const std::string& impl) {
-  std::vector<Row> out;
-  for (const Row& r : read_table("accountant.csv")) {
-    if (r.at("impl") == impl) out.push_back(r);
-  }
-  return out;
-}
-
 TEST(RdpAccountant, OpacusGridMatchesOpacusReference) {
-  const auto rows = rows_of("opacus.RDPAccountant");
+  const auto rows = rows_of("accountant.csv", "opacus.RDPAccountant");
   ASSERT_FALSE(rows.empty())
       << "no opacus.RDPAccountant rows in accountant.csv";
   for (const Row& r : rows) {
@@ -60,8 +52,8 @@ TEST(RdpAccountant, OpacusGridMatchesOpacusReference) {
 }
 
 TEST(RdpAccountant, DefaultGridNeverAboveEitherReference) {
-  const auto opacus = rows_of("opacus.RDPAccountant");
-  const auto dpa = rows_of("dp_accounting.RdpAccountant");
+  const auto opacus = rows_of("accountant.csv", "opacus.RDPAccountant");
+  const auto dpa = rows_of("accountant.csv", "dp_accounting.RdpAccountant");
   ASSERT_FALSE(opacus.empty())
       << "no opacus.RDPAccountant rows in accountant.csv";
   ASSERT_EQ(opacus.size(), dpa.size());

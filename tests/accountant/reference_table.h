@@ -79,6 +79,17 @@ inline std::vector<Row> read_table(const std::string& name) {
   return rows;
 }
 
+/// The rows of the named table whose `impl` column is `impl` (the library
+/// that computed them), in table order; throws as read_table does.
+inline std::vector<Row> rows_of(const std::string& name,
+                                const std::string& impl) {
+  std::vector<Row> out;
+  for (const Row& r : read_table(name)) {
+    if (r.at("impl") == impl) out.push_back(r);
+  }
+  return out;
+}
+
 inline double num(const Row& row, const std::string& key) {
   return std::stod(row.at(key));
 }
