@@ -30,6 +30,15 @@ NoiseCalibrationOptions noise_options(
   return o;
 }
 
+MaxStepsOptions max_steps_options(double target, double q, double sigma) {
+  MaxStepsOptions o;
+  o.target_epsilon = target;
+  o.delta = 1e-5;
+  o.sample_rate = q;
+  o.noise_multiplier = sigma;
+  return o;
+}
+
 double eps_at(const NoiseCalibrationOptions& o, double sigma) {
   return guaranteed_epsilon(o.accountant, {{o.sample_rate, sigma, o.steps}},
                             o.delta);
@@ -86,11 +95,7 @@ TEST(Calibration, PriorEventsCountAgainstTheBudget) {
 }
 
 TEST(Calibration, MaxStepsIsTheLastStepWithinBudget) {
-  MaxStepsOptions o;
-  o.target_epsilon = 3.0;
-  o.delta = 1e-5;
-  o.sample_rate = 0.01;
-  o.noise_multiplier = 1.0;
+  auto o = max_steps_options(3.0, 0.01, 1.0);
   const std::int64_t t = max_steps(o);
   ASSERT_GT(t, 0);
   EXPECT_LE(guaranteed_epsilon(AccountantKind::kRdp, {{0.01, 1.0, t}}, 1e-5),
@@ -106,11 +111,7 @@ TEST(Calibration, MaxStepsIsTheLastStepWithinBudget) {
 }
 
 TEST(Calibration, PrvMaxStepsExceedsRdp) {
-  MaxStepsOptions o;
-  o.target_epsilon = 2.0;
-  o.delta = 1e-5;
-  o.sample_rate = 0.05;
-  o.noise_multiplier = 2.0;
+  auto o = max_steps_options(2.0, 0.05, 2.0);
   const std::int64_t rdp = max_steps(o);
   o.accountant = AccountantKind::kPrv;
   const std::int64_t prv = max_steps(o);
@@ -151,11 +152,7 @@ TEST(Calibration, RejectsBadInput) {
   spent.prior_events = {{1.0, 0.5, 100}};
   expect_error([&] { calibrate_noise_multiplier(spent); },
                "no noise_multiplier up to 1000000 reaches");
-  MaxStepsOptions m;
-  m.target_epsilon = 1.0;
-  m.delta = 1e-5;
-  m.sample_rate = 0.01;
-  m.noise_multiplier = -1.0;
+  auto m = max_steps_options(1.0, 0.01, -1.0);
   expect_error([&] { max_steps(m); },
                "noise_multiplier must be finite and > 0, got -1");
   m.noise_multiplier = 1.0;
