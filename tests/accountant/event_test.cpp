@@ -6,6 +6,7 @@
 #include <limits>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 #include "error_helpers.h"
 
@@ -16,42 +17,19 @@ using dptrain::test_support::expect_error;
 
 TEST(PoissonSampledGaussian, RejectsBadFieldsByNameAndValue) {
   const double nan = std::numeric_limits<double>::quiet_NaN();
-  expect_error(
-      [] {
-        validate({0.0, 1.0, 1});
-      },
-      "sample_rate must be in (0, 1], got 0");
-  expect_error(
-      [] {
-        validate({1.5, 1.0, 1});
-      },
-      "sample_rate must be in (0, 1], got 1.5");
-  expect_error(
-      [&] {
-        validate({nan, 1.0, 1});
-      },
-      "sample_rate must be in (0, 1], got nan");
-  expect_error(
-      [] {
-        validate({0.1, 0.0, 1});
-      },
-      "noise_multiplier must be finite and > 0, got 0");
-  expect_error(
-      [] {
-        validate({0.1, -1.0, 1});
-      },
-      "noise_multiplier must be finite and > 0, got -1");
-  expect_error(
-      [&] {
-        validate({0.1, nan, 1});
-      },
-      "noise_multiplier must be finite and > 0, got nan");
-  expect_error(
-      [] {
-        validate({0.1, INFINITY, 1});
-      },
-      "noise_multiplier must be finite and > 0, got inf");
-  expect_error([] { validate({0.1, 1.0, -3}); }, "steps must be >= 0, got -3");
+  const std::pair<PoissonSampledGaussian, const char*> cases[] = {
+      {{0.0, 1.0, 1}, "sample_rate must be in (0, 1], got 0"},
+      {{1.5, 1.0, 1}, "sample_rate must be in (0, 1], got 1.5"},
+      {{nan, 1.0, 1}, "sample_rate must be in (0, 1], got nan"},
+      {{0.1, 0.0, 1}, "noise_multiplier must be finite and > 0, got 0"},
+      {{0.1, -1.0, 1}, "noise_multiplier must be finite and > 0, got -1"},
+      {{0.1, nan, 1}, "noise_multiplier must be finite and > 0, got nan"},
+      {{0.1, INFINITY, 1}, "noise_multiplier must be finite and > 0, got inf"},
+      {{0.1, 1.0, -3}, "steps must be >= 0, got -3"},
+  };
+  for (const auto& c : cases) {
+    expect_error([&] { validate(c.first); }, c.second);
+  }
   EXPECT_NO_THROW(validate({1.0, 1e-3, 0}));
 }
 
@@ -80,26 +58,15 @@ TEST(EpochSchedule, RateIsBatchOverDatasetAndStepsRoundUp) {
 }
 
 TEST(EpochSchedule, RejectsBadInput) {
-  expect_error(
-      [] {
-        rate_and_steps({0, 1, 1.0});
-      },
-      "dataset_size must be > 0, got 0");
-  expect_error(
-      [] {
-        rate_and_steps({10, 0, 1.0});
-      },
-      "batch_size must be in [1, dataset_size=10], got 0");
-  expect_error(
-      [] {
-        rate_and_steps({10, 11, 1.0});
-      },
-      "batch_size must be in [1, dataset_size=10], got 11");
-  expect_error(
-      [] {
-        rate_and_steps({10, 2, -1.0});
-      },
-      "epochs must be finite and >= 0, got -1");
+  const std::pair<EpochSchedule, const char*> cases[] = {
+      {{0, 1, 1.0}, "dataset_size must be > 0, got 0"},
+      {{10, 0, 1.0}, "batch_size must be in [1, dataset_size=10], got 0"},
+      {{10, 11, 1.0}, "batch_size must be in [1, dataset_size=10], got 11"},
+      {{10, 2, -1.0}, "epochs must be finite and >= 0, got -1"},
+  };
+  for (const auto& c : cases) {
+    expect_error([&] { rate_and_steps(c.first); }, c.second);
+  }
 }
 
 TEST(EventsJson, RoundTripsExactly) {
