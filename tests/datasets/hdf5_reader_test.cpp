@@ -14,17 +14,6 @@ namespace {
 using namespace testing;  // NOLINT: the file writers
 using ::testing::HasSubstr;
 
-void expect_pattern(const ImageDataset& d, std::int64_t c, std::int64_t h,
-                    std::int64_t w) {
-  ASSERT_EQ(d.shape(), (std::array<std::int64_t, 3>{c, h, w}));
-  auto acc = d.images().accessor<uint8_t, 4>();
-  for (std::int64_t i = 0; i < d.size(); ++i)
-    for (std::int64_t k = 0; k < c; ++k)
-      for (std::int64_t y = 0; y < h; ++y)
-        for (std::int64_t x = 0; x < w; ++x)
-          ASSERT_EQ(acc[i][k][y][x], pixel(i, k, y, x));
-}
-
 TEST(Hdf5Reader, ReadsPatchCamelyonNamesAsChannelsFirst) {
   TempDir dir;
   {
@@ -35,7 +24,7 @@ TEST(Hdf5Reader, ReadsPatchCamelyonNamesAsChannelsFirst) {
   }
   const auto d = load_hdf5(dir.file("pcam.h5"));
   ASSERT_EQ(d.size(), 3);
-  expect_pattern(d, 3, 4, 5);
+  expect_pixel_pattern(d, 3, 4, 5);
   EXPECT_EQ(d.num_classes(), 2);
   EXPECT_EQ(d.get(0).label, 1);
   EXPECT_EQ(d.get(1).label, 0);
@@ -54,7 +43,7 @@ TEST(Hdf5Reader, ReadsImagesLabelsAndGroups) {
   Hdf5Options o;
   o.num_classes = 5;
   const auto d = load_hdf5(dir.file("d.h5"), o);
-  expect_pattern(d, 1, 2, 2);
+  expect_pixel_pattern(d, 1, 2, 2);
   EXPECT_EQ(d.num_classes(), 5);
   ASSERT_TRUE(d.has_groups());
   EXPECT_EQ(d.get(0).group, 7);
@@ -74,7 +63,7 @@ TEST(Hdf5Reader, ReadsInBlocksOfRows) {
     o.read_block_bytes = block;
     const auto d = load_hdf5(dir.file("d.h5"), o);
     ASSERT_EQ(d.size(), 7);
-    expect_pattern(d, 3, 3, 2);
+    expect_pixel_pattern(d, 3, 3, 2);
     EXPECT_EQ(d.get(6).label, 6);
   }
 }
@@ -90,7 +79,7 @@ TEST(Hdf5Reader, ReadsRank3AsOneChannel) {
     f.dataset("x", {2, 3, 3}, v, H5T_STD_U8LE, H5T_NATIVE_UINT8);
     f.int_vector("y", {0, 1});
   }
-  expect_pattern(load_hdf5(dir.file("d.h5")), 1, 3, 3);
+  expect_pixel_pattern(load_hdf5(dir.file("d.h5")), 1, 3, 3);
 }
 
 TEST(Hdf5Reader, ReadsConfiguredNamesSplitsAndSeparateLabelFile) {
@@ -111,7 +100,7 @@ TEST(Hdf5Reader, ReadsConfiguredNamesSplitsAndSeparateLabelFile) {
   o.labels_file = dir.file("y.h5");
   o.split = "train";
   const auto d = load_hdf5(dir.file("x.h5"), o);
-  expect_pattern(d, 3, 3, 3);
+  expect_pixel_pattern(d, 3, 3, 3);
   EXPECT_EQ(d.get(1).group, 3);
   EXPECT_EQ(d.get(1).label, 1);
 }

@@ -16,16 +16,11 @@ namespace {
 using namespace testing;  // NOLINT: the file writers
 using ::testing::HasSubstr;
 
+// n single-channel h×w images with the writers' pixel pattern.
 void expect_pattern(const ImageDataset& d, std::int64_t n, std::int64_t h,
                     std::int64_t w) {
   ASSERT_EQ(d.size(), n);
-  EXPECT_EQ(d.shape(), (std::array<std::int64_t, 3>{1, h, w}));
-  auto acc = d.images().accessor<uint8_t, 4>();
-  for (std::int64_t i = 0; i < n; ++i)
-    for (std::int64_t y = 0; y < h; ++y)
-      for (std::int64_t x = 0; x < w; ++x)
-        ASSERT_EQ(acc[i][0][y][x], pixel(i, 0, y, x))
-            << i << "," << y << "," << x;
+  expect_pixel_pattern(d, 1, h, w);
 }
 
 TEST(IdxReader, ReadsRawFiles) {
