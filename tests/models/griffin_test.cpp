@@ -15,21 +15,15 @@
 #include "dptrain/dp/clipping/oracle.h"
 #include "dptrain/dp/layers/softplus_scale.h"
 #include "dptrain/models/griffin.h"
+#include "error_helpers.h"
 
 namespace dp = dptrain::dp;
 namespace m = dptrain::models;
 
 namespace {
 
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "<no exception>";
-}
+using dptrain::test_support::error_of;
+using dptrain::test_support::expect_error;
 
 // Random values for every parameter so that no gradient path is trivially
 // zero (the reference init zeroes biases and norm scales).
@@ -106,25 +100,20 @@ TEST(GriffinConfig, UnknownNameListsKnownNames) {
 TEST(GriffinConfig, ValidateNamesFieldAndValue) {
   auto c = m::griffin_config("griffin-tiny");
   c.num_heads = 3;
-  EXPECT_NE(error_of([&] {
-              c.validate();
-            }).find("num_heads must be >= 1 and divide width (16), got 3"),
-            std::string::npos);
+  expect_error<std::exception>(
+      [&] { c.validate(); },
+      "num_heads must be >= 1 and divide width (16), got 3");
   c = m::griffin_config("griffin-tiny");
   c.num_heads = 8;  // head_dim 2: RoPE on a quarter needs head_dim % 4 == 0
-  EXPECT_NE(error_of([&] { c.validate(); }).find("head_dim"),
-            std::string::npos);
+  expect_error<std::exception>([&] { c.validate(); }, "head_dim");
   c = m::griffin_config("hawk-tiny");
   c.block_types.clear();
-  EXPECT_NE(
-      error_of([&] { m::Griffin g(c); }).find("block_types must not be empty"),
-      std::string::npos);
+  expect_error<std::exception>([&] { m::Griffin g(c); },
+                               "block_types must not be empty");
   c = m::griffin_config("hawk-tiny");
   c.scan_chunk = 0;
-  EXPECT_NE(error_of([&] {
-              m::count_parameters(c);
-            }).find("scan_chunk must be >= 1, got 0"),
-            std::string::npos);
+  expect_error<std::exception>([&] { m::count_parameters(c); },
+                               "scan_chunk must be >= 1, got 0");
 }
 
 // ------------------------------------------------------------- forward
@@ -220,18 +209,19 @@ TEST(Griffin, DocumentBoundariesIsolateDocuments) {
 
 TEST(Griffin, RejectsBadTokens) {
   auto model = tiny("hawk-tiny");
-  EXPECT_NE(error_of([&] {
-              model->forward(torch::full({1, 3}, 256, torch::kLong));
-            }).find("tokens must lie in [0, 256), got values in [256, 256]"),
-            std::string::npos);
-  EXPECT_NE(error_of([&] {
-              model->forward(torch::zeros({3}, torch::kLong));
-            }).find("tokens must be an int64 tensor [B, T]"),
-            std::string::npos);
-  EXPECT_NE(error_of([&] {
-              model->sequence_losses(torch::zeros({2, 1}, torch::kLong));
-            }).find("L >= 2"),
-            std::string::npos);
+  expect_error<std::exception>(
+      [&] {
+        model->forward(torch::full({1, 3}, 256, torch::kLong));
+      },
+      "tokens must lie in [0, 256), got values in [256, 256]");
+  expect_error<std::exception>(
+      [&] { model->forward(torch::zeros({3}, torch::kLong)); },
+      "tokens must be an int64 tensor [B, T]");
+  expect_error<std::exception>(
+      [&] {
+        model->sequence_losses(torch::zeros({2, 1}, torch::kLong));
+      },
+      "L >= 2");
 }
 
 TEST(Griffin, SequenceLossesAreMeanNextByteCrossEntropy) {
@@ -302,18 +292,15 @@ TEST(Griffin, GenerateIsDeterministicAndChecksArguments) {
   const auto s1 = model->generate("Hi", 20, {1.0, 42});
   const auto s2 = model->generate("Hi", 20, {1.0, 42});
   EXPECT_EQ(s1, s2);
-  EXPECT_NE(error_of([&] {
-              model->generate("", 3);
-            }).find("prompt must not be empty"),
-            std::string::npos);
-  EXPECT_NE(error_of([&] {
-              model->generate("a", -1);
-            }).find("num_bytes must be >= 0, got -1"),
-            std::string::npos);
-  EXPECT_NE(error_of([&] {
-              model->generate("a", 1, {-1.0, 0});
-            }).find("temperature"),
-            std::string::npos);
+  expect_error<std::exception>([&] { model->generate("", 3); },
+                               "prompt must not be empty");
+  expect_error<std::exception>([&] { model->generate("a", -1); },
+                               "num_bytes must be >= 0, got -1");
+  expect_error<std::exception>(
+      [&] {
+        model->generate("a", 1, {-1.0, 0});
+      },
+      "temperature");
 }
 
 // ----------------------------------------------------------- privacy
@@ -454,10 +441,8 @@ TEST(GriffinPrivacy, FrozenEmbeddingsAndChosenBlocks) {
   }
   expect_same(model, engine_grads(model, seqs, {}, opts),
               oracle_grads(model, seqs, {}, opts), "block 2 only");
-  EXPECT_NE(error_of([&] {
-              model->train_only_blocks({3});
-            }).find("block index must be in [0, 3), got 3"),
-            std::string::npos);
+  expect_error<std::exception>([&] { model->train_only_blocks({3}); },
+                               "block index must be in [0, 3), got 3");
 }
 
 TEST(SoftplusScale, ForwardAndRuleMatchOracle) {
@@ -496,10 +481,9 @@ TEST(SoftplusScale, ForwardAndRuleMatchOracle) {
   EXPECT_TRUE(torch::allclose(got_r.diagnostics->norms,
                               want_r.diagnostics->norms, 1e-10, 1e-12));
   EXPECT_TRUE(torch::allclose(layer->param.grad(), want, 1e-10, 1e-12));
-  EXPECT_NE(error_of([] {
-              dp::SoftplusScale(dp::ElementwiseOptions({0}));
-            }).find("shape entries must be > 0"),
-            std::string::npos);
+  expect_error<std::exception>(
+      [] { dp::SoftplusScale(dp::ElementwiseOptions({0})); },
+      "shape entries must be > 0");
 }
 
 // --------------------------------------------------------- checkpoints
@@ -587,24 +571,22 @@ TEST(GriffinCheckpoint, ConvLastTapWeighsTheCurrentInput) {
 
 TEST(GriffinCheckpoint, ErrorsNameFileDatasetAndShape) {
   auto model = tiny("hawk-tiny", torch::kFloat);
-  EXPECT_NE(error_of([&] {
-              m::load_griffin_hdf5(*model, "/nonexistent/x.h5");
-            }).find("cannot open Griffin checkpoint '/nonexistent/x.h5'"),
-            std::string::npos);
+  expect_error<std::exception>(
+      [&] { m::load_griffin_hdf5(*model, "/nonexistent/x.h5"); },
+      "cannot open Griffin checkpoint '/nonexistent/x.h5'");
   auto params = m::published_parameters(*model);
   auto missing = params;
   missing.erase(missing.begin() + 3);
   const std::string name3 = params[3].first;
-  EXPECT_NE(error_of([&] {
-              m::load_published_parameters(*model, missing);
-            }).find("missing parameter '" + name3 + "'"),
-            std::string::npos);
+  expect_error<std::exception>(
+      [&] { m::load_published_parameters(*model, missing); },
+      "missing parameter '" + name3 + "'");
   auto wrong = params;
   wrong[0].second = torch::zeros({255, 16});
-  EXPECT_NE(error_of([&] { m::load_published_parameters(*model, wrong); })
-                .find("'embedder.input_embedding' has shape [255, 16], the "
-                      "model expects [256, 16]"),
-            std::string::npos);
+  expect_error<std::exception>(
+      [&] { m::load_published_parameters(*model, wrong); },
+      "'embedder.input_embedding' has shape [255, 16], the "
+      "model expects [256, 16]");
   // A file saved from a wider model: the shape mismatch names the dataset.
   auto other = m::griffin_config("hawk-tiny");
   other.width = 32;

@@ -17,7 +17,7 @@ namespace m = dptrain::models;
 
 namespace {
 
-using dptrain::test_support::error_of;
+using dptrain::test_support::expect_error;
 
 m::NFNetOptions tiny_nfnet() {
   return m::NFNetOptions()
@@ -132,10 +132,9 @@ TEST(NFNet, StochasticDepthDropsWholeRowsInTraining) {
   // Binomial(400, 0.75): mean 300, sd 8.7; ±4 sd two-sided.
   EXPECT_NEAR(kept.sum().item<double>(), 300.0, 35.0);
   EXPECT_TRUE(torch::equal(m::stochastic_depth(x, 0.25, false), x));
-  EXPECT_NE(error_of<std::invalid_argument>([&] {
-              m::stochastic_depth(x, 1.0, true);
-            }).find("stochastic depth rate must be in [0, 1), got 1"),
-            std::string::npos);
+  expect_error<std::invalid_argument>(
+      [&] { m::stochastic_depth(x, 1.0, true); },
+      "stochastic depth rate must be in [0, 1), got 1");
 }
 
 TEST(NFCommon, SamePoolingMatchesTensorFlow) {
@@ -153,22 +152,20 @@ TEST(NFCommon, SamePoolingMatchesTensorFlow) {
 }
 
 TEST(NFVariants, RejectUnknownNames) {
-  EXPECT_NE(error_of<std::invalid_argument>([] {
-              m::nfnet_variant("F9");
-            }).find("NFNet variant must be F0 ... F7, got 'F9'"),
-            std::string::npos);
-  EXPECT_NE(error_of<std::invalid_argument>([] {
-              m::nf_resnet_variant(34);
-            }).find("NF-ResNet depth must be 50, 101, 152 or 200, got 34"),
-            std::string::npos);
-  EXPECT_NE(error_of<std::invalid_argument>([] {
-              m::NFNet(tiny_nfnet().group_width(16));
-            }).find("must be >= group_width 16"),
-            std::string::npos);
-  EXPECT_NE(error_of<std::invalid_argument>([] {
-              m::NFResNet(tiny_nf_resnet().depths({1, 1}));
-            }).find("depths and widths must have 4 entries, got 2 and 4"),
-            std::string::npos);
+  expect_error<std::invalid_argument>(
+      [] { m::nfnet_variant("F9"); },
+      "NFNet variant must be F0 ... F7, got 'F9'");
+  expect_error<std::invalid_argument>(
+      [] { m::nf_resnet_variant(34); },
+      "NF-ResNet depth must be 50, 101, 152 or 200, got 34");
+  expect_error<std::invalid_argument>(
+      [] { m::NFNet(tiny_nfnet().group_width(16)); },
+      "must be >= group_width 16");
+  expect_error<std::invalid_argument>(
+      [] {
+        m::NFResNet(tiny_nf_resnet().depths({1, 1}));
+      },
+      "depths and widths must have 4 entries, got 2 and 4");
 }
 
 // ∫ f(z)² φ(z) dz − (∫ f φ)² by the trapezoid rule on [−12, 12].
@@ -196,10 +193,9 @@ TEST(Activations, NamesRoundTripAndUnknownIsRejected) {
   for (const auto& n : m::activation_names()) {
     EXPECT_EQ(m::to_string(m::parse_activation(n)), n);
   }
-  EXPECT_NE(error_of<std::invalid_argument>([] {
-              m::parse_activation("swishy");
-            }).find("activation must be one of identity, relu"),
-            std::string::npos);
+  expect_error<std::invalid_argument>(
+      [] { m::parse_activation("swishy"); },
+      "activation must be one of identity, relu");
 }
 
 }  // namespace

@@ -18,6 +18,7 @@ namespace m = dptrain::models;
 namespace {
 
 using dptrain::test_support::error_of;
+using dptrain::test_support::expect_error;
 
 std::string le64(uint64_t v) {
   std::string s(8, '\0');
@@ -101,36 +102,33 @@ TEST(Safetensors, WriterRoundTripsAndAlignsData) {
     EXPECT_EQ(out[i].second.scalar_type(), in[i].second.scalar_type());
     EXPECT_TRUE(torch::equal(out[i].second, in[i].second)) << in[i].first;
   }
-  EXPECT_NE(
-      error_of<std::invalid_argument>([] {
+  expect_error<std::invalid_argument>(
+      [] {
         m::serialize_safetensors({{"i", torch::zeros({2}, torch::kLong)}});
-      }).find("tensor 'i' has dtype Long"),
-      std::string::npos);
-  EXPECT_NE(error_of<std::invalid_argument>([] {
-              m::serialize_safetensors(
-                  {{"a", torch::zeros({1})}, {"a", torch::zeros({1})}});
-            }).find("duplicate tensor name 'a'"),
-            std::string::npos);
+      },
+      "tensor 'i' has dtype Long");
+  expect_error<std::invalid_argument>(
+      [] {
+        m::serialize_safetensors(
+            {{"a", torch::zeros({1})}, {"a", torch::zeros({1})}});
+      },
+      "duplicate tensor name 'a'");
 }
 
 TEST(Safetensors, RejectsTruncatedFiles) {
-  EXPECT_NE(error_of<std::invalid_argument>([] {
-              m::parse_safetensors("abc", "f.st");
-            }).find("safetensors 'f.st': truncated: 3 bytes"),
-            std::string::npos);
-  EXPECT_NE(error_of<std::invalid_argument>([] {
-              m::parse_safetensors(le64(100) + "{}", "f.st");
-            }).find("header length is 100 bytes but only 2 follow"),
-            std::string::npos);
+  expect_error<std::invalid_argument>(
+      [] { m::parse_safetensors("abc", "f.st"); },
+      "safetensors 'f.st': truncated: 3 bytes");
+  expect_error<std::invalid_argument>(
+      [] { m::parse_safetensors(le64(100) + "{}", "f.st"); },
+      "header length is 100 bytes but only 2 follow");
   // The data section is cut short.
   expect_error(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})",
                std::string(5, '\0'),
                "tensor 'a': data_offsets [0, 8] run past the data (5 bytes");
-  EXPECT_NE(
-      error_of<std::runtime_error>([] {
-        m::read_safetensors("/nonexistent/w.safetensors");
-      }).find("cannot open safetensors file '/nonexistent/w.safetensors'"),
-      std::string::npos);
+  expect_error<std::runtime_error>(
+      [] { m::read_safetensors("/nonexistent/w.safetensors"); },
+      "cannot open safetensors file '/nonexistent/w.safetensors'");
 }
 
 TEST(Safetensors, RejectsBadHeaders) {

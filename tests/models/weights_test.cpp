@@ -19,6 +19,7 @@ namespace fs = std::filesystem;
 namespace {
 
 using dptrain::test_support::error_of;
+using dptrain::test_support::expect_error;
 
 std::string temp_path(const std::string& name) {
   return (fs::temp_directory_path() /
@@ -114,10 +115,9 @@ TEST_P(Weights, ExcludeKeepsAFreshHead) {
             (std::vector<std::string>{"classifier.weight", "classifier.bias"}));
   EXPECT_TRUE(torch::equal(b->classifier()->weight, head));
   EXPECT_TRUE(torch::equal(b->stem->weight, a->stem->weight));
-  EXPECT_NE(error_of<std::invalid_argument>([&] {
-              m::load_weights(*b, path_, {"("});
-            }).find("exclude pattern '(' is not a valid regex"),
-            std::string::npos);
+  expect_error<std::invalid_argument>(
+      [&] { m::load_weights(*b, path_, {"("}); },
+      "exclude pattern '(' is not a valid regex");
 }
 
 INSTANTIATE_TEST_SUITE_P(Formats, Weights, ::testing::Values(".h5", ".pt"),
@@ -182,31 +182,23 @@ TEST(WeightsHdf5, ScalarParametersAreRankZeroDatasets) {
 
 TEST(WeightsFiles, BadFilesAreNamed) {
   m::TanhCnn net;
-  EXPECT_NE(
-      error_of<std::invalid_argument>([&] {
-        m::load_weights(*net, "/nonexistent/w.h5");
-      }).find("weights file '/nonexistent/w.h5' cannot be opened for reading"),
-      std::string::npos);
+  expect_error<std::invalid_argument>(
+      [&] { m::load_weights(*net, "/nonexistent/w.h5"); },
+      "weights file '/nonexistent/w.h5' cannot be opened for reading");
   const auto junk = temp_path("junk.h5");
   std::ofstream(junk) << "not hdf5";
-  EXPECT_NE(error_of<std::invalid_argument>([&] {
-              m::load_weights(*net, junk);
-            }).find("is not an HDF5 file"),
-            std::string::npos);
+  expect_error<std::invalid_argument>([&] { m::load_weights(*net, junk); },
+                                      "is not an HDF5 file");
   const auto junk_pt = temp_path("junk.pt");
   std::ofstream(junk_pt) << "not a zip";
-  EXPECT_NE(error_of<std::invalid_argument>([&] {
-              m::load_weights(*net, junk_pt);
-            }).find("is not a LibTorch archive"),
-            std::string::npos);
-  EXPECT_NE(error_of<std::invalid_argument>([&] {
-              m::save_weights(*net, "w.bin");
-            }).find("weights file 'w.bin' must end in .h5, .hdf5"),
-            std::string::npos);
-  EXPECT_NE(error_of<std::invalid_argument>([&] {
-              m::save_weights(*net, "/nonexistent/dir/w.h5");
-            }).find("cannot create weights file '/nonexistent/dir/w.h5'"),
-            std::string::npos);
+  expect_error<std::invalid_argument>([&] { m::load_weights(*net, junk_pt); },
+                                      "is not a LibTorch archive");
+  expect_error<std::invalid_argument>(
+      [&] { m::save_weights(*net, "w.bin"); },
+      "weights file 'w.bin' must end in .h5, .hdf5");
+  expect_error<std::invalid_argument>(
+      [&] { m::save_weights(*net, "/nonexistent/dir/w.h5"); },
+      "cannot create weights file '/nonexistent/dir/w.h5'");
   std::remove(junk.c_str());
   std::remove(junk_pt.c_str());
 }

@@ -12,7 +12,7 @@ namespace m = dptrain::models;
 
 namespace {
 
-using dptrain::test_support::error_of;
+using dptrain::test_support::expect_error;
 
 TEST(WideResNet, ConfigCountsMatchPublished) {
   EXPECT_EQ(m::wide_resnet_parameter_count(m::WideResNetOptions(16, 4)),
@@ -91,22 +91,18 @@ TEST(WideResNet, RowsAreIndependent) {
 }
 
 TEST(WideResNet, RejectsBadOptions) {
-  EXPECT_NE(error_of<std::invalid_argument>([] {
-              m::WideResNet(m::WideResNetOptions(15, 4));
-            }).find("depth must be 6n + 4 with n >= 1, got 15"),
-            std::string::npos);
-  EXPECT_NE(error_of<std::invalid_argument>([] {
-              m::WideResNet(m::WideResNetOptions(16, 0));
-            }).find("width must be >= 1, got 0"),
-            std::string::npos);
-  EXPECT_NE(error_of<std::invalid_argument>([] {
-              m::WideResNet(m::WideResNetOptions(16, 1).norm_groups(3));
-            }).find("norm_groups must divide"),
-            std::string::npos);
-  EXPECT_NE(error_of<std::invalid_argument>([] {
-              m::WideResNet(m::WideResNetOptions(16, 1).dropout(1.0));
-            }).find("dropout must be in [0, 1), got 1"),
-            std::string::npos);
+  expect_error<std::invalid_argument>(
+      [] { m::WideResNet(m::WideResNetOptions(15, 4)); },
+      "depth must be 6n + 4 with n >= 1, got 15");
+  expect_error<std::invalid_argument>(
+      [] { m::WideResNet(m::WideResNetOptions(16, 0)); },
+      "width must be >= 1, got 0");
+  expect_error<std::invalid_argument>(
+      [] { m::WideResNet(m::WideResNetOptions(16, 1).norm_groups(3)); },
+      "norm_groups must divide");
+  expect_error<std::invalid_argument>(
+      [] { m::WideResNet(m::WideResNetOptions(16, 1).dropout(1.0)); },
+      "dropout must be in [0, 1), got 1");
 }
 
 TEST(WideResNet, DropoutOnlyInTraining) {
