@@ -312,6 +312,18 @@ struct Grads {
   torch::Tensor norms;
 };
 
+// The model's .grad of every parameter (undefined where none) and the
+// per-example norms of `r`.
+Grads collect(m::Griffin& model, const dp::ClipResult& r) {
+  Grads out;
+  for (const auto& p : model->parameters()) {
+    out.grads.push_back(p.grad().defined() ? p.grad().clone()
+                                           : torch::Tensor());
+  }
+  out.norms = r.diagnostics->norms;
+  return out;
+}
+
 Grads oracle_grads(m::Griffin& model, const torch::Tensor& seqs,
                    const torch::Tensor& pos, const dp::ClippingOptions& opts) {
   for (auto& p : model->parameters()) p.mutable_grad() = torch::Tensor();
@@ -322,13 +334,7 @@ Grads oracle_grads(m::Griffin& model, const torch::Tensor& seqs,
             seqs.narrow(0, i, 1), pos.defined() ? pos.narrow(0, i, 1) : pos);
       },
       opts);
-  Grads out;
-  for (const auto& p : model->parameters()) {
-    out.grads.push_back(p.grad().defined() ? p.grad().clone()
-                                           : torch::Tensor());
-  }
-  out.norms = r.diagnostics->norms;
-  return out;
+  return collect(model, r);
 }
 
 Grads engine_grads(m::Griffin& model, const torch::Tensor& seqs,
@@ -340,13 +346,7 @@ Grads engine_grads(m::Griffin& model, const torch::Tensor& seqs,
     auto recording = engine.record();
     r = engine.clip_and_accumulate(model->sequence_losses(seqs, pos));
   }
-  Grads out;
-  for (const auto& p : model->parameters()) {
-    out.grads.push_back(p.grad().defined() ? p.grad().clone()
-                                           : torch::Tensor());
-  }
-  out.norms = r.diagnostics->norms;
-  return out;
+  return collect(model, r);
 }
 
 void expect_same(m::Griffin& model, const Grads& a, const Grads& b,
