@@ -143,6 +143,17 @@ Resolved resolve_wrn(int64_t depth, int64_t width, const ModelOptions& o) {
   return r;
 }
 
+// The ModelOptions of an NF model (NF-ResNet or NFNet options): 1000 classes
+// and 3 input channels unless given, dropout and stochastic depth as given.
+template <typename NfOptions>
+NfOptions with_nf_options(NfOptions opt, const ModelOptions& o) {
+  opt.num_classes(or_default(o.num_classes(), 1000))
+      .in_channels(or_default(o.in_channels(), 3))
+      .dropout(o.dropout())
+      .stochastic_depth(o.stochastic_depth());
+  return opt;
+}
+
 // "stage s: <depth> <blocks>, width <width>", one line per stage.
 void add_stage_lines(std::vector<std::string>& summary,
                      const std::vector<int64_t>& depths,
@@ -157,12 +168,7 @@ void add_stage_lines(std::vector<std::string>& summary,
 
 Resolved resolve_nf_resnet(int64_t depth, const ModelOptions& o) {
   // skip_init_gain 1 as JAX Privacy's ImageNet DP config (De et al. 2022).
-  auto opt = nf_resnet_variant(depth)
-                 .skip_init_gain(1.0)
-                 .num_classes(or_default(o.num_classes(), 1000))
-                 .in_channels(or_default(o.in_channels(), 3))
-                 .dropout(o.dropout())
-                 .stochastic_depth(o.stochastic_depth());
+  auto opt = with_nf_options(nf_resnet_variant(depth).skip_init_gain(1.0), o);
   Resolved r;
   r.info.family = "nf-resnet";
   r.info.description =
@@ -186,11 +192,7 @@ Resolved resolve_nf_resnet(int64_t depth, const ModelOptions& o) {
 }
 
 Resolved resolve_nfnet(const std::string& variant, const ModelOptions& o) {
-  auto opt = nfnet_variant(variant)
-                 .num_classes(or_default(o.num_classes(), 1000))
-                 .in_channels(or_default(o.in_channels(), 3))
-                 .dropout(o.dropout())
-                 .stochastic_depth(o.stochastic_depth());
+  auto opt = with_nf_options(nfnet_variant(variant), o);
   Resolved r;
   r.info.family = "nfnet";
   r.info.description = "NFNet-" + variant +
