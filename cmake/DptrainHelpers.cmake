@@ -64,13 +64,17 @@ function(dptrain_add_test name)
   if(NOT ARG_LABELS)
     set(ARG_LABELS fast)
   endif()
+  # Listing a binary's tests can take seconds on a loaded machine (LibTorch's
+  # start-up); the default discovery timeout of 5 s failed ctest once here.
   gtest_discover_tests(${name}
     DISCOVERY_MODE PRE_TEST
+    DISCOVERY_TIMEOUT 120
     TEST_FILTER "-*Slow*"
     PROPERTIES LABELS "${ARG_LABELS}"
                ENVIRONMENT "DPTRAIN_SOURCE_DIR=${PROJECT_SOURCE_DIR}")
   gtest_discover_tests(${name}
     DISCOVERY_MODE PRE_TEST
+    DISCOVERY_TIMEOUT 120
     TEST_FILTER "*Slow*"
     TEST_SUFFIX ".slow"
     PROPERTIES LABELS "slow"

@@ -201,6 +201,18 @@ UNetImpl::UNetImpl(UNetConfig config) : config_(std::move(config)) {
                      level) != config_.attention_levels.end();
   };
 
+  // One residual block (and its attention at attention levels) of a level.
+  auto block = [&](const std::string& name, int64_t level, int64_t in,
+                   int64_t out) {
+    Stage s;
+    s.block = register_module(name, UNetResBlock(in, out, e, g));
+    if (attends(level)) {
+      s.attention = register_module(
+          name + "_attention", UNetAttention(out, config_.attention_heads, g));
+    }
+    return s;
+  };
+
   embed0 = register_module("embed0", dp::Linear(ch.front(), e));
   embed1 = register_module("embed1", dp::Linear(e, e));
   class_embedding = register_module("class_embedding",
@@ -214,16 +226,9 @@ UNetImpl::UNetImpl(UNetConfig config) : config_(std::move(config)) {
   for (int64_t l = 0; l < levels; ++l) {
     const int64_t out = ch[static_cast<std::size_t>(l)];
     for (int64_t b = 0; b < config_.blocks_per_level; ++b) {
-      const std::string name =
-          "down" + std::to_string(l) + "_block" + std::to_string(b);
-      Stage s;
-      s.block = register_module(name, UNetResBlock(width, out, e, g));
-      if (attends(l)) {
-        s.attention =
-            register_module(name + "_attention",
-                            UNetAttention(out, config_.attention_heads, g));
-      }
-      down_.push_back(s);
+      down_.push_back(
+          block("down" + std::to_string(l) + "_block" + std::to_string(b), l,
+                width, out));
       width = out;
       skips.push_back(width);
     }
@@ -244,18 +249,11 @@ UNetImpl::UNetImpl(UNetConfig config) : config_(std::move(config)) {
   for (int64_t l = levels - 1; l >= 0; --l) {
     const int64_t out = ch[static_cast<std::size_t>(l)];
     for (int64_t b = 0; b <= config_.blocks_per_level; ++b) {
-      const std::string name =
-          "up" + std::to_string(l) + "_block" + std::to_string(b);
       const int64_t skip = skips.back();
       skips.pop_back();
-      Stage s;
-      s.block = register_module(name, UNetResBlock(width + skip, out, e, g));
-      if (attends(l)) {
-        s.attention =
-            register_module(name + "_attention",
-                            UNetAttention(out, config_.attention_heads, g));
-      }
-      up_.push_back(s);
+      up_.push_back(
+          block("up" + std::to_string(l) + "_block" + std::to_string(b), l,
+                width + skip, out));
       width = out;
     }
     if (l > 0) {

@@ -62,5 +62,18 @@ ClipDiagnostics make_diagnostics(const torch::Tensor& norms,
   return d;
 }
 
+ClipResult make_clip_result(int64_t batch_size, int64_t group_size,
+                            const at::Tensor& norms, const at::Tensor& factors,
+                            const ClippingOptions& options) {
+  ClipResult result;
+  result.batch_size = batch_size;
+  result.group_size = group_size;
+  result.sensitivity = options.sensitivity();
+  if (options.diagnostics()) {
+    result.diagnostics = make_diagnostics(norms, factors, options);
+  }
+  return result;
+}
+
 }  // namespace detail
 }  // namespace dptrain::dp

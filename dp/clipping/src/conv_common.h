@@ -37,6 +37,16 @@ inline torch::Tensor bias_rows(const LayerCall& call) {
   return g.reshape({g.size(0), g.size(1), -1}).sum(2);  // [N, out]
 }
 
+// Σ_r w_r · (bias gradient of row r): a [1, rows] × [rows, out] product.
+inline torch::Tensor bias_weighted_sum(const LayerCall& call,
+                                       const torch::Tensor& row_weights) {
+  const auto& g = call.grad_output;
+  return row_weights.to(g.dtype())
+      .view({1, g.size(0)})
+      .mm(bias_rows(call))
+      .view({-1});
+}
+
 // The materialised route of a call (Pointwise): kGrouped unless the layer
 // is pointwise (1×1 kernel, no padding, one group).
 template <size_t D, typename Layer>

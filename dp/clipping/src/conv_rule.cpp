@@ -171,14 +171,8 @@ class ConvRule final : public LayerRule {
                      const std::vector<torch::Tensor>& row_weights,
                      std::vector<torch::Tensor>& sums) const override {
     const auto& l = dynamic_cast<const Layer&>(*call.layer);
-    const auto& g = call.grad_output;
-    const int64_t rows = g.size(0);
     if (row_weights[kBiasSlot].defined()) {
-      sums[kBiasSlot] = row_weights[kBiasSlot]
-                            .to(g.dtype())
-                            .view({1, rows})
-                            .mm(bias_rows(call))
-                            .view({-1});
+      sums[kBiasSlot] = bias_weighted_sum(call, row_weights[kBiasSlot]);
     }
     if (!row_weights[kWeightSlot].defined()) return;
     // Σ_r w_r ∇_r: one batch weight gradient with G scaled per row.

@@ -328,14 +328,7 @@ ClipResult GradientEngine::clip_and_accumulate(
       }
     }
   }
-  ClipResult result;
-  result.batch_size = batch;
-  result.group_size = group_size;
-  result.sensitivity = options_.sensitivity();
-  if (options_.diagnostics()) {
-    result.diagnostics = detail::make_diagnostics(norms, factors, options_);
-  }
-  return result;
+  return detail::make_clip_result(batch, group_size, norms, factors, options_);
 }
 
 }  // namespace dptrain::dp

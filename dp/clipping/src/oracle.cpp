@@ -74,14 +74,8 @@ ClipResult microbatch_clip_and_accumulate(
       grad = sums[j];
     }
   }
-  ClipResult result;
-  result.batch_size = num_examples;
-  result.group_size = group_size;
-  result.sensitivity = options.sensitivity();
-  if (options.diagnostics()) {
-    result.diagnostics = detail::make_diagnostics(norms, factors, options);
-  }
-  return result;
+  return detail::make_clip_result(num_examples, group_size, norms, factors,
+                                  options);
 }
 
 }  // namespace dptrain::dp

@@ -161,14 +161,9 @@ class WSConvRule final : public LayerRule {
                      const std::vector<torch::Tensor>& row_weights,
                      std::vector<torch::Tensor>& sums) const override {
     const auto& l = dynamic_cast<const Layer&>(*call.layer);
-    const auto& g = call.grad_output;
-    const int64_t rows = g.size(0);
+    const int64_t rows = call.grad_output.size(0);
     if (row_weights[kBiasSlot].defined()) {
-      sums[kBiasSlot] = row_weights[kBiasSlot]
-                            .to(g.dtype())
-                            .view({1, rows})
-                            .mm(bias_rows(call))
-                            .view({-1});
+      sums[kBiasSlot] = bias_weighted_sum(call, row_weights[kBiasSlot]);
     }
     const bool need_w = row_weights[kWeightSlot].defined();
     const bool need_gain = row_weights[kGainSlot].defined();

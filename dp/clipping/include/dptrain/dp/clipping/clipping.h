@@ -76,6 +76,11 @@ at::Tensor clip_factors(const at::Tensor& norms, const ClippingOptions& options,
 ClipDiagnostics make_diagnostics(const at::Tensor& norms,
                                  const at::Tensor& factors,
                                  const ClippingOptions& options);
+/// What a clipped accumulation of `batch_size` examples reports: its
+/// sensitivity, and the diagnostics when options ask for them.
+ClipResult make_clip_result(int64_t batch_size, int64_t group_size,
+                            const at::Tensor& norms, const at::Tensor& factors,
+                            const ClippingOptions& options);
 }  // namespace detail
 
 }  // namespace dptrain::dp
