@@ -9,19 +9,13 @@
 
 #include <cmath>
 #include <string>
+#include "error_helpers.h"
 
 namespace m = dptrain::models;
 
 namespace {
 
-std::string message_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "<no exception>";
-}
+using dptrain::test_support::error_of;
 
 TEST(Edm, ScalingsAtSigmaDataAreTheClosedForms) {
   m::EdmOptions o;
@@ -79,7 +73,7 @@ TEST(Heun, ScheduleRunsFromSigmaMaxToSigmaMinThenZero) {
       std::pow(0.5 * (std::pow(80.0, 1 / 7.0) + std::pow(0.002, 1 / 7.0)), 7.0);
   EXPECT_NEAR(s[2], mid, 1e-9);
   o.sigma_min = 100;
-  EXPECT_NE(message_of([&] { m::heun_schedule(o); }).find("sigma_max"),
+  EXPECT_NE(error_of([&] { m::heun_schedule(o); }).find("sigma_max"),
             std::string::npos);
 }
 
@@ -135,7 +129,7 @@ TEST(Edm, GuidedDenoiserOfTheUNetIsDeterministicAndUsesTheNullClass) {
   EXPECT_EQ(a.sizes(), z.sizes());
   EXPECT_TRUE(torch::equal(a, b));
   EXPECT_FALSE(torch::allclose(a, g)) << "guidance changed nothing";
-  EXPECT_NE(message_of([&] {
+  EXPECT_NE(error_of([&] {
               m::guided_denoiser(net, labels, -1.0, o);
             }).find("guidance"),
             std::string::npos);

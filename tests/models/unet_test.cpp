@@ -14,6 +14,7 @@
 #include "dptrain/dp/clipping/engine.h"
 #include "dptrain/dp/clipping/oracle.h"
 #include "dptrain/models/registry.h"
+#include "error_helpers.h"
 
 namespace m = dptrain::models;
 namespace dp = dptrain::dp;
@@ -35,14 +36,7 @@ m::UNetConfig tiny_config() {
   return c;
 }
 
-std::string message_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "<no exception>";
-}
+using dptrain::test_support::error_of;
 
 TEST(UNet, MapsImagesToImagesOfTheSameShape) {
   torch::manual_seed(0);
@@ -69,32 +63,32 @@ TEST(UNet, OutputDependsOnTheLabelAndTheNoiseLevel) {
 TEST(UNet, RefusesBadConfigsAndInputsNamingTheField) {
   auto c = tiny_config();
   c.image_size = 5;  // not divisible by 2
-  EXPECT_NE(message_of([&] { m::UNet bad(c); }).find("image_size"),
+  EXPECT_NE(error_of([&] { m::UNet bad(c); }).find("image_size"),
             std::string::npos);
   c = tiny_config();
   c.attention_levels = {2};
-  EXPECT_NE(message_of([&] { m::UNet bad(c); }).find("attention_levels"),
+  EXPECT_NE(error_of([&] { m::UNet bad(c); }).find("attention_levels"),
             std::string::npos);
   c = tiny_config();
   c.attention_heads = 4;  // does not divide 6
-  EXPECT_NE(message_of([&] { m::UNet bad(c); }).find("attention_heads"),
+  EXPECT_NE(error_of([&] { m::UNet bad(c); }).find("attention_heads"),
             std::string::npos);
-  EXPECT_NE(message_of([] { m::unet_config("unet-huge"); }).find("unet-dpdm"),
+  EXPECT_NE(error_of([] { m::unet_config("unet-huge"); }).find("unet-dpdm"),
             std::string::npos);
 
   m::UNet net(tiny_config());
   const auto x = torch::randn({2, 2, 4, 4});
   const auto sigma = torch::zeros({2});
-  EXPECT_NE(message_of([&] {
+  EXPECT_NE(error_of([&] {
               net->forward(torch::randn({2, 1, 4, 4}), sigma,
                            torch::tensor({0L, 1L}));
             }).find("expects images [N, 2, 4, 4]"),
             std::string::npos);
-  EXPECT_NE(message_of([&] {
+  EXPECT_NE(error_of([&] {
               net->forward(x, sigma, torch::tensor({0L, 4L}));
             }).find("labels must be in [0, 3]"),
             std::string::npos);
-  EXPECT_NE(message_of([&] {
+  EXPECT_NE(error_of([&] {
               net->forward(x, torch::zeros({3}), torch::tensor({0L, 1L}));
             }).find("noise_level"),
             std::string::npos);
@@ -116,7 +110,7 @@ TEST(UNet, IsInTheRegistryAsADiffusionModel) {
     counted += p.numel();
   }
   EXPECT_EQ(info.parameters, counted);
-  EXPECT_NE(message_of([] {
+  EXPECT_NE(error_of([] {
               m::make_model("unet-small");
             }).find("is a diffusion model"),
             std::string::npos);

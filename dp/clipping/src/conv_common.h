@@ -37,6 +37,15 @@ inline torch::Tensor bias_rows(const LayerCall& call) {
   return g.reshape({g.size(0), g.size(1), -1}).sum(2);  // [N, out]
 }
 
+// The bias's per-example gradients (its K rows summed) and their squared
+// norms, into the bias slot.
+inline void bias_norms(const LayerCall& call, int64_t group_size,
+                       std::vector<torch::Tensor>& norms,
+                       std::vector<torch::Tensor>& per_example) {
+  per_example[kBiasSlot] = group_sum(bias_rows(call), group_size);
+  norms[kBiasSlot] = per_example[kBiasSlot].pow(2).sum(1);
+}
+
 // Σ_r w_r · (bias gradient of row r): a [1, rows] × [rows, out] product.
 inline torch::Tensor bias_weighted_sum(const LayerCall& call,
                                        const torch::Tensor& row_weights) {

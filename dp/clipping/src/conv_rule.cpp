@@ -144,10 +144,7 @@ class ConvRule final : public LayerRule {
                      std::vector<torch::Tensor>& per_example) const override {
     const auto& l = dynamic_cast<const Layer&>(*call.layer);
     const int64_t batch = call.input.size(0) / group_size;
-    if (needed[kBiasSlot]) {
-      per_example[kBiasSlot] = group_sum(bias_rows(call), group_size);
-      norms[kBiasSlot] = per_example[kBiasSlot].pow(2).sum(1);
-    }
+    if (needed[kBiasSlot]) bias_norms(call, group_size, norms, per_example);
     if (!needed[kWeightSlot]) return;
     if (use_ghost(call, l, group_size)) {
       norms[kWeightSlot] = ghost_norm(call, l, group_size);

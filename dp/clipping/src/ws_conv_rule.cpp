@@ -122,10 +122,7 @@ class WSConvRule final : public LayerRule {
                      std::vector<torch::Tensor>& per_example) const override {
     const auto& l = dynamic_cast<const Layer&>(*call.layer);
     const int64_t batch = call.input.size(0) / group_size;
-    if (needed[kBiasSlot]) {
-      per_example[kBiasSlot] = group_sum(bias_rows(call), group_size);
-      norms[kBiasSlot] = per_example[kBiasSlot].pow(2).sum(1);
-    }
+    if (needed[kBiasSlot]) bias_norms(call, group_size, norms, per_example);
     const bool need_w = needed[kWeightSlot];
     const bool need_gain = needed[kGainSlot];
     if (!need_w && !need_gain) return;
