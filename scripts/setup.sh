@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what dptrain needs from Debian 12's packages. Idempotent: once
+# Installs what dptrain needs from Debian's packages (12 and 13). Idempotent: once
 # everything is present it only checks, in well under a second.
 # Usage (as root): bash scripts/setup.sh [--with-fuzz]
 set -euo pipefail
@@ -12,7 +12,9 @@ packages=(
   dataset-fashion-mnist clang-format
 )
 if [[ "${1:-}" == "--with-fuzz" ]]; then
-  packages+=(clang libclang-rt-14-dev)
+  # The unversioned metapackage follows the release's default clang (14 on
+  # Debian 12, 19 on Debian 13); libclang-rt-14-dev does not exist on 13.
+  packages+=(clang libclang-rt-dev)
 fi
 
 missing=()
