@@ -29,6 +29,22 @@ struct SqrtBoundDerivative
   }
 };
 
+// Function<T>::apply reserves a std::vector<bool> of one element; GCC 14
+// (Debian 13) inlines that reserve here and reports a spurious -Warray-bounds
+// and -Wstringop-overflow inside libstdc++'s copy (false positives on
+// vector<bool>, not in our code).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Warray-bounds"
+#pragma GCC diagnostic ignored "-Wstringop-overflow"
+#endif
+torch::Tensor sqrt_bound_derivative(const torch::Tensor& x) {
+  return SqrtBoundDerivative::apply(x);
+}
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+
 // The accumulation dtype of the recurrence: at least float32.
 torch::ScalarType state_dtype(torch::ScalarType t) {
   return t == torch::kDouble ? torch::kDouble : torch::kFloat;
@@ -168,7 +184,7 @@ torch::Tensor RgLruImpl::forward(const torch::Tensor& x,
   const auto gate_a = torch::sigmoid(block_diagonal(a_gate, x));
   const auto log_a = a_param(-8.0 * gate_a);  // −8·rₜ·softplus(Λ)
   const auto a_square = torch::exp(2.0 * log_a);
-  auto multiplier = SqrtBoundDerivative::apply(1.0 - a_square);
+  auto multiplier = sqrt_bound_derivative(1.0 - a_square);
   multiplier = torch::where(reset.unsqueeze(-1), torch::ones_like(multiplier),
                             multiplier);
   const auto normalized = x * gate_x * multiplier;
