@@ -252,8 +252,8 @@ TEST_F(Loop, NormalizedClippingIsNoisedAtSigmaTimesOne) {
   PrivateLoop loop(model, c);
   loop.log = [](const std::string&) {};
   std::vector<Draw> draws;
-  loop.set_noise_generator(std::make_unique<RecordingNoise>(
-      draws, loop.engine().parameters(), 99));
+  loop.set_noise_generator(
+      std::make_unique<RecordingNoise>(draws, loop.engine().parameters(), 99));
   const auto result = loop.run(make_task(d, *model, 1));
   ASSERT_EQ(draws.size(), 5U);
   EXPECT_EQ(result.plan.sensitivity, 1.0);
