@@ -4,20 +4,12 @@
 
 #include <algorithm>
 #include <cmath>
-#include <iomanip>
 #include <sstream>
 #include <stdexcept>
 
+#include "dptrain/train/private_loop.h"
+
 namespace dptrain::train {
-namespace {
-
-std::string fixed(double v, int precision) {
-  std::ostringstream out;
-  out << std::fixed << std::setprecision(precision) << v;
-  return out.str();
-}
-
-}  // namespace
 
 void check_dataset_size(const TrainConfig& c, std::int64_t dataset_size) {
   if (dataset_size <= 0) {
@@ -119,11 +111,14 @@ std::string DpPlan::to_json() const {
 std::string DpPlan::describe(const std::string& noise,
                              const std::string& sampler_name) const {
   std::ostringstream line;
-  line << "plan: " << dataset_size << " examples, q = " << fixed(sample_rate, 6)
+  line << "plan: " << dataset_size
+       << " examples, q = " << format_fixed(sample_rate, 6)
        << " (expected batch " << expected_batch_size << "), " << steps
-       << " steps (" << fixed(static_cast<double>(steps) * sample_rate, 2)
-       << " epochs), noise_multiplier = " << fixed(noise_multiplier, 4) << " ("
-       << noise_multiplier_source << "), max_grad_norm = " << max_grad_norm
+       << " steps ("
+       << format_fixed(static_cast<double>(steps) * sample_rate, 2)
+       << " epochs), noise_multiplier = " << format_fixed(noise_multiplier, 4)
+       << " (" << noise_multiplier_source
+       << "), max_grad_norm = " << max_grad_norm
        << (normalized ? " (normalized)" : "")
        << ", sensitivity = " << sensitivity << ", delta = " << delta
        << ", accountant = " << accountant::to_string(accountant)
