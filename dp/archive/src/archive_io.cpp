@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include <cstdio>
 #include <stdexcept>
 
 namespace dptrain::dp::detail {
@@ -20,7 +21,16 @@ c10::IValue read_value(torch::serialize::InputArchive& archive,
   throw std::runtime_error("checkpoint entry '" + key + "' is not " + expected);
 }
 
+std::string formatted(const char* spec, double value) {
+  char buffer[32];
+  std::snprintf(buffer, sizeof(buffer), spec, value);
+  return buffer;
+}
+
 }  // namespace
+
+std::string short_text(double value) { return formatted("%g", value); }
+std::string exact_text(double value) { return formatted("%.17g", value); }
 
 void write_int(torch::serialize::OutputArchive& archive, const std::string& key,
                int64_t value) {

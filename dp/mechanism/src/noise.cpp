@@ -3,18 +3,13 @@
 #include <torch/torch.h>
 
 #include <cmath>
-#include <cstdio>
 #include <stdexcept>
 #include <string>
 
+#include "dptrain/dp/archive/archive_io.h"
+
 namespace dptrain::dp {
 namespace {
-
-std::string text(double value) {
-  char buffer[32];
-  std::snprintf(buffer, sizeof(buffer), "%g", value);
-  return buffer;
-}
 
 // .grad of a trainable parameter, created as zeros when missing.
 at::Tensor& grad_of(const at::Tensor& parameter) {
@@ -29,16 +24,17 @@ void validate(const NoiseOptions& options) {
   if (!(std::isfinite(options.noise_multiplier) &&
         options.noise_multiplier >= 0)) {
     throw std::invalid_argument("noise_multiplier must be >= 0, got " +
-                                text(options.noise_multiplier));
+                                detail::short_text(options.noise_multiplier));
   }
   if (!(std::isfinite(options.max_grad_norm) && options.max_grad_norm > 0)) {
     throw std::invalid_argument("max_grad_norm must be > 0, got " +
-                                text(options.max_grad_norm));
+                                detail::short_text(options.max_grad_norm));
   }
   if (!(std::isfinite(options.expected_batch_size) &&
         options.expected_batch_size > 0)) {
-    throw std::invalid_argument("expected_batch_size must be > 0, got " +
-                                text(options.expected_batch_size));
+    throw std::invalid_argument(
+        "expected_batch_size must be > 0, got " +
+        detail::short_text(options.expected_batch_size));
   }
 }
 
@@ -46,7 +42,7 @@ void add_gaussian_noise(const std::vector<at::Tensor>& parameters,
                         double noise_std, NoiseGenerator& generator) {
   if (!(std::isfinite(noise_std) && noise_std >= 0)) {
     throw std::invalid_argument("noise_std must be >= 0, got " +
-                                text(noise_std));
+                                detail::short_text(noise_std));
   }
   torch::NoGradGuard no_grad;
   // A hardened generator's draw is scaled and added in double and rounded
@@ -91,7 +87,7 @@ void divide_by_expected_batch_size(const std::vector<at::Tensor>& parameters,
                                    double expected_batch_size) {
   if (!(std::isfinite(expected_batch_size) && expected_batch_size > 0)) {
     throw std::invalid_argument("expected_batch_size must be > 0, got " +
-                                text(expected_batch_size));
+                                detail::short_text(expected_batch_size));
   }
   torch::NoGradGuard no_grad;
   for (const at::Tensor& p : parameters) {

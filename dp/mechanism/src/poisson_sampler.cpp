@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
 #include <numeric>
 #include <stdexcept>
 #include <string>
@@ -14,16 +13,6 @@
 #include "key_archive.h"
 
 namespace dptrain::dp {
-namespace {
-
-std::string exact(double value) {
-  char text[32];
-  std::snprintf(text, sizeof(text), "%.17g", value);
-  return text;
-}
-
-}  // namespace
-
 PoissonSampler::PoissonSampler(int64_t dataset_size, double sample_rate,
                                const ChaChaKey& key, SamplerKey key_policy)
     : dataset_size_(dataset_size),
@@ -37,7 +26,7 @@ PoissonSampler::PoissonSampler(int64_t dataset_size, double sample_rate,
   // Written so that NaN fails too.
   if (!(sample_rate > 0.0 && sample_rate <= 1.0)) {
     throw std::invalid_argument("sample_rate must be in (0, 1], got " +
-                                exact(sample_rate));
+                                detail::exact_text(sample_rate));
   }
 }
 
@@ -97,8 +86,8 @@ void PoissonSampler::load(torch::serialize::InputArchive& archive) {
   const int64_t step = detail::read_int(archive, "step");
   detail::expect_same("sampler", "dataset_size", std::to_string(dataset_size),
                       std::to_string(dataset_size_));
-  detail::expect_same("sampler", "sample_rate", exact(sample_rate),
-                      exact(sample_rate_));
+  detail::expect_same("sampler", "sample_rate", detail::exact_text(sample_rate),
+                      detail::exact_text(sample_rate_));
   if (step < 0) {
     throw std::runtime_error("sampler checkpoint has a negative step: " +
                              std::to_string(step));

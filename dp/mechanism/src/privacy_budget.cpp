@@ -3,7 +3,6 @@
 #include <torch/torch.h>
 
 #include <cmath>
-#include <cstdio>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -11,32 +10,16 @@
 #include "dptrain/dp/archive/archive_io.h"
 
 namespace dptrain::dp {
-namespace {
-
-std::string text(double value) {
-  char buffer[32];
-  std::snprintf(buffer, sizeof(buffer), "%g", value);
-  return buffer;
-}
-
-std::string exact(double value) {
-  char buffer[32];
-  std::snprintf(buffer, sizeof(buffer), "%.17g", value);
-  return buffer;
-}
-
-}  // namespace
-
 PrivacyBudget::PrivacyBudget(const PrivacyBudgetOptions& options,
                              accountant::EventHistory history)
     : options_(options), history_(std::move(history)) {
   if (!(options.delta > 0 && options.delta < 1)) {
     throw std::invalid_argument("delta must be in (0, 1), got " +
-                                text(options.delta));
+                                detail::short_text(options.delta));
   }
   if (!(options.target_epsilon > 0)) {
     throw std::invalid_argument("target_epsilon must be > 0, got " +
-                                text(options.target_epsilon));
+                                detail::short_text(options.target_epsilon));
   }
   for (const auto& event : history_) accountant::validate(event);
 }
@@ -96,8 +79,8 @@ void PrivacyBudget::load(torch::serialize::InputArchive& archive) {
                       detail::read_string(archive, "accountant"),
                       accountant::to_string(options_.accountant));
   detail::expect_same("privacy budget", "delta",
-                      exact(detail::read_double(archive, "delta")),
-                      exact(options_.delta));
+                      detail::exact_text(detail::read_double(archive, "delta")),
+                      detail::exact_text(options_.delta));
   accountant::EventHistory loaded;
   try {
     loaded =

@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
 #include <stdexcept>
 #include <string>
 
@@ -12,12 +11,6 @@
 
 namespace dptrain::dp {
 namespace {
-
-std::string exact(double value) {
-  char text[32];
-  std::snprintf(text, sizeof(text), "%.17g", value);
-  return text;
-}
 
 std::vector<at::Tensor> parameters_of(const torch::nn::Module& model) {
   return model.parameters(/*recurse=*/true);
@@ -109,8 +102,8 @@ void ParameterAverage::load(torch::serialize::InputArchive& archive) {
   detail::expect_same(what, "kind", detail::read_string(archive, "kind"),
                       name());
   detail::expect_same(what, "decay",
-                      exact(detail::read_double(archive, "decay")),
-                      exact(decay()));
+                      detail::exact_text(detail::read_double(archive, "decay")),
+                      detail::exact_text(decay()));
   const int64_t updates = detail::read_int(archive, "num_updates");
   if (updates < 0) {
     throw std::runtime_error(what + " checkpoint has a negative num_updates: " +
@@ -140,10 +133,8 @@ void ParameterAverage::load(torch::serialize::InputArchive& archive) {
 Ema::Ema(const std::vector<at::Tensor>& parameters, double decay)
     : ParameterAverage(parameters), decay_(decay) {
   if (!(decay >= 0 && decay < 1)) {
-    char text[32];
-    std::snprintf(text, sizeof(text), "%g", decay);
-    throw std::invalid_argument(
-        std::string("ema_decay must be in [0, 1), got ") + text);
+    throw std::invalid_argument("ema_decay must be in [0, 1), got " +
+                                detail::short_text(decay));
   }
 }
 

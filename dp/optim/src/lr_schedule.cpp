@@ -2,9 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
 #include <stdexcept>
 #include <string>
+
+#include "dptrain/dp/archive/archive_io.h"
 
 namespace dptrain::dp {
 
@@ -17,9 +18,8 @@ LrScheduleKind parse_lr_schedule_kind(const std::string& name) {
 
 LrSchedule::LrSchedule(const LrScheduleOptions& options) : options_(options) {
   if (!(std::isfinite(options.base_lr) && options.base_lr > 0)) {
-    char text[32];
-    std::snprintf(text, sizeof(text), "%g", options.base_lr);
-    throw std::invalid_argument(std::string("lr must be > 0, got ") + text);
+    throw std::invalid_argument("lr must be > 0, got " +
+                                detail::short_text(options.base_lr));
   }
   if (options.warmup_steps < 0) {
     throw std::invalid_argument("warmup_steps must be >= 0, got " +

@@ -3,7 +3,6 @@
 #include <torch/torch.h>
 
 #include <cmath>
-#include <cstdio>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -13,17 +12,11 @@
 namespace dptrain::dp {
 namespace {
 
-std::string text(double value) {
-  char buffer[32];
-  std::snprintf(buffer, sizeof(buffer), "%g", value);
-  return buffer;
-}
-
 void require(bool ok, const std::string& field, const std::string& rule,
              double value) {
   if (!ok) {
     throw std::invalid_argument(field + " must be " + rule + ", got " +
-                                text(value));
+                                detail::short_text(value));
   }
 }
 

@@ -33,6 +33,12 @@ std::vector<int64_t> read_int_list(torch::serialize::InputArchive& archive,
 at::Tensor read_tensor(torch::serialize::InputArchive& archive,
                        const std::string& key);
 
+/// `value` as printf's %g, for error messages ("0.1", "1e-05").
+std::string short_text(double value);
+/// `value` as printf's %.17g: reads back to the same double, so two of them
+/// compare equal exactly when the numbers do (checkpoint checks).
+std::string exact_text(double value);
+
 /// Throws std::runtime_error("<what> checkpoint mismatch: <field> is <saved>
 /// in the checkpoint, <current> here") when saved != current.
 void expect_same(const std::string& what, const std::string& field,
