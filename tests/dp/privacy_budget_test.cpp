@@ -17,6 +17,15 @@ using dptrain::test_support::error_of;
 using accountant::AccountantKind;
 using accountant::PoissonSampledGaussian;
 
+// ε (RDP, δ = 1e-5) of what `budget` spent plus one more `step`, computed by
+// the accountant directly rather than by the budget under test.
+double epsilon_after_one_more(const PrivacyBudget& budget,
+                              const PoissonSampledGaussian& step) {
+  accountant::EventHistory one_more = budget.history();
+  accountant::append_event(one_more, step);
+  return accountant::guaranteed_epsilon(AccountantKind::kRdp, one_more, 1e-5);
+}
+
 TEST(PrivacyBudget, StopsBeforeTheStepThatWouldPassTheTarget) {
   PrivacyBudgetOptions options;
   options.delta = 1e-5;
@@ -32,11 +41,7 @@ TEST(PrivacyBudget, StopsBeforeTheStepThatWouldPassTheTarget) {
   ASSERT_LT(taken, 100000);
   EXPECT_LE(budget.epsilon(), 2.0);
   // The refused step would have passed the target (the accountant says so).
-  accountant::EventHistory one_more = budget.history();
-  accountant::append_event(one_more, step);
-  EXPECT_GT(
-      accountant::guaranteed_epsilon(AccountantKind::kRdp, one_more, 1e-5),
-      2.0);
+  EXPECT_GT(epsilon_after_one_more(budget, step), 2.0);
 }
 
 TEST(PrivacyBudget, ANewNoiseLevelIsCheckedAgainstWhatWasSpent) {
@@ -56,11 +61,7 @@ TEST(PrivacyBudget, ANewNoiseLevelIsCheckedAgainstWhatWasSpent) {
     ++taken;
   }
   EXPECT_LE(budget.epsilon(), 2.0);
-  accountant::EventHistory one_more = budget.history();
-  accountant::append_event(one_more, light);
-  EXPECT_GT(
-      accountant::guaranteed_epsilon(AccountantKind::kRdp, one_more, 1e-5),
-      2.0);
+  EXPECT_GT(epsilon_after_one_more(budget, light), 2.0);
 }
 
 TEST(PrivacyBudget, WithoutTargetItOnlyReports) {

@@ -7,10 +7,7 @@
 #include <cstdint>
 #include <string>
 
-namespace torch::serialize {
-class InputArchive;
-class OutputArchive;
-}  // namespace torch::serialize
+#include "dptrain/dp/archive/archive_fwd.h"
 
 namespace dptrain::train {
 

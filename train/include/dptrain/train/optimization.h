@@ -9,16 +9,12 @@
 #include <memory>
 #include <vector>
 
+#include "dptrain/dp/archive/archive_fwd.h"
 #include "dptrain/train/config.h"
 
 namespace torch::nn {
 class Module;
 }
-namespace torch::serialize {
-class InputArchive;
-class OutputArchive;
-}  // namespace torch::serialize
-
 namespace dptrain::train {
 
 /// Optimizer + schedule + EMA + Polyak average as the config says (optimizer,

@@ -17,17 +17,13 @@
 #include <vector>
 
 #include "dptrain/accountant/event.h"
+#include "dptrain/dp/archive/archive_fwd.h"
 #include "dptrain/train/config.h"
 #include "dptrain/train/dp_plan.h"
 
 namespace torch::nn {
 class Module;
 }
-namespace torch::serialize {
-class InputArchive;
-class OutputArchive;
-}  // namespace torch::serialize
-
 namespace dptrain::dp {
 class GradientEngine;
 class NoiseGenerator;

@@ -8,10 +8,7 @@
 #include <string>
 #include <vector>
 
-namespace torch::serialize {
-class InputArchive;
-class OutputArchive;
-}  // namespace torch::serialize
+#include "dptrain/dp/archive/archive_fwd.h"
 
 namespace dptrain::dp {
 

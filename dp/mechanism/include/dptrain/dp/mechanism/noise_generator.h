@@ -11,12 +11,8 @@
 #include <cstdint>
 #include <string>
 
+#include "dptrain/dp/archive/archive_fwd.h"
 #include "dptrain/dp/mechanism/secure_random.h"
-
-namespace torch::serialize {
-class InputArchive;
-class OutputArchive;
-}  // namespace torch::serialize
 
 namespace dptrain::dp {
 

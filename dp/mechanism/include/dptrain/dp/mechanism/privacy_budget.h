@@ -9,11 +9,7 @@
 
 #include "dptrain/accountant/calibration.h"
 #include "dptrain/accountant/event.h"
-
-namespace torch::serialize {
-class InputArchive;
-class OutputArchive;
-}  // namespace torch::serialize
+#include "dptrain/dp/archive/archive_fwd.h"
 
 namespace dptrain::dp {
 

@@ -11,14 +11,11 @@
 #include <string>
 #include <vector>
 
+#include "dptrain/dp/archive/archive_fwd.h"
+
 namespace torch::nn {
 class Module;
 }  // namespace torch::nn
-namespace torch::serialize {
-class InputArchive;
-class OutputArchive;
-}  // namespace torch::serialize
-
 namespace dptrain::dp {
 
 /// avg ← avg + w_t·(θ − avg) at the t-th update (t = 0, 1, ...), starting

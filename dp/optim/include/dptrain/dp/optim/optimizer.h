@@ -13,14 +13,11 @@
 #include <string>
 #include <vector>
 
+#include "dptrain/dp/archive/archive_fwd.h"
+
 namespace torch::optim {
 class Optimizer;
 }  // namespace torch::optim
-namespace torch::serialize {
-class InputArchive;
-class OutputArchive;
-}  // namespace torch::serialize
-
 namespace dptrain::dp {
 
 /// sgd: momentum and Nesterov optional, weight decay as the L2 term wd·θ added
