@@ -2,11 +2,14 @@
 
 #include <sys/random.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <stdexcept>
 #include <string>
+
+#include "simd_clones.h"
 
 namespace dptrain::dp {
 namespace {
@@ -36,8 +39,53 @@ inline void quarter_rounds(Lanes& a, Lanes& b, Lanes& c, Lanes& d) {
   }
 }
 
+// ChaCha20's ten double rounds (columns, then diagonals) on a state of
+// sixteen words, or of sixteen rows of lanes, by the matching quarter round.
+template <typename State, typename QuarterRound>
+inline void twenty_rounds(State& x, QuarterRound quarter) {
+  for (int round = 0; round < 10; ++round) {
+    quarter(x[0], x[4], x[8], x[12]);
+    quarter(x[1], x[5], x[9], x[13]);
+    quarter(x[2], x[6], x[10], x[14]);
+    quarter(x[3], x[7], x[11], x[15]);
+    quarter(x[0], x[5], x[10], x[15]);
+    quarter(x[1], x[6], x[11], x[12]);
+    quarter(x[2], x[7], x[8], x[13]);
+    quarter(x[3], x[4], x[9], x[14]);
+  }
+}
+
 // "expand 32-byte k", RFC 8439 §2.3.
 constexpr uint32_t kSigma[4] = {0x61707865, 0x3320646e, 0x79622d32, 0x6b206574};
+
+// Blocks first_block … first_block + kLanes − 1 of (key, stream_id), as
+// 8·kLanes 64-bit words (block by block, low word first) at `out`.
+DPTRAIN_SIMD_CLONES
+void chacha20_lanes(const ChaChaKey& key, uint64_t stream_id,
+                    uint64_t first_block, uint64_t* out) {
+  // x[w][l]: word w of block first_block + l (structure of arrays).
+  uint32_t input[16][kLanes];
+  uint32_t x[16][kLanes];
+  for (std::size_t l = 0; l < kLanes; ++l) {
+    for (std::size_t i = 0; i < 4; ++i) input[i][l] = kSigma[i];
+    for (std::size_t i = 0; i < 8; ++i) input[4 + i][l] = key[i];
+    const uint64_t counter = first_block + l;
+    input[12][l] = static_cast<uint32_t>(counter);
+    input[13][l] = static_cast<uint32_t>(counter >> 32);
+    input[14][l] = static_cast<uint32_t>(stream_id);
+    input[15][l] = static_cast<uint32_t>(stream_id >> 32);
+  }
+  std::memcpy(x, input, sizeof(x));
+  twenty_rounds(x, quarter_rounds);
+  for (std::size_t l = 0; l < kLanes; ++l) {
+    for (std::size_t j = 0; j < 8; ++j) {
+      const uint32_t lo = x[2 * j][l] + input[2 * j][l];
+      const uint32_t hi = x[2 * j + 1][l] + input[2 * j + 1][l];
+      out[l * 8 + j] =
+          static_cast<uint64_t>(lo) | (static_cast<uint64_t>(hi) << 32);
+    }
+  }
+}
 
 bool fill_from_getrandom(unsigned char* out, std::size_t size) {
   while (size > 0) {
@@ -100,16 +148,7 @@ ChaChaKey key_from_seed(uint64_t seed) {
 
 ChaChaBlock chacha20_block(const ChaChaBlock& input) {
   ChaChaBlock x = input;
-  for (int round = 0; round < 10; ++round) {
-    quarter_round(x[0], x[4], x[8], x[12]);
-    quarter_round(x[1], x[5], x[9], x[13]);
-    quarter_round(x[2], x[6], x[10], x[14]);
-    quarter_round(x[3], x[7], x[11], x[15]);
-    quarter_round(x[0], x[5], x[10], x[15]);
-    quarter_round(x[1], x[6], x[11], x[12]);
-    quarter_round(x[2], x[7], x[8], x[13]);
-    quarter_round(x[3], x[4], x[9], x[14]);
-  }
+  twenty_rounds(x, quarter_round);
   for (std::size_t i = 0; i < x.size(); ++i) x[i] += input[i];
   return x;
 }
@@ -119,39 +158,20 @@ ChaChaStream::ChaChaStream(const ChaChaKey& key, uint64_t stream_id)
 
 void ChaChaStream::refill() {
   static_assert(kLanes == kBlocksPerRefill, "one lane per block");
-  // x[w][l]: word w of block next_block_ + l (structure of arrays).
-  uint32_t input[16][kLanes];
-  uint32_t x[16][kLanes];
-  for (std::size_t l = 0; l < kLanes; ++l) {
-    for (std::size_t i = 0; i < 4; ++i) input[i][l] = kSigma[i];
-    for (std::size_t i = 0; i < 8; ++i) input[4 + i][l] = key_[i];
-    const uint64_t counter = next_block_ + l;
-    input[12][l] = static_cast<uint32_t>(counter);
-    input[13][l] = static_cast<uint32_t>(counter >> 32);
-    input[14][l] = static_cast<uint32_t>(stream_id_);
-    input[15][l] = static_cast<uint32_t>(stream_id_ >> 32);
-  }
-  std::memcpy(x, input, sizeof(x));
-  for (int round = 0; round < 10; ++round) {
-    quarter_rounds(x[0], x[4], x[8], x[12]);
-    quarter_rounds(x[1], x[5], x[9], x[13]);
-    quarter_rounds(x[2], x[6], x[10], x[14]);
-    quarter_rounds(x[3], x[7], x[11], x[15]);
-    quarter_rounds(x[0], x[5], x[10], x[15]);
-    quarter_rounds(x[1], x[6], x[11], x[12]);
-    quarter_rounds(x[2], x[7], x[8], x[13]);
-    quarter_rounds(x[3], x[4], x[9], x[14]);
-  }
-  for (std::size_t l = 0; l < kLanes; ++l) {
-    for (std::size_t j = 0; j < kWordsPerBlock; ++j) {
-      const uint32_t lo = x[2 * j][l] + input[2 * j][l];
-      const uint32_t hi = x[2 * j + 1][l] + input[2 * j + 1][l];
-      buffer_[l * kWordsPerBlock + j] =
-          static_cast<uint64_t>(lo) | (static_cast<uint64_t>(hi) << 32);
-    }
-  }
+  chacha20_lanes(key_, stream_id_, next_block_, buffer_.data());
   next_block_ += kLanes;
   index_ = 0;
+}
+
+void ChaChaStream::fill(uint64_t* out, std::size_t count) {
+  while (count > 0) {
+    if (index_ == kBufferWords) refill();
+    const std::size_t n = std::min(count, kBufferWords - index_);
+    std::memcpy(out, buffer_.data() + index_, n * sizeof(uint64_t));
+    index_ += n;
+    out += n;
+    count -= n;
+  }
 }
 
 uint64_t ChaChaStream::next_below(uint64_t bound) {

@@ -46,6 +46,10 @@ class ChaChaStream {
     return buffer_[index_++];
   }
 
+  /// Writes the next `count` words to `out`: the words `count` calls of
+  /// next_u64() would return.
+  void fill(uint64_t* out, std::size_t count);
+
   /// Uniform on (0, 1] with 53 random bits: never 0, so log() is finite.
   double next_uniform_open_closed() {
     return static_cast<double>((next_u64() >> 11) + 1) * 0x1p-53;
@@ -72,7 +76,7 @@ class ChaChaStream {
 
  private:
   // Blocks are made sixteen at a time, lane by lane, which the compiler turns
-  // into SIMD code (here about 1.5 times one block at a time).
+  // into SIMD code (an AVX2 clone where the CPU has it).
   static constexpr std::size_t kBlocksPerRefill = 16;
   static constexpr std::size_t kBufferWords = kWordsPerBlock * kBlocksPerRefill;
 
