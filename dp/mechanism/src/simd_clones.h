@@ -4,7 +4,8 @@
 #pragma once
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define DPTRAIN_SIMD_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#define DPTRAIN_SIMD_CLONES \
+  __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define DPTRAIN_SIMD_CLONES
 #endif
