@@ -1,6 +1,7 @@
 // Marks a function whose loops the compiler vectorises: GCC on x86-64 builds
-// it twice, for AVX2 and for the baseline, and picks one at load time by the
-// CPU (function multi-versioning). Elsewhere it is one plain function.
+// it three times, for AVX-512, AVX2 and the baseline (SSE2), and picks one at
+// load time by the CPU (function multi-versioning). Elsewhere it is one plain
+// function. The tests exercise the clone of the machine they run on.
 #pragma once
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
