@@ -14,10 +14,6 @@ namespace {
 
 using dptrain::test_support::expect_error;
 
-using testing::num;
-using testing::Row;
-using testing::rows_of;
-
 NoiseCalibrationOptions noise_options(
     double target, double q, std::int64_t steps,
     AccountantKind kind = AccountantKind::kRdp) {

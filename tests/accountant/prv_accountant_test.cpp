@@ -16,10 +16,6 @@ namespace {
 
 using dptrain::test_support::expect_error;
 
-using testing::num;
-using testing::Row;
-using testing::rows_of;
-
 PrvEpsilon prv_eps(double q, double sigma, std::int64_t steps, double delta,
                    double eps_error = 0.01) {
   PrvAccountant acc(PrvOptions{eps_error, 0.0});

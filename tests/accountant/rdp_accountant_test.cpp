@@ -18,10 +18,6 @@ namespace {
 
 using dptrain::test_support::expect_error;
 
-using testing::num;
-using testing::Row;
-using testing::rows_of;
-
 RdpEpsilon rdp_eps(double q, double sigma, std::int64_t steps, double delta,
                    std::vector<double> orders = default_orders()) {
   RdpAccountant acc(RdpOptions{std::move(orders)});

@@ -95,3 +95,10 @@ inline double num(const Row& row, const std::string& key) {
 }
 
 }  // namespace dptrain::accountant::testing
+
+// The accountant tests read the tables by these names.
+namespace dptrain::accountant {
+using testing::num;
+using testing::Row;
+using testing::rows_of;
+}  // namespace dptrain::accountant

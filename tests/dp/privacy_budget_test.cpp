@@ -3,16 +3,17 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include <sstream>
 #include <stdexcept>
 #include <string>
 
+#include "archive_helpers.h"
 #include "error_helpers.h"
 
 namespace dptrain::dp {
 namespace {
 
 using dptrain::test_support::error_of;
+using dptrain::test_support::round_trip;
 
 using accountant::AccountantKind;
 using accountant::PoissonSampledGaussian;
@@ -84,13 +85,8 @@ TEST(PrivacyBudget, HistoryRoundTripKeepsEpsilon) {
   original.record({0.01, 1.1, 300});
   original.record({0.02, 0.9, 20});
   PrivacyBudget resumed(options);
-  torch::serialize::OutputArchive out;
-  original.save(out);
-  std::stringstream bytes;
-  out.save_to(bytes);
-  torch::serialize::InputArchive in;
-  in.load_from(bytes);
-  resumed.load(in);
+  round_trip([&](auto& out) { original.save(out); },
+             [&](auto& in) { resumed.load(in); });
   EXPECT_EQ(resumed.steps(), 320);
   EXPECT_DOUBLE_EQ(resumed.epsilon(), original.epsilon());
 }
@@ -102,15 +98,10 @@ TEST(PrivacyBudget, LoadRefusesAnotherDelta) {
   original.record({0.01, 1.1, 30});
   options.delta = 1e-6;
   PrivacyBudget other(options);
-  torch::serialize::OutputArchive out;
-  original.save(out);
-  std::stringstream bytes;
-  out.save_to(bytes);
-  torch::serialize::InputArchive in;
-  in.load_from(bytes);
-  EXPECT_NE(error_of([&] {
-              other.load(in);
-            }).find("privacy budget checkpoint mismatch: delta is"),
+  std::string error;
+  round_trip([&](auto& out) { original.save(out); },
+             [&](auto& in) { error = error_of([&] { other.load(in); }); });
+  EXPECT_NE(error.find("privacy budget checkpoint mismatch: delta is"),
             std::string::npos);
   EXPECT_EQ(other.steps(), 0);
 }
