@@ -78,7 +78,7 @@ struct ClassifierTrainer::State {
 };
 
 ClassifierTrainer::ClassifierTrainer(
-    std::shared_ptr<models::ImageClassifier> model, TrainConfig config)
+    std::shared_ptr<models::ImageClassifier> model, ValidConfig config)
     : state_(std::make_unique<State>()) {
   if (!model) throw std::invalid_argument("ClassifierTrainer: model is null");
   state_->model = std::move(model);

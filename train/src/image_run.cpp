@@ -81,8 +81,9 @@ std::shared_ptr<models::ImageClassifier> build_image_model(
   return model;
 }
 
-RunResult run_image_training(const TrainConfig& config) {
-  config.validate();
+RunResult run_image_training(const TrainConfig& raw_config) {
+  const ValidConfig valid(raw_config);
+  const TrainConfig& config = *valid;
   if (config.task != "classify") {
     throw std::invalid_argument("--task " + config.task +
                                 ": only 'classify' is available in this build");
@@ -90,7 +91,7 @@ RunResult run_image_training(const TrainConfig& config) {
   check_outputs(config);  // before anything is read or spent
   ImageData data = load_image_data(config);
   auto model = build_image_model(config, data.train);
-  ClassifierTrainer trainer(model, config);
+  ClassifierTrainer trainer(model, valid);
   RunResult run;
   run.fit = trainer.fit(data.train, &data.eval);
   if (!config.save_weights.empty()) {

@@ -81,6 +81,11 @@ nlohmann::json nan_to_null(double v) {
   return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr);
 }
 
+TrainConfig with_lm_task(TrainConfig config) {
+  config.task = "lm";
+  return config;
+}
+
 }  // namespace
 
 struct LmTrainer::State {
@@ -89,10 +94,17 @@ struct LmTrainer::State {
 };
 
 LmTrainer::LmTrainer(models::Griffin model, TrainConfig config)
+    : LmTrainer(std::move(model),
+                ValidConfig(with_lm_task(std::move(config)))) {}
+
+LmTrainer::LmTrainer(models::Griffin model, ValidConfig valid)
     : state_(std::make_unique<State>()) {
   if (!model) throw std::invalid_argument("LmTrainer: model is null");
-  config.task = "lm";
-  config.validate();
+  const TrainConfig& config = *valid;
+  if (config.task != "lm") {
+    throw std::invalid_argument("LmTrainer needs --task lm, got --task " +
+                                config.task);
+  }
   const auto blocks = model->config().num_blocks();
   for (const auto b : config.train_blocks) {
     if (b >= blocks) {
@@ -108,7 +120,7 @@ LmTrainer::LmTrainer(models::Griffin model, TrainConfig config)
   state_->model = model;
   state_->loop = std::make_unique<PrivateLoop>(
       std::static_pointer_cast<torch::nn::Module>(model.ptr()),
-      std::move(config));
+      std::move(valid));
   log = [](const std::string& line) { std::cout << line << std::endl; };
 }
 
@@ -300,8 +312,9 @@ std::string lm_summary_json(const LmFitResult& r, const TrainConfig& c) {
   return j.dump();
 }
 
-LmRunResult run_lm_training(const TrainConfig& config) {
-  config.validate();
+LmRunResult run_lm_training(const TrainConfig& raw_config) {
+  const ValidConfig valid(raw_config);
+  const TrainConfig& config = *valid;
   if (config.task != "lm") {
     throw std::invalid_argument("run_lm_training needs --task lm, got --task " +
                                 config.task);
@@ -377,7 +390,7 @@ LmRunResult run_lm_training(const TrainConfig& config) {
           "'");
     }
   }
-  LmTrainer trainer(model, config);
+  LmTrainer trainer(model, valid);
   trainer.eval_label = eval_split;
   LmRunResult run;
   run.fit = trainer.fit(train, &eval);

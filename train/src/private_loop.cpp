@@ -180,13 +180,12 @@ void PrivateLoop::set_noise_generator(
 }
 
 PrivateLoop::PrivateLoop(std::shared_ptr<torch::nn::Module> model,
-                         TrainConfig config)
+                         ValidConfig config)
     : state_(std::make_unique<State>()) {
   if (!model) throw std::invalid_argument("PrivateLoop: model is null");
-  config.validate();
   auto& s = *state_;
   s.model = std::move(model);
-  s.config = std::move(config);
+  s.config = *config;
   s.device = parse_device(s.config.device);
   s.model->to(s.device);
   dp::ClippingOptions clip(s.config.max_grad_norm);

@@ -65,10 +65,11 @@ struct FitResult : LoopResult {
 /// config.dataset are not read: the caller built both).
 class ClassifierTrainer {
  public:
-  /// Validates `config` (std::invalid_argument naming the flag) and the model
-  /// (dp::UnsupportedLayerError listing every module without a rule).
+  /// Checks the model (dp::UnsupportedLayerError listing every module
+  /// without a rule); a TrainConfig passed here is validated on the way in
+  /// (std::invalid_argument naming the flag).
   ClassifierTrainer(std::shared_ptr<models::ImageClassifier> model,
-                    TrainConfig config);
+                    ValidConfig config);
   ~ClassifierTrainer();
   ClassifierTrainer(const ClassifierTrainer&) = delete;
   ClassifierTrainer& operator=(const ClassifierTrainer&) = delete;

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -107,6 +108,25 @@ struct TrainConfig {
   /// Checks every field; throws std::invalid_argument naming the flag (as
   /// `--target-epsilon`) and the bad value.
   void validate() const;
+};
+
+/// A TrainConfig that passed validate(). It is made where a raw config enters
+/// the library (run_image_training, run_lm_training, or a trainer or loop
+/// given a TrainConfig: the conversion is implicit) and handed on from there,
+/// so each run checks its settings once.
+class ValidConfig {
+ public:
+  /// Throws std::invalid_argument naming the flag, as validate().
+  ValidConfig(TrainConfig config)  // NOLINT(google-explicit-constructor)
+      : config_(std::move(config)) {
+    config_.validate();
+  }
+  const TrainConfig& get() const { return config_; }
+  const TrainConfig& operator*() const { return config_; }
+  const TrainConfig* operator->() const { return &config_; }
+
+ private:
+  TrainConfig config_;
 };
 
 /// One setting of TrainConfig: its key (the flag without "--"; a TOML file

@@ -64,9 +64,12 @@ struct LmFitResult : LoopResult {
 /// caller built the model and the data).
 class LmTrainer {
  public:
-  /// Validates `config` (std::invalid_argument naming the flag), e.g. a
-  /// --train-blocks index outside the model.
+  /// Sets config.task to "lm" and validates it (std::invalid_argument naming
+  /// the flag), then as below.
   LmTrainer(models::Griffin model, TrainConfig config);
+  /// Refuses a config of another task or a --train-blocks index outside the
+  /// model (std::invalid_argument naming the flag).
+  LmTrainer(models::Griffin model, ValidConfig config);
   ~LmTrainer();
   LmTrainer(const LmTrainer&) = delete;
   LmTrainer& operator=(const LmTrainer&) = delete;

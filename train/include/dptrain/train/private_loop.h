@@ -111,10 +111,11 @@ struct LoopResult {
 /// The model-independent private step loop.
 class PrivateLoop {
  public:
-  /// Validates `config` (std::invalid_argument naming the flag), moves the
-  /// model to config.device and builds the engine over its trainable
-  /// parameters (freeze parameters before this).
-  PrivateLoop(std::shared_ptr<torch::nn::Module> model, TrainConfig config);
+  /// Moves the model to config.device and builds the engine over its
+  /// trainable parameters (freeze parameters before this). A TrainConfig
+  /// passed here is validated on the way in (std::invalid_argument naming
+  /// the flag).
+  PrivateLoop(std::shared_ptr<torch::nn::Module> model, ValidConfig config);
   ~PrivateLoop();
   PrivateLoop(const PrivateLoop&) = delete;
   PrivateLoop& operator=(const PrivateLoop&) = delete;
