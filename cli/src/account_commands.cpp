@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "command_summaries.h"
 #include "commands.h"
 #include "dptrain/accountant/calibration.h"
 #include "dptrain/accountant/event.h"
@@ -222,10 +223,7 @@ void run_calibrate(const CalibrateOptions& o) {
 
 void add_account_commands(CLI::App& app) {
   auto account_opts = std::make_shared<AccountOptions>();
-  auto* account = app.add_subcommand(
-      "account",
-      "Privacy (epsilon) of DP-SGD: Poisson-sampled Gaussian, composed over "
-      "steps. Adjacency: add/remove one example.");
+  auto* account = app.add_subcommand("account", summary_of("account"));
   account_opts->schedule.add_to(account);
   account
       ->add_option("--noise-multiplier", account_opts->noise_multiplier,
@@ -248,11 +246,7 @@ void add_account_commands(CLI::App& app) {
   account->callback([account_opts] { run_account(*account_opts); });
 
   auto cal_opts = std::make_shared<CalibrateOptions>();
-  auto* calibrate = app.add_subcommand(
-      "calibrate",
-      "Smallest noise multiplier whose epsilon is at most the target "
-      "(RDP epsilon, or the PRV upper bound). Adjacency: add/remove one "
-      "example.");
+  auto* calibrate = app.add_subcommand("calibrate", summary_of("calibrate"));
   calibrate
       ->add_option("--target-epsilon", cal_opts->target_epsilon,
                    "target epsilon")

@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "command_summaries.h"
 #include "commands.h"
 #include "dptrain/audit/canary_audit.h"
 #include "dptrain/audit/score_file.h"
@@ -181,15 +182,7 @@ void run_bound_command(const BoundFlags& f) {
 
 void add_audit_command(CLI::App& app) {
   auto f = std::make_shared<AuditFlags>();
-  auto* audit =
-      app.add_subcommand("audit",
-                         "Empirical privacy audit in one run: trains a small "
-                         "MLP on synthetic data with M white-box "
-                         "Dirac canaries (each included with probability 1/2) "
-                         "through the real private loop, and "
-                         "prints the accountant's epsilon beside the audited "
-                         "lower bound. Exits 2 when the lower "
-                         "bound exceeds the claim.");
+  auto* audit = app.add_subcommand("audit", summary_of("audit"));
   audit->add_option("--config", f->config,
                     "TOML train config (privacy and optimisation keys; data "
                     "and model keys are "

@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "command_summaries.h"
 #include "commands.h"
 #include "dptrain/bench/step_benchmark.h"
 #include "dptrain/train/runtime.h"
@@ -154,7 +155,7 @@ void run_bench_step(BenchStepFlags flags) {
 }  // namespace
 
 void add_bench_command(CLI::App& app) {
-  auto* cmd = app.add_subcommand("bench", "Measure the cost of privacy");
+  auto* cmd = app.add_subcommand("bench", summary_of("bench"));
   cmd->require_subcommand(1);
   auto flags = std::make_shared<BenchStepFlags>();
   auto* step = cmd->add_subcommand(

@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "command_summaries.h"
 #include "commands.h"
 #include "dptrain/datasets/dataset_info.h"
 
@@ -55,7 +56,7 @@ void print_json(const datasets::DatasetSummary& summary) {
 }  // namespace
 
 void add_data_command(CLI::App& app) {
-  auto* data = app.add_subcommand("data", "Inspect data sets");
+  auto* data = app.add_subcommand("data", summary_of("data"));
   data->require_subcommand(1);
   auto options = std::make_shared<DataInfoOptions>();
   auto* info = data->add_subcommand(

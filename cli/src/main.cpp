@@ -3,6 +3,7 @@
 #include <exception>
 #include <iostream>
 
+#include "command_summaries.h"
 #include "commands.h"
 #include "dptrain/train/runtime.h"
 
@@ -17,10 +18,7 @@ const GlobalOptions& global_options() { return g_options; }
 
 int main(int argc, char** argv) {
   using namespace dptrain::cli;
-  CLI::App app{
-      "dptrain: differentially private training of deep networks on LibTorch.\n"
-      "Privacy unit: one training example (train --task lm: one sequence of "
-      "--sequence-length bytes); adjacency: add/remove one unit."};
+  CLI::App app{kProgramDescription, "dptrain"};
   app.require_subcommand(1);
   app.set_version_flag("--version", dptrain::train::version_string());
   app.add_option("--threads", g_options.threads,

@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "command_summaries.h"
 #include "commands.h"
 #include "dptrain/models/registry.h"
 
@@ -67,7 +68,7 @@ void run_info(const ModelInfoOptions& o) {
 }  // namespace
 
 void add_model_command(CLI::App& app) {
-  auto* cmd = app.add_subcommand("model", "Describe the built-in models");
+  auto* cmd = app.add_subcommand("model", summary_of("model"));
   cmd->require_subcommand(1);
 
   auto options = std::make_shared<ModelInfoOptions>();

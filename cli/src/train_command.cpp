@@ -17,6 +17,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "command_summaries.h"
 #include "commands.h"
 #include "dptrain/train/checkpoint.h"
 #include "dptrain/train/config.h"
@@ -87,13 +88,7 @@ struct AddFlag {
 }  // namespace
 
 void add_train_command(CLI::App& app) {
-  auto* cmd = app.add_subcommand(
-      "train",
-      "Train a model with DP-SGD. Give --target-epsilon (noise is calibrated) "
-      "or "
-      "--noise-multiplier (epsilon is reported). Privacy unit: one example "
-      "(--task lm: one sequence of --sequence-length bytes); adjacency: "
-      "add/remove one unit; Poisson sampling.");
+  auto* cmd = app.add_subcommand("train", summary_of("train"));
   auto bindings = std::make_shared<std::vector<Binding>>();
   auto config_file = std::make_shared<std::string>();
   cmd->add_option("--config", *config_file,
