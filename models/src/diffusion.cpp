@@ -9,6 +9,8 @@
 namespace dptrain::models {
 namespace {
 
+constexpr double kPi = 3.14159265358979323846;
+
 [[noreturn]] void bad(const std::string& what, double value) {
   throw std::invalid_argument(what + ", got " + std::to_string(value));
 }
@@ -27,6 +29,27 @@ void EdmOptions::validate() const {
   if (!std::isfinite(p_std) || p_std <= 0) {
     bad("EDM p_std must be finite and > 0", p_std);
   }
+  if (!(high_noise_weight >= 0 && high_noise_weight <= 1)) {
+    bad("EDM high_noise_weight must be in [0, 1]", high_noise_weight);
+  }
+  if (!std::isfinite(train_sigma_min) || train_sigma_min <= 0) {
+    bad("EDM train_sigma_min must be finite and > 0", train_sigma_min);
+  }
+  if (!std::isfinite(train_sigma_max) || !(train_sigma_max > train_sigma_min)) {
+    bad("EDM train_sigma_max must be finite and > train_sigma_min",
+        train_sigma_max);
+  }
+  if (parameterization != Parameterization::kEdm &&
+      parameterization != Parameterization::kV) {
+    bad("EDM parameterization is not a known value",
+        static_cast<double>(parameterization));
+  }
+  if (sigma_distribution != SigmaDistribution::kLogNormal &&
+      sigma_distribution != SigmaDistribution::kLogNormalLogUniformMix &&
+      sigma_distribution != SigmaDistribution::kCosine) {
+    bad("EDM sigma_distribution is not a known value",
+        static_cast<double>(sigma_distribution));
+  }
 }
 
 EdmScalings edm_scalings(const at::Tensor& sigma, const EdmOptions& o) {
@@ -39,6 +62,10 @@ EdmScalings edm_scalings(const at::Tensor& sigma, const EdmOptions& o) {
   c.c_in = 1.0 / (s2 + sd2).sqrt();
   c.c_noise = sigma.log() / 4.0;
   c.loss_weight = (s2 + sd2) / (s2 * sd2);
+  if (o.parameterization == Parameterization::kV) {
+    c.c_out = -c.c_out;  // F's target is v = α·n − s·x/σ_d, EDM's is −v
+    c.c_noise = (sigma / o.sigma_data).atan() * (2.0 / kPi);
+  }
   return c;
 }
 
@@ -66,9 +93,40 @@ at::Tensor sample_training_sigmas(int64_t n, const EdmOptions& options,
                                   at::Generator generator,
                                   const at::TensorOptions& tensor_options) {
   options.validate();
-  auto z = at::empty({n}, tensor_options.dtype(at::kDouble).device(at::kCPU))
-               .normal_(0.0, 1.0, generator);
-  return (options.p_mean + options.p_std * z).exp().to(tensor_options);
+  if (n < 0) {
+    bad("sample_training_sigmas: n must be >= 0", static_cast<double>(n));
+  }
+  const auto cpu = tensor_options.dtype(at::kDouble).device(at::kCPU);
+  const double lo = std::log(options.train_sigma_min);
+  const double hi = std::log(options.train_sigma_max);
+  switch (options.sigma_distribution) {
+    case SigmaDistribution::kLogNormal: {
+      auto z = at::empty({n}, cpu).normal_(0.0, 1.0, generator);
+      return (options.p_mean + options.p_std * z).exp().to(tensor_options);
+    }
+    case SigmaDistribution::kLogNormalLogUniformMix: {
+      // All three draws are made for every σ, in a fixed order (normal,
+      // uniform, choice), so the generator's use does not depend on w.
+      auto z = at::empty({n}, cpu).normal_(0.0, 1.0, generator);
+      auto u = at::empty({n}, cpu).uniform_(0.0, 1.0, generator);
+      auto pick = at::empty({n}, cpu).uniform_(0.0, 1.0, generator);
+      const auto log_normal = options.p_mean + options.p_std * z;
+      const auto log_uniform = lo + (hi - lo) * u;
+      return at::where(pick < options.high_noise_weight, log_uniform,
+                       log_normal)
+          .exp()
+          .to(tensor_options);
+    }
+    case SigmaDistribution::kCosine: {
+      const double sd = options.sigma_data;
+      const double t_lo = std::atan(options.train_sigma_min / sd);
+      const double t_hi = std::atan(options.train_sigma_max / sd);
+      auto u = at::empty({n}, cpu).uniform_(0.0, 1.0, generator);
+      return ((t_lo + (t_hi - t_lo) * u).tan() * sd).to(tensor_options);
+    }
+  }
+  bad("EDM sigma_distribution is not a known value",
+      static_cast<double>(options.sigma_distribution));
 }
 
 void HeunOptions::validate() const {
