@@ -47,6 +47,45 @@ GaussianStats feature_statistics(const at::Tensor& features) {
   return s;
 }
 
+void FeatureStatisticsAccumulator::add(const at::Tensor& features) {
+  if (!features.defined() || features.dim() != 2 || features.size(0) < 1 ||
+      (count_ > 0 && features.size(1) != mean_.size(0))) {
+    throw std::invalid_argument(
+        "FeatureStatisticsAccumulator: features [B, D] with B >= 1" +
+        std::string(count_ > 0 ? " and D = " + std::to_string(mean_.size(0))
+                               : std::string()) +
+        " expected, got " + shape_of(features));
+  }
+  const auto f = features.to(torch::kDouble);
+  check_finite(f, "FeatureStatisticsAccumulator: features");
+  const int64_t n = f.size(0);
+  const auto batch_mean = f.mean(0);
+  const auto centred = f - batch_mean;
+  const auto batch_scatter = centred.transpose(0, 1).matmul(centred);
+  if (count_ == 0) {
+    mean_ = batch_mean;
+    scatter_ = batch_scatter;
+    count_ = n;
+    return;
+  }
+  const double total = static_cast<double>(count_ + n);
+  const auto delta = batch_mean.to(mean_.device()) - mean_;
+  scatter_ = scatter_ + batch_scatter.to(mean_.device()) +
+             torch::outer(delta, delta) *
+                 (static_cast<double>(count_) * static_cast<double>(n) / total);
+  mean_ = mean_ + delta * (static_cast<double>(n) / total);
+  count_ += n;
+}
+
+GaussianStats FeatureStatisticsAccumulator::statistics() const {
+  if (count_ < 2) {
+    throw std::invalid_argument(
+        "FeatureStatisticsAccumulator: at least 2 rows needed, got " +
+        std::to_string(count_));
+  }
+  return {mean_.clone(), scatter_ / static_cast<double>(count_ - 1)};
+}
+
 at::Tensor symmetric_sqrt(const at::Tensor& a) {
   if (!a.defined() || a.dim() != 2 || a.size(0) != a.size(1)) {
     throw std::invalid_argument(

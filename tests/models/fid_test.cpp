@@ -166,6 +166,32 @@ TEST(FeatureStatistics, AreTheSampleMeanAndUnbiasedCovariance) {
   EXPECT_LT(m::frechet_distance(est, stats(mu, sigma)), 1e-3);
 }
 
+TEST(FeatureStatisticsAccumulator, BatchesGiveTheStatisticsOfAllRows) {
+  auto gen = at::detail::createCPUGenerator(12);
+  // A large common offset: raw second moments (1e8) would lose ~8 digits.
+  const auto f =
+      at::empty({37, 6}, torch::kDouble).normal_(0.0, 1.0, gen) + 1e4;
+  const auto all = m::feature_statistics(f);
+  m::FeatureStatisticsAccumulator acc;
+  acc.add(f.slice(0, 0, 1));
+  acc.add(f.slice(0, 1, 11));
+  acc.add(f.slice(0, 11, 12));
+  acc.add(f.slice(0, 12, 37));
+  EXPECT_EQ(acc.count(), 37);
+  const auto s = acc.statistics();
+  EXPECT_LT((s.mean - all.mean).abs().max().item<double>(), 1e-9);
+  EXPECT_LT((s.covariance - all.covariance).abs().max().item<double>(), 1e-9);
+  EXPECT_GT(s.covariance.diagonal().min().item<double>(), 0.3);
+  m::FeatureStatisticsAccumulator one;
+  one.add(f.slice(0, 0, 1));
+  EXPECT_NE(error_of([&] { one.statistics(); }).find("at least 2 rows"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] {
+              one.add(torch::zeros({2, 5}));
+            }).find("D = 6"),
+            std::string::npos);
+}
+
 TEST(FrechetDistance, BadInputsAreNamed) {
   const auto ok = stats(torch::zeros({2}), torch::eye(2));
   EXPECT_NE(error_of([&] {

@@ -17,6 +17,8 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <cstdint>
+
 namespace dptrain::models {
 
 /// A Gaussian's mean [D] and covariance [D, D] (float64).
@@ -30,6 +32,28 @@ struct GaussianStats {
 /// the features' device. Throws std::invalid_argument for another shape or
 /// a non-finite value.
 GaussianStats feature_statistics(const at::Tensor& features);
+
+/// Mean and covariance accumulated over batches of features, for sets too
+/// large to hold at once: batch statistics merged in float64 by Chan et
+/// al.'s pairwise update (means and centred scatter matrices, no raw
+/// second moments, so no cancellation). The result equals
+/// feature_statistics of all rows concatenated, up to rounding.
+class FeatureStatisticsAccumulator {
+ public:
+  /// Adds features [B, D] (B ≥ 1; D fixed by the first batch). Throws
+  /// std::invalid_argument for another shape or a non-finite value.
+  void add(const at::Tensor& features);
+  /// Rows added so far.
+  int64_t count() const { return count_; }
+  /// The statistics so far; throws std::invalid_argument with fewer than 2
+  /// rows.
+  GaussianStats statistics() const;
+
+ private:
+  int64_t count_ = 0;
+  at::Tensor mean_;     // [D], float64
+  at::Tensor scatter_;  // [D, D]: Σ (x − mean)(x − mean)ᵀ
+};
 
 /// d² above. Throws std::invalid_argument unless the means are [D], the
 /// covariances [D, D] for one D, and all values finite.
