@@ -45,6 +45,9 @@ at::Tensor stochastic_sample(const Denoiser& denoiser,
                              at::Generator generator) {
   options.validate();
   check_noise(initial_noise, "stochastic_sample");
+  if (!generator.defined()) {
+    throw std::invalid_argument("stochastic_sample: generator is undefined");
+  }
   const auto sigmas = heun_schedule(options.schedule);
   torch::NoGradGuard no_grad;
   const int64_t n = initial_noise.size(0);

@@ -135,6 +135,34 @@ TEST(StochasticSampler, RejectsBadOptionsNamingTheField) {
             std::string::npos);
 }
 
+TEST(StochasticSampler, RunsTheGuidedUNetDeterministically) {
+  torch::manual_seed(5);
+  m::UNet net(m::unet_config("unet-small"));
+  net->eval();
+  const auto labels = torch::tensor({int64_t{0}, int64_t{7}});
+  const auto denoiser = m::guided_denoiser(net, labels, 1.0, m::EdmOptions{});
+  auto z_gen = at::detail::createCPUGenerator(1);
+  const auto z = at::empty({2, 1, 28, 28}).normal_(0.0, 1.0, z_gen);
+  m::StochasticSamplerOptions o;
+  o.schedule.steps = 3;
+  o.s_churn = 5;
+  auto a = at::detail::createCPUGenerator(2);
+  auto b = at::detail::createCPUGenerator(2);
+  const auto xa = m::stochastic_sample(denoiser, z, o, a);
+  EXPECT_EQ(xa.sizes(), z.sizes());
+  EXPECT_TRUE(torch::isfinite(xa).all().item<bool>());
+  EXPECT_TRUE(torch::equal(xa, m::stochastic_sample(denoiser, z, o, b)));
+  m::DdimOptions d;
+  d.schedule.steps = 3;
+  const auto xd = m::ddim_sample(denoiser, z, d);
+  EXPECT_EQ(xd.sizes(), z.sizes());
+  EXPECT_TRUE(torch::equal(xd, m::ddim_sample(denoiser, z, d)));
+  EXPECT_NE(error_of([&] {
+              m::stochastic_sample(denoiser, z, o, at::Generator());
+            }).find("generator"),
+            std::string::npos);
+}
+
 TEST(Ddim, OneStepIsEulerOnTheFlow) {
   // One step from σ_max to 0: x + (0 − σ)(x − D)/σ = D(σ_max·z; σ_max).
   const auto z = standard_normal({2, 1, 3, 3}, 4);

@@ -43,7 +43,8 @@ struct StochasticSamplerOptions {
 /// 0). ε is drawn from `generator` on the generator's device in x's dtype and
 /// moved to x's device, so a CPU generator gives the same draws on any device
 /// and a CUDA generator draws on the GPU. The same generator state gives the
-/// same samples.
+/// same samples. Throws std::invalid_argument for bad options, an
+/// initial_noise that is not 4-D, or an undefined generator.
 at::Tensor stochastic_sample(const Denoiser& denoiser,
                              const at::Tensor& initial_noise,
                              const StochasticSamplerOptions& options,
