@@ -47,8 +47,9 @@ enum class SigmaDistribution {
   kLogNormal,
   /// Up-weights large noise levels (after Ghalebikesabi et al. 2023's
   /// "modified timestep sampling", whose exact form is not public; this is
-  /// our choice): with probability high_noise_weight ln σ is uniform on
-  /// [ln sigma_min, ln sigma_max], otherwise log-normal as kLogNormal. CDF:
+  /// our choice): with probability w = high_noise_weight ln σ is uniform on
+  /// [ln σ_min, ln σ_max] (train_sigma_min/max), otherwise log-normal as
+  /// kLogNormal. CDF:
   ///   F(σ) = (1−w)·Φ((ln σ − p_mean)/p_std)
   ///        + w·clamp((ln σ − ln σ_min)/(ln σ_max − ln σ_min), 0, 1).
   kLogNormalLogUniformMix,
