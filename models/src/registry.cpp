@@ -9,6 +9,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "dptrain/models/feature_cnn.h"
 #include "dptrain/models/griffin_config.h"
 #include "dptrain/models/nf_resnet.h"
 #include "dptrain/models/nfnet.h"
@@ -82,6 +83,35 @@ Resolved resolve_cnn(const ModelOptions& o) {
   r.info.in_channels = opt.in_channels();
   r.info.image_size = opt.image_size();
   r.build = [opt] { return std::make_shared<TanhCnnImpl>(opt); };
+  return r;
+}
+
+Resolved resolve_feature_cnn(const ModelOptions& o) {
+  auto opt = FeatureCnnOptions()
+                 .num_classes(or_default(o.num_classes(), 10))
+                 .in_channels(or_default(o.in_channels(), 1));
+  const int64_t c = opt.width(), in = opt.in_channels();
+  Resolved r;
+  r.info.family = "feature-cnn";
+  r.info.description =
+      "small ReLU CNN whose pooled penultimate layer gives FID-style "
+      "features (train on public data; not comparable with papers' FIDs)";
+  r.info.parameters = in * c * 9 + c + c * 2 * c * 9 + 2 * c +
+                      2 * c * 4 * c * 9 + 4 * c + 4 * c * opt.num_classes() +
+                      opt.num_classes();
+  r.info.summary = {
+      "conv1 Conv2d(" + std::to_string(in) + "->" + std::to_string(c) +
+          ", 3x3, pad 1) -> ReLU -> MaxPool(2)",
+      "conv2 Conv2d(" + std::to_string(c) + "->" + std::to_string(2 * c) +
+          ", 3x3, pad 1) -> ReLU -> MaxPool(2)",
+      "conv3 Conv2d(" + std::to_string(2 * c) + "->" + std::to_string(4 * c) +
+          ", 3x3, pad 1) -> ReLU -> global mean: the features",
+      "classifier Linear(" + std::to_string(4 * c) + "->" +
+          std::to_string(opt.num_classes()) + ")"};
+  r.info.num_classes = opt.num_classes();
+  r.info.in_channels = in;
+  r.info.image_size = or_default(o.image_size(), 28);
+  r.build = [opt] { return std::make_shared<FeatureCnnImpl>(opt); };
   return r;
 }
 
@@ -227,6 +257,8 @@ Resolved resolve(const std::string& raw_name, const ModelOptions& o) {
     r = resolve_cnn(o);
   } else if (name == "mlp") {
     r = resolve_mlp(o);
+  } else if (name == "feature-cnn") {
+    r = resolve_feature_cnn(o);
   } else if (std::regex_match(name, m,
                               std::regex("wrn-([0-9]{1,4})-([0-9]{1,4})"))) {
     r = resolve_wrn(std::stoll(m[1]), std::stoll(m[2]), o);
@@ -372,7 +404,7 @@ std::vector<std::string> list_models() {
           "wrn-40-4",      "nf-resnet-50", "nf-resnet-101", "nf-resnet-152",
           "nf-resnet-200", "nfnet-f0",     "nfnet-f1",      "nfnet-f2",
           "nfnet-f3",      "nfnet-f4",     "nfnet-f5",      "nfnet-f6",
-          "nfnet-f7"};
+          "nfnet-f7",      "feature-cnn"};
 }
 
 }  // namespace dptrain::models

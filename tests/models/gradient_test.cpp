@@ -11,6 +11,7 @@
 
 #include "dptrain/dp/clipping/engine.h"
 #include "dptrain/dp/clipping/oracle.h"
+#include "dptrain/models/feature_cnn.h"
 #include "dptrain/models/fine_tuning.h"
 #include "dptrain/models/nf_resnet.h"
 #include "dptrain/models/nfnet.h"
@@ -36,6 +37,12 @@ std::vector<Case> cases() {
              m::TanhCnnOptions().num_classes(4));
        },
        1, 28},
+      {"FeatureCnn",
+       [] {
+         return std::make_shared<m::FeatureCnnImpl>(
+             m::FeatureCnnOptions().width(3).num_classes(3));
+       },
+       1, 8},
       {"Mlp",
        [] {
          return std::make_shared<m::MlpImpl>(

@@ -89,7 +89,8 @@ TEST(Registry, DefaultsPerFamily) {
 }
 
 TEST(Registry, BuiltModelsAgreeWithInfo) {
-  for (const char* name : {"cnn", "mlp", "wrn-16-4", "wrn-10-2"}) {
+  for (const char* name :
+       {"cnn", "mlp", "wrn-16-4", "wrn-10-2", "feature-cnn"}) {
     auto opts = m::ModelOptions().num_classes(7);
     auto model = m::make_model(name, opts);
     const auto info = m::model_info(name, opts);

@@ -40,8 +40,9 @@ struct ModelInfo {
   /// "image" (an ImageClassifier), "sequence" (a Griffin / Hawk LM) or
   /// "diffusion" (a UNet).
   std::string kind = "image";
-  /// "cnn", "mlp", "wrn", "nf-resnet", "nfnet"; "griffin", "hawk" or
-  /// "recurrentgemma" for sequence models; "unet" for diffusion models.
+  /// "cnn", "mlp", "feature-cnn", "wrn", "nf-resnet", "nfnet"; "griffin",
+  /// "hawk" or "recurrentgemma" for sequence models; "unet" for diffusion
+  /// models.
   std::string family;
   std::string description;  ///< one line
   int64_t num_classes = 0;
