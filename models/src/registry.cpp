@@ -400,11 +400,13 @@ std::vector<std::string> list_all_models() {
 }
 
 std::vector<std::string> list_models() {
-  return {"cnn",           "mlp",          "wrn-16-4",      "wrn-28-10",
-          "wrn-40-4",      "nf-resnet-50", "nf-resnet-101", "nf-resnet-152",
-          "nf-resnet-200", "nfnet-f0",     "nfnet-f1",      "nfnet-f2",
-          "nfnet-f3",      "nfnet-f4",     "nfnet-f5",      "nfnet-f6",
-          "nfnet-f7",      "feature-cnn"};
+  // feature-cnn sits before the NF families: `dptrain model list` ends the
+  // image models with nfnet-f7 (Cli.ModelListCoversEveryModel).
+  return {"cnn",           "mlp",           "wrn-16-4",     "wrn-28-10",
+          "wrn-40-4",      "feature-cnn",   "nf-resnet-50", "nf-resnet-101",
+          "nf-resnet-152", "nf-resnet-200", "nfnet-f0",     "nfnet-f1",
+          "nfnet-f2",      "nfnet-f3",      "nfnet-f4",     "nfnet-f5",
+          "nfnet-f6",      "nfnet-f7"};
 }
 
 }  // namespace dptrain::models
