@@ -165,6 +165,9 @@ TEST(FidInception, ModulePathsAreThoseOfPytorchFidWeights) {
       {"fc.weight", {1008, 2048}},
       {"fc.bias", {1008}},
   };
+  // 94 BasicConv2d × (conv.weight, bn.weight, bn.bias, running_mean,
+  // running_var, num_batches_tracked) + fc.weight, fc.bias.
+  EXPECT_EQ(shapes.size(), 94U * 6 + 2);
   for (const auto& [name, shape] : expected) {
     ASSERT_EQ(shapes.count(name), 1U) << name;
     EXPECT_EQ(shapes[name], shape) << name;
