@@ -112,3 +112,16 @@ function(dptrain_add_header_check)
   target_link_libraries(dptrain_header_check PRIVATE dptrain::train dptrain::bench dptrain::audit
                         dptrain_warnings)
 endfunction()
+
+# dptrain_use_openmp(<target> <source> [extra compile options...])
+# Compiles <source> with OpenMP so that its at::parallel_for calls run on
+# LibTorch's thread pool: with LibTorch's OpenMP backend (Debian's) the
+# parallel loop is inline code in ATen/ParallelOpenMP.h, and a TU built
+# without -fopenmp runs it on one thread. The TU skips the precompiled header
+# (its flags differ); the target links the same OpenMP runtime LibTorch uses.
+function(dptrain_use_openmp target source)
+  find_package(OpenMP REQUIRED COMPONENTS CXX)
+  set_source_files_properties(${source} PROPERTIES
+    COMPILE_OPTIONS "${OpenMP_CXX_FLAGS};${ARGN}" SKIP_PRECOMPILE_HEADERS ON)
+  target_link_libraries(${target} PUBLIC ${OpenMP_CXX_FLAGS})
+endfunction()

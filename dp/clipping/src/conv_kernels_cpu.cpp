@@ -1,6 +1,7 @@
 // Fused CPU kernels for WSConv2d (see conv_kernels_cpu.h). Built with
-// -fopenmp-simd (dp/clipping/CMakeLists.txt): the `#pragma omp simd`
-// reductions are vectorisation hints only, no OpenMP runtime.
+// -fopenmp (dp/clipping/CMakeLists.txt): the `#pragma omp simd` reductions
+// vectorise, and at::parallel_for spreads the output channels over
+// LibTorch's threads (without OpenMP it would run them on one).
 #include "conv_kernels_cpu.h"
 
 #include <ATen/Parallel.h>
