@@ -10,6 +10,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <type_traits>
+#include <utility>
 #include <variant>
 
 namespace dptrain::train {
@@ -93,10 +94,58 @@ void require_one_of(const std::string& flag, const std::string& value,
                               ", got '" + value + "'");
 }
 
+// The diffusion fields: in range, and left at their defaults by the other
+// tasks (a value there would be silently ignored); --task diffusion refuses
+// what only a classifier has.
+void validate_diffusion_fields(const TrainConfig& c) {
+  const TrainConfig d;
+  if (c.task != "diffusion") {
+    const std::pair<bool, const char*> given[] = {
+        {c.noise_multiplicity != d.noise_multiplicity, "noise-multiplicity"},
+        {c.label_dropout != d.label_dropout, "label-dropout"},
+        {c.edm_p_mean != d.edm_p_mean, "edm-p-mean"},
+        {c.edm_p_std != d.edm_p_std, "edm-p-std"},
+        {c.sigma_data != d.sigma_data, "sigma-data"},
+    };
+    for (const auto& [set, flag] : given) {
+      if (set) {
+        throw std::invalid_argument(std::string("--") + flag +
+                                    " needs --task diffusion, got --task " +
+                                    c.task);
+      }
+    }
+    return;
+  }
+  require(c.noise_multiplicity >= 1 && c.noise_multiplicity <= 4096,
+          "noise-multiplicity", "must be in [1, 4096]",
+          str(c.noise_multiplicity));
+  require(std::isfinite(c.label_dropout) && c.label_dropout >= 0.0 &&
+              c.label_dropout <= 1.0,
+          "label-dropout", "must be in [0, 1]", str(c.label_dropout));
+  require(std::isfinite(c.edm_p_mean), "edm-p-mean", "must be finite",
+          str(c.edm_p_mean));
+  require(std::isfinite(c.edm_p_std) && c.edm_p_std > 0.0, "edm-p-std",
+          "must be > 0", str(c.edm_p_std));
+  require(std::isfinite(c.sigma_data) && c.sigma_data > 0.0, "sigma-data",
+          "must be > 0", str(c.sigma_data));
+  if (c.reset_classifier) {
+    throw std::invalid_argument(
+        "--reset-classifier needs --task classify (a UNet has no classifier "
+        "head), got --task diffusion");
+  }
+  if (c.validation_fraction > 0) {
+    throw std::invalid_argument(
+        "--validation-fraction needs --task classify (a diffusion run "
+        "evaluates nothing on held-out data), got " +
+        str(c.validation_fraction));
+  }
+}
+
 }  // namespace
 
 void TrainConfig::validate() const {
-  require_one_of("task", task, {"classify", "lm"});
+  require_one_of("task", task, {"classify", "lm", "diffusion"});
+  validate_diffusion_fields(*this);
   require(sequence_length >= 2, "sequence-length", "must be >= 2",
           str(sequence_length));
   for (const auto b : train_blocks) {
@@ -278,7 +327,8 @@ std::vector<std::string> config_keys() {
 const std::vector<ConfigField>& config_fields() {
   static const std::vector<ConfigField> table = {
       {"task", &TrainConfig::task,
-       "classify (images) or lm (byte-level language model)"},
+       "classify (images), lm (byte-level language model) or diffusion "
+       "(class-conditional UNet; see `dptrain diffusion`)"},
       {"dataset", &TrainConfig::dataset,
        "fashion-mnist, or a path: IDX folder, CIFAR folder, HDF5 file; --task "
        "lm: text:FILE"},
@@ -287,7 +337,8 @@ const std::vector<ConfigField>& config_fields() {
        "test"},
       {"model", &TrainConfig::model,
        "model name (see `dptrain model list`; --task lm: griffin-tiny, "
-       "hawk-tiny, griffin-25m, hawk-25m, ...)"},
+       "hawk-tiny, griffin-25m, hawk-25m, ...; --task diffusion: unet-small, "
+       "unet-dpdm, unet-32, unet-64)"},
       {"sequence-length", &TrainConfig::sequence_length,
        "--task lm: bytes per sequence = one privacy unit"},
       {"freeze-embeddings", &TrainConfig::freeze_embeddings,
@@ -313,6 +364,18 @@ const std::vector<ConfigField>& config_fields() {
       {"eval-dataset", &TrainConfig::eval_dataset,
        "--task lm: a public text file for perplexity (default: the held-out "
        "tail of --dataset, private and not noised)"},
+      {"noise-multiplicity", &TrainConfig::noise_multiplicity,
+       "--task diffusion: K (sigma, noise) draws per example, averaged before "
+       "clipping (DPDM: 32)"},
+      {"label-dropout", &TrainConfig::label_dropout,
+       "--task diffusion: probability a row's label becomes the null class "
+       "(classifier-free guidance)"},
+      {"edm-p-mean", &TrainConfig::edm_p_mean,
+       "--task diffusion: mean of ln sigma of the training noise levels"},
+      {"edm-p-std", &TrainConfig::edm_p_std,
+       "--task diffusion: standard deviation of ln sigma"},
+      {"sigma-data", &TrainConfig::sigma_data,
+       "--task diffusion: EDM's sigma_data (images are scaled to [-1, 1])"},
       {"target-epsilon", &TrainConfig::target_epsilon,
        "privacy budget; noise is calibrated to it"},
       {"delta", &TrainConfig::delta, "delta of (epsilon, delta)-DP"},

@@ -22,7 +22,9 @@ inline constexpr std::int64_t kMaxEpochs = 1'000'000;
 /// Everything a run needs. Field names follow the DP literature's spelling.
 struct TrainConfig {
   // Task and data.
-  std::string task = "classify";  ///< "classify" (images) or "lm"
+  /// "classify" (images), "lm" (byte-level language model) or "diffusion"
+  /// (a class-conditional UNet, `dptrain diffusion finetune`).
+  std::string task = "classify";
   std::string dataset =
       "fashion-mnist";  ///< name, IDX/CIFAR folder, .h5 file, text:FILE
   double validation_fraction =
@@ -57,6 +59,19 @@ struct TrainConfig {
   /// --task lm: a public text file to report perplexity on (the held-out
   /// tail of --dataset is private data, not noised).
   std::string eval_dataset;
+
+  // Diffusion models (--task diffusion): EDM training of a UNet on images
+  // scaled to [-1, 1]. One example with its K noise draws (times the augmult
+  // views) is one privacy unit: the K losses are averaged before clipping.
+  /// K: (σ, noise) draws per example and step. DPDM uses 32; the default 4
+  /// keeps a CPU step affordable (the cost of a step grows linearly in K).
+  std::int64_t noise_multiplicity = 4;
+  /// Probability that a row's label becomes the null class (classifier-free
+  /// guidance; DPDM and Ghalebikesabi et al. use 0.1).
+  double label_dropout = 0.1;
+  double edm_p_mean = -1.2;  ///< mean of ln σ of the training noise levels
+  double edm_p_std = 1.2;    ///< standard deviation of ln σ
+  double sigma_data = 0.5;   ///< σ_d of EDM's preconditioning ([-1, 1] data)
 
   // Privacy.
   double target_epsilon = 0.0;  ///< > 0: calibrate noise_multiplier to reach it
