@@ -35,9 +35,10 @@ std::string shape_text(const std::array<std::int64_t, 3>& s) {
          std::to_string(s[2]) + "]";
 }
 
-// What a resumed run must find again: the same examples, bytes and labels.
-std::string fingerprint(const datasets::ImageDataset& data,
-                        const TrainConfig& c) {
+}  // namespace
+
+std::string image_data_fingerprint(const datasets::ImageDataset& data,
+                                   const TrainConfig& c) {
   const auto crc = [](const at::Tensor& t) {
     const at::Tensor flat = t.cpu().contiguous();
     return crc32_of(flat.data_ptr(), static_cast<std::size_t>(
@@ -52,8 +53,6 @@ std::string fingerprint(const datasets::ImageDataset& data,
                         {"crc32_labels", crc(data.labels())}}
       .dump();
 }
-
-}  // namespace
 
 InputNormalization input_normalization(const std::string& dataset_name,
                                        std::int64_t channels) {
@@ -232,7 +231,7 @@ FitResult ClassifierTrainer::fit(const datasets::ImageDataset& train,
   task.dataset_size = n;
   task.group_size = k;
   task.privacy_unit = "one example";
-  task.data_fingerprint = fingerprint(train, c);
+  task.data_fingerprint = image_data_fingerprint(train, c);
   task.losses = [&](const std::vector<std::int64_t>& chunk, LoopStats& stats) {
     datasets::Batch b = c.augmult > 0
                             ? datasets::get_augmented_batch(

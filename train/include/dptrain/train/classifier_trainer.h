@@ -123,6 +123,12 @@ struct InputNormalization {
 InputNormalization input_normalization(const std::string& dataset_name,
                                        std::int64_t channels);
 
+/// What a resumed image run must find again (PrivateTask::data_fingerprint):
+/// the examples, shape, classes, config.classes and CRC-32s of the image and
+/// label bytes, as a JSON object text.
+std::string image_data_fingerprint(const datasets::ImageDataset& data,
+                                   const TrainConfig& config);
+
 /// The run's summary as one JSON object (the `--summary` file and the last
 /// line printed): test_accuracy, ema_test_accuracy, epsilon, delta,
 /// noise_multiplier, sample_rate, steps, accountant, per_class_accuracy,
