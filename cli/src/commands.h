@@ -20,8 +20,9 @@ void add_data_command(CLI::App& app);
 void add_model_command(CLI::App& app);     // model info, model list
 void add_account_commands(CLI::App& app);  // account, calibrate
 void add_train_command(CLI::App& app);
-void add_generate_command(CLI::App& app);  // text from an LM checkpoint
-void add_bench_command(CLI::App& app);     // bench step
-void add_audit_command(CLI::App& app);     // audit, audit bound
+void add_generate_command(CLI::App& app);   // text from an LM checkpoint
+void add_bench_command(CLI::App& app);      // bench step
+void add_audit_command(CLI::App& app);      // audit, audit bound
+void add_diffusion_command(CLI::App& app);  // pretrain, finetune, sample
 
 }  // namespace dptrain::cli

@@ -35,6 +35,7 @@ int main(int argc, char** argv) {
   add_generate_command(app);
   add_bench_command(app);
   add_audit_command(app);
+  add_diffusion_command(app);
 
   try {
     app.parse(argc, argv);
