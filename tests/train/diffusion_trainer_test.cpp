@@ -255,6 +255,47 @@ TEST_F(DiffusionRun, PrivateFitSummarisesPrivacyAndPostProcessing) {
   EXPECT_TRUE(nlohmann::json::parse(first).contains("train_loss_nonprivate"));
 }
 
+// The draw generator (views, σ, noise, label dropout) is restored with the
+// checkpoint: two steps, a resume and two more equal four in one go.
+TEST_F(DiffusionRun, ResumedRunEqualsUninterruptedRun) {
+  const auto data = tiny_data(8, 2, 7, /*size=*/8);
+  auto config = tiny_config();
+  config.steps = 4;
+  config.augmult = 1;
+  const auto model = [](std::uint64_t seed) {
+    torch::manual_seed(seed);
+    return models::UNet(tiny_unet(2, /*size=*/8));
+  };
+  const auto quiet = [](DiffusionTrainer& t) {
+    t.log = [](const std::string&) {};
+  };
+  auto full_net = model(1);
+  DiffusionTrainer full(full_net, config);
+  quiet(full);
+  full.fit(data);
+
+  auto part = config;
+  part.steps = 2;
+  part.checkpoint = path("run.ckpt");
+  DiffusionTrainer first(model(1), part);
+  quiet(first);
+  first.fit(data);
+
+  auto resume = config;
+  resume.checkpoint = path("run.ckpt");
+  resume.resume = true;
+  auto resumed_net = model(99);  // everything must come from the file
+  DiffusionTrainer resumed(resumed_net, resume);
+  quiet(resumed);
+  EXPECT_EQ(resumed.fit(data).steps, 4);
+  const auto a = full_net->parameters();
+  const auto b = resumed_net->parameters();
+  ASSERT_EQ(a.size(), b.size());
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    EXPECT_TRUE(torch::equal(a[i], b[i])) << "parameter " << i;
+  }
+}
+
 TEST_F(DiffusionRun, RefusesDataThatDoesNotFitTheModel) {
   auto config = tiny_config();
   DiffusionTrainer trainer(models::UNet(tiny_unet(2)), config);
