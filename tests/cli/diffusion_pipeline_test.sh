@@ -16,6 +16,7 @@ common=(--batch-size 8 --steps 2 --noise-multiplicity 2 --model unet-small)
   --save-weights pre.h5 --summary pre.json >pre.log 2>&1 || { cat pre.log; fail "pretrain"; }
 grep -q '"non_private":true' pre.json || fail "pretrain summary is not marked non-private"
 grep -q 'no privacy (public pre-training)' pre.log || fail "pretrain log line"
+grep -q '^pre-training: NON-PRIVATE' pre.log || fail "pretrain does not say it is non-private"
 
 "$dptrain" diffusion finetune --classes 5,6 --init-checkpoint pre.h5 --noise-multiplier 1 \
   "${common[@]}" --seed 2 --save-weights ft.h5 --summary ft.json >ft.log 2>&1 ||

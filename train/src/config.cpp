@@ -348,7 +348,8 @@ const std::vector<ConfigField>& config_fields() {
       {"init-checkpoint", &TrainConfig::init_checkpoint,
        "start from these weights: --task classify: dptrain weights (.h5 or "
        ".pt, see models/README.md); --task lm: a RecurrentGemma-named "
-       ".safetensors or .h5"},
+       ".safetensors or .h5; --task diffusion: the same UNet's dptrain weights "
+       "(`dptrain diffusion pretrain --save-weights`)"},
       {"reset-classifier", &TrainConfig::reset_classifier,
        "new classifier head for the data's classes (not loaded from "
        "--init-checkpoint)"},

@@ -422,6 +422,11 @@ PretrainResult pretrain_diffusion(
   const auto device = parse_device(config.device);
   model->to(device);
   model->train();
+  if (log) {
+    log("pre-training: NON-PRIVATE (no clipping, no noise, no accountant) on " +
+        std::to_string(n) +
+        " examples of --dataset, which must be public data");
+  }
 
   const auto wall_start = std::chrono::steady_clock::now();
   const auto seconds = [&] {
