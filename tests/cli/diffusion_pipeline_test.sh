@@ -31,6 +31,7 @@ grep -q 'train loss .* (non-private), epsilon' ft.log || fail "finetune epoch li
 [[ -s grid.png && -s synth.h5 && -s synth.h5.json ]] || fail "sample outputs missing"
 eps=$(grep -o '"epsilon":[0-9.e+-]*' ft.json | head -1)
 grep -q "${eps/:/: }" synth.h5.json || fail "synth.h5.json does not carry $eps"
+grep -q '"weights_verified": true' synth.h5.json || fail "the weights were not checked against ft.json"
 
 "$dptrain" train --dataset synth.h5 --model cnn --recipe none --noise-multiplier 1 \
   --batch-size 4 --steps 2 --summary clf.json >clf.log 2>&1 || { cat clf.log; fail "train on synth.h5"; }

@@ -443,6 +443,24 @@ TEST_F(SampleCommand, WritesADataSetTheReaderTakesWithItsPrivacy) {
             std::string::npos);
 }
 
+// The summary's weights_crc32 ties the samples' (ε, δ) to the weights.
+TEST_F(SampleCommand, WeightsMustBeTheSummarisedRunsWhenItListsThem) {
+  auto run = valid();
+  const auto summary = [&](std::uint32_t crc) {
+    std::ofstream(path("summary.json")) << nlohmann::json{
+        {"task", "diffusion"},
+        {"epsilon", 3.5},
+        {"delta", 1e-5},
+        {"num_classes", 2},
+        {"weights_crc32", {{"w.h5", crc}}}}.dump();
+  };
+  summary(file_crc32(run.weights) + 1);
+  expect_error([&] { run_diffusion_sampling(run); }, "CRC-32 mismatch");
+  summary(file_crc32(run.weights));
+  const auto info = nlohmann::json::parse(run_diffusion_sampling(run));
+  EXPECT_EQ(info["weights_verified"], true);
+}
+
 TEST_F(SampleCommand, BadInputsNameTheFlag) {
   auto run = valid();
   run.out = path("s.txt");

@@ -222,8 +222,26 @@ std::string run_diffusion_sampling(const SampleRun& run) {
     }
   }
   nlohmann::json privacy;
+  bool weights_verified = false;
   if (!run.privacy_summary.empty()) {
     privacy = read_privacy_summary(run.privacy_summary);
+    if (privacy.contains("weights_crc32") &&
+        privacy["weights_crc32"].is_object()) {
+      const std::uint32_t crc = file_crc32(run.weights);
+      for (const auto& [path, value] : privacy["weights_crc32"].items()) {
+        weights_verified =
+            weights_verified ||
+            (value.is_number() && value.get<std::uint32_t>() == crc);
+      }
+      if (!weights_verified) {
+        throw std::invalid_argument(
+            "--weights '" + run.weights +
+            "' is none of the weights files the run of --privacy-summary '" +
+            run.privacy_summary +
+            "' wrote (CRC-32 mismatch): the samples would carry another "
+            "run's (epsilon, delta)");
+      }
+    }
   }
   std::int64_t num_classes = run.num_classes;
   if (num_classes == 0) {
@@ -312,6 +330,12 @@ std::string run_diffusion_sampling(const SampleRun& run) {
     info["epsilon"] = privacy["epsilon"];
     info["delta"] = privacy["delta"];
     info["privacy_summary"] = run.privacy_summary;
+    info["weights_verified"] = weights_verified;
+    if (!weights_verified) {
+      info["weights_note"] =
+          "--privacy-summary lists no weights_crc32: that --weights come from "
+          "that run is not checked";
+    }
     info["privacy"] =
         "post-processing of a (epsilon, delta)-DP fine-tuning run: these "
         "samples, and anything trained or tuned on them, carry the same "

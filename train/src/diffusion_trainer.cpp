@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <fstream>
 #include <iostream>
 #include <limits>
 #include <numeric>
@@ -20,6 +21,7 @@
 #include "dptrain/models/fine_tuning.h"
 #include "dptrain/models/registry.h"
 #include "dptrain/models/weights.h"
+#include "dptrain/train/checkpoint.h"
 #include "dptrain/train/classifier_trainer.h"
 #include "dptrain/train/dp_plan.h"
 #include "dptrain/train/optimization.h"
@@ -513,6 +515,14 @@ std::string pretrain_summary_json(const PretrainResult& r,
       .dump();
 }
 
+std::uint32_t file_crc32(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::invalid_argument("'" + path + "': cannot read the file");
+  std::ostringstream bytes;
+  bytes << in.rdbuf();
+  return crc32_of(bytes.str());
+}
+
 std::string run_diffusion_finetuning(const TrainConfig& config) {
   config.validate();
   if (config.task != "diffusion") {
@@ -525,12 +535,19 @@ std::string run_diffusion_finetuning(const TrainConfig& config) {
   const datasets::ImageDataset data = load_diffusion_data(config);
   DiffusionTrainer trainer(build_diffusion_model(config, data), config);
   const DiffusionFitResult fit = trainer.fit(data);
+  nlohmann::json crcs = nlohmann::json::object();
   if (!config.save_weights.empty()) {
     trainer.save_weights(config.save_weights);
-    trainer.save_weights(ema_weights_path(config.save_weights),
-                         /*use_ema=*/true);
+    crcs[config.save_weights] = file_crc32(config.save_weights);
+    const std::string ema = ema_weights_path(config.save_weights);
+    if (trainer.save_weights(ema, /*use_ema=*/true)) {
+      crcs[ema] = file_crc32(ema);
+    }
   }
   auto summary = nlohmann::json::parse(diffusion_summary_json(fit, config));
+  // What lets `sample --privacy-summary` check that its --weights are this
+  // run's, so the samples are not labelled with another run's (ε, δ).
+  summary["weights_crc32"] = crcs;
   summary["train_examples"] = data.size();
   summary["image_shape"] = {data.shape()[0], data.shape()[1], data.shape()[2]};
   return summary.dump();

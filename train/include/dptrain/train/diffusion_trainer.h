@@ -193,10 +193,17 @@ PretrainResult pretrain_diffusion(
 std::string pretrain_summary_json(const PretrainResult& result,
                                   const TrainConfig& config);
 
+/// CRC-32 of the bytes of the file at `path`: the fine-tuning summary
+/// records it for each weights file the run wrote ("weights_crc32"), and
+/// sampling checks --weights against it. Throws std::invalid_argument naming
+/// the file when it cannot be read.
+std::uint32_t file_crc32(const std::string& path);
+
 /// `dptrain diffusion finetune`: validates (config.task must be
 /// "diffusion"), checks the outputs before reading data, loads
 /// load_diffusion_data, builds the model, trains privately, writes
-/// --save-weights (and the EMA's), and returns the summary JSON.
+/// --save-weights (and the EMA's) and returns the summary JSON, with
+/// "weights_crc32": {path: CRC-32} of the weights files written.
 std::string run_diffusion_finetuning(const TrainConfig& config);
 
 /// `dptrain diffusion pretrain`: the same on public data without privacy
