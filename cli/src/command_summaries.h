@@ -44,6 +44,11 @@ inline constexpr CommandSummary kCommandSummaries[] = {
      "file (or checkpoint); prints the prompt followed by the generated "
      "bytes.",
      true},
+    {"diffusion",
+     "Diffusion models: non-private pre-training on public images, private "
+     "fine-tuning (DP-SGD; privacy unit: one example with its K noise "
+     "draws), and sampling synthetic data sets.",
+     true},
     {"bench", "Measure the cost of privacy", true},
     {"audit",
      "Empirical privacy audit in one run: trains a small MLP on synthetic "

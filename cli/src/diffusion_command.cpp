@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "command_summaries.h"
 #include "commands.h"
 #include "config_flags.h"
 #include "dptrain/train/checkpoint.h"
@@ -106,11 +107,7 @@ void add_sample_subcommand(CLI::App* parent) {
 }  // namespace
 
 void add_diffusion_command(CLI::App& app) {
-  auto* cmd = app.add_subcommand(
-      "diffusion",
-      "Diffusion models: non-private pre-training on public images, private "
-      "fine-tuning (DP-SGD; privacy unit: one example with its K noise "
-      "draws), and sampling synthetic data sets.");
+  auto* cmd = app.add_subcommand("diffusion", summary_of("diffusion"));
   cmd->require_subcommand(1);
   add_training_subcommand(
       cmd, "pretrain",

@@ -28,7 +28,7 @@ check "calibrate (after --threads): the same JSON" \
   test "$("$launcher" "${calibrate[@]}")" = "$("$torch" "${calibrate[@]}")"
 
 help=$("$launcher" --help)
-for name in info data model account calibrate train generate bench audit; do
+for name in info data model account calibrate train generate diffusion bench audit; do
   check "--help lists $name" grep -q "^  $name" <<<"$help"
 done
 info=$("$launcher" info)

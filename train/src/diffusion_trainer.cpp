@@ -289,12 +289,12 @@ PrivateTask make_diffusion_task(models::UNet& net,
   return task;
 }
 
-DiffusionTrainer::DiffusionTrainer(models::UNet model, TrainConfig config)
+DiffusionTrainer::DiffusionTrainer(models::UNet model, ValidConfig config)
     : state_(std::make_unique<State>()) {
   if (!model) throw std::invalid_argument("DiffusionTrainer: model is null");
-  if (config.task != "diffusion") {
+  if (config->task != "diffusion") {
     throw std::invalid_argument(
-        "DiffusionTrainer needs --task diffusion, got --task " + config.task);
+        "DiffusionTrainer needs --task diffusion, got --task " + config->task);
   }
   state_->net = std::move(model);
   state_->loop = std::make_unique<PrivateLoop>(
@@ -523,8 +523,9 @@ std::uint32_t file_crc32(const std::string& path) {
   return crc32_of(bytes.str());
 }
 
-std::string run_diffusion_finetuning(const TrainConfig& config) {
-  config.validate();
+std::string run_diffusion_finetuning(const TrainConfig& raw_config) {
+  const ValidConfig valid(raw_config);
+  const TrainConfig& config = *valid;
   if (config.task != "diffusion") {
     throw std::invalid_argument(
         "dptrain diffusion finetune needs --task diffusion, got --task " +
@@ -533,7 +534,7 @@ std::string run_diffusion_finetuning(const TrainConfig& config) {
   check_diffusion_model(config.model);
   check_outputs(config);  // before anything is read or spent
   const datasets::ImageDataset data = load_diffusion_data(config);
-  DiffusionTrainer trainer(build_diffusion_model(config, data), config);
+  DiffusionTrainer trainer(build_diffusion_model(config, data), valid);
   const DiffusionFitResult fit = trainer.fit(data);
   nlohmann::json crcs = nlohmann::json::object();
   if (!config.save_weights.empty()) {

@@ -126,7 +126,7 @@ class DiffusionTrainer {
  public:
   /// Validates `config` (which must have task "diffusion"; std::invalid_
   /// argument naming the flag) and the model.
-  DiffusionTrainer(models::UNet model, TrainConfig config);
+  DiffusionTrainer(models::UNet model, ValidConfig config);
   ~DiffusionTrainer();
   DiffusionTrainer(const DiffusionTrainer&) = delete;
   DiffusionTrainer& operator=(const DiffusionTrainer&) = delete;
