@@ -119,8 +119,16 @@ endfunction()
 # parallel loop is inline code in ATen/ParallelOpenMP.h, and a TU built
 # without -fopenmp runs it on one thread. The TU skips the precompiled header
 # (its flags differ); the target links the same OpenMP runtime LibTorch uses.
+# Without an OpenMP for the compiler (clang without libomp, as the fuzz
+# build may be) the TU is built without it, and its loops run serially.
 function(dptrain_use_openmp target source)
-  find_package(OpenMP REQUIRED COMPONENTS CXX)
+  find_package(OpenMP COMPONENTS CXX)
+  if(NOT OpenMP_CXX_FOUND)
+    message(STATUS "${source}: no OpenMP for ${CMAKE_CXX_COMPILER_ID}; its "
+                   "at::parallel_for loops will run on one thread")
+    set_source_files_properties(${source} PROPERTIES COMPILE_OPTIONS "${ARGN}")
+    return()
+  endif()
   set_source_files_properties(${source} PROPERTIES
     COMPILE_OPTIONS "${OpenMP_CXX_FLAGS};${ARGN}" SKIP_PRECOMPILE_HEADERS ON)
   target_link_libraries(${target} PUBLIC ${OpenMP_CXX_FLAGS})
