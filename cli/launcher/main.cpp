@@ -77,13 +77,5 @@ int main(int argc, char** argv) {
   for (const auto& c : kCommandSummaries) {
     if (c.needs_torch) app.add_subcommand(c.name, c.summary);
   }
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e);
-  } catch (const std::exception& e) {
-    std::cerr << "error: " << e.what() << "\n";
-    return 1;
-  }
-  return 0;
+  return parse_and_run(app, argc, argv);
 }

@@ -4,6 +4,9 @@
 
 #include <CLI/CLI.hpp>
 
+#include <exception>
+#include <iostream>
+
 namespace dptrain::cli {
 
 /// Global settings shared by every subcommand, filled by main() before the
@@ -14,6 +17,20 @@ struct GlobalOptions {
 
 /// The options main() parsed; valid inside subcommand callbacks.
 const GlobalOptions& global_options();
+
+/// Parses and runs `app`; any exception from the library becomes one
+/// `error: ...` line on standard error. Returns the exit status.
+inline int parse_and_run(CLI::App& app, int argc, char** argv) {
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}
 
 void add_info_command(CLI::App& app);
 void add_data_command(CLI::App& app);

@@ -37,13 +37,5 @@ int main(int argc, char** argv) {
   add_audit_command(app);
   add_diffusion_command(app);
 
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e);
-  } catch (const std::exception& e) {
-    std::cerr << "error: " << e.what() << "\n";
-    return 1;
-  }
-  return 0;
+  return parse_and_run(app, argc, argv);
 }

@@ -6,7 +6,9 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace dptrain::bench {
@@ -146,34 +148,37 @@ TEST(StepBenchmark, RejectsBadOptionsNamingThem) {
           << e.what();
     }
   };
-  auto o = tiny("cnn");
-  o.batch_size = 0;
-  expect_error(o, "batch_size must be >= 1, got 0");
-  o = tiny("cnn");
-  o.steps = 0;
-  expect_error(o, "steps must be >= 1, got 0");
-  o = tiny("cnn");
-  o.warmup_steps = -1;
-  expect_error(o, "warmup_steps must be >= 0, got -1");
-  o = tiny("cnn");
-  o.seq_len = 0;
-  expect_error(o, "seq_len must be >= 1, got 0");
-  o = tiny("cnn");
-  o.variants = {};
-  expect_error(o, "variants must name at least one");
-  o = tiny("cnn");
-  o.variants = {StepVariant::kDp, StepVariant::kDp};
-  expect_error(o, "variants lists 'dp' twice");
-  o = tiny("cnn");
-  o.noise_multiplier = -1;
-  expect_error(o, "noise_multiplier must be finite and >= 0, got -1");
-  o = tiny("cnn");
-  o.max_grad_norm = 0;
-  expect_error(o, "max_grad_norm must be finite and > 0, got 0");
-  o = tiny("cnn");
-  o.logical_batch_size = o.batch_size + 1;
-  expect_error(
-      o, "logical_batch_size must be a multiple of batch_size (4), got 5");
+  const std::vector<
+      std::pair<std::function<void(StepBenchmarkOptions&)>, std::string>>
+      cases = {
+          {[](StepBenchmarkOptions& o) { o.batch_size = 0; },
+           "batch_size must be >= 1, got 0"},
+          {[](StepBenchmarkOptions& o) { o.steps = 0; },
+           "steps must be >= 1, got 0"},
+          {[](StepBenchmarkOptions& o) { o.warmup_steps = -1; },
+           "warmup_steps must be >= 0, got -1"},
+          {[](StepBenchmarkOptions& o) { o.seq_len = 0; },
+           "seq_len must be >= 1, got 0"},
+          {[](StepBenchmarkOptions& o) { o.variants = {}; },
+           "variants must name at least one"},
+          {[](StepBenchmarkOptions& o) {
+             o.variants = {StepVariant::kDp, StepVariant::kDp};
+           },
+           "variants lists 'dp' twice"},
+          {[](StepBenchmarkOptions& o) { o.noise_multiplier = -1; },
+           "noise_multiplier must be finite and >= 0, got -1"},
+          {[](StepBenchmarkOptions& o) { o.max_grad_norm = 0; },
+           "max_grad_norm must be finite and > 0, got 0"},
+          {[](StepBenchmarkOptions& o) {
+             o.logical_batch_size = o.batch_size + 1;
+           },
+           "logical_batch_size must be a multiple of batch_size (4), got 5"},
+      };
+  for (const auto& [change, what] : cases) {
+    auto o = tiny("cnn");
+    change(o);
+    expect_error(o, what);
+  }
 }
 
 TEST(StepBenchmark, RejectsAnUnknownModel) {

@@ -18,6 +18,14 @@ using dptrain::test_support::round_trip;
 using accountant::AccountantKind;
 using accountant::PoissonSampledGaussian;
 
+// Options with δ = 1e-5 and the given target ε.
+PrivacyBudgetOptions with_target(double target_epsilon) {
+  PrivacyBudgetOptions options;
+  options.delta = 1e-5;
+  options.target_epsilon = target_epsilon;
+  return options;
+}
+
 // ε (RDP, δ = 1e-5) of what `budget` spent plus one more `step`, computed by
 // the accountant directly rather than by the budget under test.
 double epsilon_after_one_more(const PrivacyBudget& budget,
@@ -28,10 +36,7 @@ double epsilon_after_one_more(const PrivacyBudget& budget,
 }
 
 TEST(PrivacyBudget, StopsBeforeTheStepThatWouldPassTheTarget) {
-  PrivacyBudgetOptions options;
-  options.delta = 1e-5;
-  options.target_epsilon = 2.0;
-  PrivacyBudget budget(options);
+  PrivacyBudget budget(with_target(2.0));
   const PoissonSampledGaussian step{0.01, 1.5, 1};
   int64_t taken = 0;
   while (budget.allows_step(step) && taken < 100000) {
@@ -46,10 +51,7 @@ TEST(PrivacyBudget, StopsBeforeTheStepThatWouldPassTheTarget) {
 }
 
 TEST(PrivacyBudget, ANewNoiseLevelIsCheckedAgainstWhatWasSpent) {
-  PrivacyBudgetOptions options;
-  options.delta = 1e-5;
-  options.target_epsilon = 2.0;
-  PrivacyBudget budget(options);
+  PrivacyBudget budget(with_target(2.0));
   const PoissonSampledGaussian noisy{0.05, 2.0, 1};
   for (int i = 0; i < 50; ++i) {
     ASSERT_TRUE(budget.allows_step(noisy));

@@ -15,6 +15,7 @@
 #include "dptrain/dp/clipping/oracle.h"
 #include "dptrain/models/registry.h"
 #include "error_helpers.h"
+#include "tiny_unet.h"
 
 namespace m = dptrain::models;
 namespace dp = dptrain::dp;
@@ -22,18 +23,9 @@ namespace dp = dptrain::dp;
 namespace {
 
 m::UNetConfig tiny_config() {
-  m::UNetConfig c;
-  c.name = "tiny";
-  c.image_size = 4;
-  c.in_channels = 2;
-  c.num_classes = 3;
-  c.channels = {4, 6};
-  c.blocks_per_level = 1;
-  c.attention_levels = {1};
-  c.attention_heads = 2;
-  c.embedding_dim = 6;
-  c.norm_groups = 2;
-  return c;
+  return dptrain::test_support::tiny_unet_config(/*image_size=*/4,
+                                                 /*in_channels=*/2,
+                                                 /*num_classes=*/3);
 }
 
 using dptrain::test_support::error_of;

@@ -58,6 +58,18 @@ class Trainer : public dptrain::test_support::TempDirTest {
   static void quiet(ClassifierTrainer& t) {
     t.log = [](const std::string&) {};
   }
+  // The toy config with two steps checkpointed to `name`, after one run of it
+  // on `train` (the checkpoint a resumed run then finds).
+  TrainConfig two_steps_checkpointed_to(const std::string& name,
+                                        const datasets::ImageDataset& train) {
+    auto config = toy_config();
+    config.steps = 2;
+    config.checkpoint = path(name);
+    ClassifierTrainer first(toy_model(1), config);
+    quiet(first);
+    first.fit(train);
+    return config;
+  }
 };
 
 TEST_F(Trainer, LearnsSeparableDataAndReportsEpsilon) {
@@ -190,12 +202,7 @@ TEST_F(Trainer, StopsBeforeExceedingTargetEpsilon) {
 
 TEST_F(Trainer, RefusesCheckpointOfAnotherRun) {
   const auto train = toy_data(256, 1);
-  auto config = toy_config();
-  config.steps = 2;
-  config.checkpoint = path("a.ckpt");
-  ClassifierTrainer first(toy_model(1), config);
-  quiet(first);
-  first.fit(train);
+  auto config = two_steps_checkpointed_to("a.ckpt", train);
 
   config.max_grad_norm = 2.0;  // a different privacy setting
   config.resume = true;
@@ -213,12 +220,7 @@ TEST_F(Trainer, RefusesCheckpointOfAnotherRun) {
 
 TEST_F(Trainer, RefusesCheckpointOfAnotherModelWithoutHalfLoading) {
   const auto train = toy_data(256, 1);
-  auto config = toy_config();
-  config.steps = 2;
-  config.checkpoint = path("m.ckpt");
-  ClassifierTrainer first(toy_model(1), config);
-  quiet(first);
-  first.fit(train);
+  auto config = two_steps_checkpointed_to("m.ckpt", train);
 
   config.resume = true;
   torch::manual_seed(4);

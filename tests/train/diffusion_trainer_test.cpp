@@ -20,6 +20,7 @@
 #include "dptrain/train/diffusion_sampling.h"
 #include "error_helpers.h"
 #include "temp_dir_test.h"
+#include "tiny_unet.h"
 
 namespace dptrain::train {
 namespace {
@@ -27,18 +28,7 @@ namespace {
 using test_support::expect_error;
 
 models::UNetConfig tiny_unet(std::int64_t classes, std::int64_t size = 4) {
-  models::UNetConfig c;
-  c.name = "tiny";
-  c.image_size = size;
-  c.in_channels = 1;
-  c.num_classes = classes;
-  c.channels = {4, 6};
-  c.blocks_per_level = 1;
-  c.attention_levels = {1};
-  c.attention_heads = 2;
-  c.embedding_dim = 6;
-  c.norm_groups = 2;
-  return c;
+  return test_support::tiny_unet_config(size, /*in_channels=*/1, classes);
 }
 
 // n distinct 1×size×size images with labels i mod classes.
