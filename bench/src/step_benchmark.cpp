@@ -24,9 +24,11 @@
 #include "dptrain/dp/mechanism/noise.h"
 #include "dptrain/dp/mechanism/noise_generator.h"
 #include "dptrain/dp/optim/optimizer.h"
+#include "dptrain/models/diffusion.h"
 #include "dptrain/models/griffin.h"
 #include "dptrain/models/registry.h"
 #include "dptrain/models/sequence_mlp.h"
+#include "dptrain/models/unet.h"
 
 namespace dptrain::bench {
 namespace {
@@ -171,7 +173,42 @@ StepRunner::StepRunner(const StepBenchmarkOptions& options)
     s.targets = torch::randint(vocab, {b, options.seq_len}, torch::kLong);
   };
   const auto griffin_names = models::griffin_config_names();
-  if (options.model == "seq") {
+  const auto diffusion_names = models::list_diffusion_models();
+  if (std::find(diffusion_names.begin(), diffusion_names.end(),
+                options.model) != diffusion_names.end()) {
+    // A diffusion UNet under the EDM loss, one row per example (K = 1): each
+    // input row packs its clean image, its noise, its σ and its label as
+    // channels [x | n | σ | label], so any slice of rows (the oracle's one
+    // row) carries its own draws. The forward gives the per-row losses.
+    const auto cfg = models::unet_config(options.model);
+    models::UNet net(cfg);
+    const int64_t c = cfg.in_channels, hw = cfg.image_size;
+    s.model = net.ptr();
+    s.forward = [net, c](const torch::Tensor& in) mutable {
+      const auto x = in.narrow(1, 0, c);
+      const auto noise = in.narrow(1, c, c);
+      const auto sigma = in.select(1, 2 * c).select(1, 0).select(1, 0);
+      const auto labels =
+          in.select(1, 2 * c + 1).select(1, 0).select(1, 0).to(torch::kLong);
+      const models::EdmOptions edm;
+      const models::Denoiser denoiser = [&](const torch::Tensor& xn,
+                                            const torch::Tensor& sg) {
+        return models::edm_denoise(net, xn, sg, labels, edm);
+      };
+      return models::edm_loss(denoiser, x, sigma, noise, edm);
+    };
+    s.per_example_loss = [](const torch::Tensor& losses, const torch::Tensor&) {
+      return losses;
+    };
+    const auto sigma = (torch::randn({b}) * 1.2 - 1.2).exp();
+    const auto labels = torch::randint(cfg.num_classes, {b}).to(torch::kFloat);
+    s.inputs = torch::cat(
+        {torch::rand({b, c, hw, hw}) * 2 - 1, torch::randn({b, c, hw, hw}),
+         sigma.view({b, 1, 1, 1}).expand({b, 1, hw, hw}),
+         labels.view({b, 1, 1, 1}).expand({b, 1, hw, hw})},
+        1);
+    s.targets = torch::zeros({b});
+  } else if (options.model == "seq") {
     auto model = models::SequenceMlp(models::SequenceMlpOptions());
     use_token_model(model, model->options.vocab_size());
   } else if (std::find(griffin_names.begin(), griffin_names.end(),

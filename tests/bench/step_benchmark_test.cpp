@@ -120,6 +120,12 @@ TEST(StepRunner, DpClipMatchesMicrobatchOracleOnSequenceModel) {
   expect_dp_clip_matches_oracle("seq");
 }
 
+// The UNet's rows carry their own σ, noise and label, so the oracle's
+// one-row slices compute the same per-example EDM losses as the batch.
+TEST(StepRunner, DpClipMatchesMicrobatchOracleOnDiffusionUNet) {
+  expect_dp_clip_matches_oracle("unet-small");
+}
+
 // After the DP step, .grad = (clipped sum + N(0, σ²C²)) / B. With 26,010
 // coordinates the standard deviation of the noise is estimated to ~0.5 %, so
 // 3 % tolerance accepts σ·C and rejects 2/3 and 3/2 of it.

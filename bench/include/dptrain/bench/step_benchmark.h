@@ -35,8 +35,10 @@ StepVariant parse_step_variant(const std::string& name);
 struct StepBenchmarkOptions {
   /// "seq" (SequenceMlp: width 256, 4 blocks, vocab 256, tokens [B, seq_len]),
   /// a Griffin / Hawk config ("griffin-tiny", "hawk-25m", ...; tokens
-  /// [B, seq_len]) or any image model of models::make_model ("cnn": 1×28×28,
-  /// "wrn-16-4": 3×32×32, ...), fed images of the model's default input size.
+  /// [B, seq_len]), a diffusion UNet ("unet-small", "unet-dpdm", ...: the
+  /// EDM loss of B rows, each with its own σ, noise and label, K = 1) or any
+  /// image model of models::make_model ("cnn": 1×28×28, "wrn-16-4":
+  /// 3×32×32, ...), fed images of the model's default input size.
   std::string model = "cnn";
   int64_t batch_size = 256;  ///< B, >= 1
   int64_t seq_len = 128;     ///< T of the "seq" model, >= 1
