@@ -47,7 +47,8 @@ inline constexpr CommandSummary kCommandSummaries[] = {
     {"diffusion",
      "Diffusion models: non-private pre-training on public images, private "
      "fine-tuning (DP-SGD; privacy unit: one example with its K noise "
-     "draws), and sampling synthetic data sets.",
+     "draws), sampling synthetic data sets, and evaluating them (downstream "
+     "accuracy, FID).",
      true},
     {"bench", "Measure the cost of privacy", true},
     {"audit",

@@ -2,7 +2,9 @@
 # The diffusion pipeline end to end through the CLI on Fashion-MNIST, at toy
 # size: non-private pre-training on classes 0,1 (public), private fine-tuning
 # on classes 5,6, sampling a synthetic set with the fine-tuning run's
-# (epsilon, delta), then `dptrain train --dataset synth.h5` on it directly.
+# (epsilon, delta), then `dptrain train --dataset synth.h5` on it directly and
+# `dptrain diffusion evaluate` on it (downstream accuracy, feature-cnn FID).
+# Both training runs use v-prediction, which sampling reads from the summary.
 # Usage: diffusion_pipeline_test.sh DPTRAIN_BINARY
 set -euo pipefail
 dptrain=$1
@@ -10,7 +12,8 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
 fail() { echo "FAIL: $*"; exit 1; }
-common=(--batch-size 8 --steps 2 --noise-multiplicity 2 --model unet-small)
+common=(--batch-size 8 --steps 2 --noise-multiplicity 2 --model unet-small
+  --diffusion-objective v)
 
 "$dptrain" diffusion pretrain --classes 0,1 "${common[@]}" --seed 1 \
   --save-weights pre.h5 --summary pre.json >pre.log 2>&1 || { cat pre.log; fail "pretrain"; }
@@ -32,9 +35,18 @@ grep -q 'train loss .* (non-private), epsilon' ft.log || fail "finetune epoch li
 eps=$(grep -o '"epsilon":[0-9.e+-]*' ft.json | head -1)
 grep -q "${eps/:/: }" synth.h5.json || fail "synth.h5.json does not carry $eps"
 grep -q '"weights_verified": true' synth.h5.json || fail "the weights were not checked against ft.json"
+grep -q '"objective": "v"' synth.h5.json || fail "sampling did not take the v objective from ft.json"
 
 "$dptrain" train --dataset synth.h5 --model cnn --recipe none --noise-multiplier 1 \
   --batch-size 4 --steps 2 --summary clf.json >clf.log 2>&1 || { cat clf.log; fail "train on synth.h5"; }
 grep -q '"train_examples":8' clf.json || fail "train did not read the 8 synthetic images"
 grep -q '"eval_examples":4' clf.json || fail "train did not evaluate on the synthetic test split"
+"$dptrain" diffusion evaluate --synthetic synth.h5 --real fashion-mnist --classes 5,6 \
+  --epochs 1 --batch-size 4 --feature-dataset fashion-mnist --feature-classes 0,1 \
+  --feature-epochs 1 --fid-samples 200 --save-feature-weights features.h5 \
+  --json eval.json >eval.log 2>&1 || { cat eval.log; fail "evaluate"; }
+grep -q '"downstream_accuracy":' eval.json || fail "evaluate: no downstream accuracy"
+grep -q '"fid_feature_cnn":' eval.json || fail "evaluate: no feature-cnn FID"
+grep -q "${eps/:/: }" eval.json || fail "evaluate does not carry the synthetic set's $eps"
+[[ -s features.h5 ]] || fail "evaluate did not save the feature weights"
 echo "1 passed, 0 failed"

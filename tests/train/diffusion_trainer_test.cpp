@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -362,6 +363,63 @@ TEST(DiffusionConfig, FieldsAreValidatedNamingTheFlag) {
   c = tiny_config();
   c.freeze_embeddings = true;
   expect_error([&] { c.validate(); }, "need --task lm, got --task diffusion");
+  c = tiny_config();
+  c.diffusion_objective = "x0";
+  expect_error([&] { c.validate(); }, "--diffusion-objective must be one of");
+  c = tiny_config();
+  c.sigma_distribution = "uniform";
+  expect_error([&] { c.validate(); }, "--sigma-distribution must be one of");
+  c = tiny_config();
+  c.high_noise_weight = 0.5;
+  expect_error([&] { c.validate(); },
+               "--high-noise-weight needs --sigma-distribution high-noise-mix");
+  c.sigma_distribution = "high-noise-mix";
+  c.validate();
+  c.high_noise_weight = 1.5;
+  expect_error([&] { c.validate(); }, "--high-noise-weight must be in [0, 1]");
+  c = TrainConfig{};
+  c.noise_multiplier = 1.0;
+  c.steps = 1;
+  c.diffusion_objective = "v";
+  expect_error([&] { c.validate(); },
+               "--diffusion-objective needs --task diffusion");
+}
+
+// configs/diffusion/*.toml (the papers' runs) are valid diffusion configs.
+TEST(DiffusionConfig, ShippedConfigFilesAreValid) {
+  const char* root = std::getenv("DPTRAIN_SOURCE_DIR");
+  if (root == nullptr) GTEST_SKIP() << "DPTRAIN_SOURCE_DIR is not set";
+  int files = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(
+           std::filesystem::path(root) / "configs" / "diffusion")) {
+    if (entry.path().extension() != ".toml") continue;
+    SCOPED_TRACE(entry.path().string());
+    TrainConfig c;
+    c.task = "diffusion";
+    apply_toml_file(entry.path().string(), c);
+    EXPECT_NO_THROW(c.validate());
+    EXPECT_GT(c.target_epsilon, 0.0);
+    ++files;
+  }
+  EXPECT_GE(files, 7);
+}
+
+TEST(DiffusionConfig, ObjectiveAndSigmaDistributionReachTheDraws) {
+  auto c = tiny_config();
+  c.diffusion_objective = "v";
+  c.sigma_distribution = "high-noise-mix";
+  c.high_noise_weight = 0.7;
+  const auto d = diffusion_draws(c);
+  EXPECT_EQ(d.edm.parameterization, models::Parameterization::kV);
+  EXPECT_EQ(d.edm.sigma_distribution,
+            models::SigmaDistribution::kLogNormalLogUniformMix);
+  EXPECT_EQ(d.edm.high_noise_weight, 0.7);
+  c.sigma_distribution = "cosine";
+  c.high_noise_weight = TrainConfig{}.high_noise_weight;
+  EXPECT_EQ(diffusion_draws(c).edm.sigma_distribution,
+            models::SigmaDistribution::kCosine);
+  EXPECT_EQ(diffusion_draws(tiny_config()).edm.parameterization,
+            models::Parameterization::kEdm);
 }
 
 TEST(DiffusionSampling, BalancedLabelsAndSeededImagesIndependentOfBatchSize) {
@@ -383,6 +441,37 @@ TEST(DiffusionSampling, BalancedLabelsAndSeededImagesIndependentOfBatchSize) {
   EXPECT_FALSE(torch::equal(sample_images(net, labels, o), whole));
   o.guidance = -1;
   expect_error([&] { sample_images(net, labels, o); }, "--guidance must be");
+}
+
+TEST(DiffusionSampling, SamplersDdimAndChurn) {
+  torch::manual_seed(3);
+  models::UNet net(tiny_unet(2));
+  const auto labels = torch::tensor({0, 1, 1, 0}, torch::kLong);
+  SampleOptions o;
+  o.steps = 6;  // levels inside churn's [0.05, 50]
+  o.seed = 7;
+  o.batch_size = 4;
+  const auto heun = sample_images(net, labels, o);
+  // Churn 0 is the Heun sampler exactly (Algorithm 2 without fresh noise).
+  o.sampler = "churn";
+  o.churn = 0.0;
+  EXPECT_TRUE(torch::equal(sample_images(net, labels, o), heun));
+  o.churn = 40.0;
+  const auto churned = sample_images(net, labels, o);
+  EXPECT_FALSE(torch::equal(churned, heun));
+  EXPECT_TRUE(torch::equal(sample_images(net, labels, o), churned));  // seeded
+  // DDIM: deterministic, independent of the batch size, not Heun.
+  o.sampler = "ddim";
+  const auto ddim = sample_images(net, labels, o);
+  EXPECT_FALSE(torch::equal(ddim, heun));
+  o.batch_size = 1;
+  EXPECT_TRUE(torch::equal(sample_images(net, labels, o), ddim));
+  o.sampler = "euler";
+  expect_error([&] { sample_images(net, labels, o); },
+               "--sampler must be one of heun, churn, ddim, got 'euler'");
+  o.sampler = "churn";
+  o.churn = -1;
+  expect_error([&] { sample_images(net, labels, o); }, "--churn must be");
 }
 
 class SampleCommand : public test_support::TempDirTest {
@@ -449,6 +538,37 @@ TEST_F(SampleCommand, WeightsMustBeTheSummarisedRunsWhenItListsThem) {
   summary(file_crc32(run.weights));
   const auto info = nlohmann::json::parse(run_diffusion_sampling(run));
   EXPECT_EQ(info["weights_verified"], true);
+}
+
+// A v-prediction network read with EDM's preconditioning gives other images:
+// the objective comes from the run's summary, and a contradicting flag is
+// refused.
+TEST_F(SampleCommand, ObjectiveIsTheTrainedOnesFromTheSummary) {
+  auto run = valid();
+  const auto with_objective = [&](const std::string& objective) {
+    std::ofstream(path("summary.json")) << nlohmann::json{
+        {"task", "diffusion"},
+        {"epsilon", 3.5},
+        {"delta", 1e-5},
+        {"num_classes", 2},
+        {"diffusion", {{"diffusion_objective", objective}}}}.dump();
+  };
+  with_objective("v");
+  const auto v = nlohmann::json::parse(run_diffusion_sampling(run));
+  EXPECT_EQ(v["objective"], "v");
+  const auto v_images = datasets::load_hdf5(path("s.h5"), split("train"));
+  with_objective("edm");
+  EXPECT_EQ(nlohmann::json::parse(run_diffusion_sampling(run))["objective"],
+            "edm");
+  const auto edm_images = datasets::load_hdf5(path("s.h5"), split("train"));
+  EXPECT_FALSE(torch::equal(v_images.images(), edm_images.images()));
+  run.objective = "v";
+  expect_error([&] { run_diffusion_sampling(run); },
+               "--objective v: the run of --privacy-summary");
+  run = valid();
+  run.objective = "x0";
+  expect_error([&] { run_diffusion_sampling(run); },
+               "--objective must be edm or v, got 'x0'");
 }
 
 TEST_F(SampleCommand, BadInputsNameTheFlag) {

@@ -19,6 +19,7 @@
 #include "dptrain/train/dp_plan.h"
 #include "dptrain/train/optimization.h"
 #include "dptrain/train/private_loop.h"
+#include "json_number.h"
 
 namespace dptrain::train {
 namespace {
@@ -109,14 +110,10 @@ EvalResult ClassifierTrainer::evaluate(const datasets::ImageDataset& data,
   return evaluate(data, use_ema ? Iterate::kEma : Iterate::kLast);
 }
 
-EvalResult ClassifierTrainer::evaluate(const datasets::ImageDataset& data,
-                                       Iterate which) {
-  auto& s = *state_;
-  auto* optimization = s.loop->optimization();
-  const AveragedParameters held(optimization, *s.model,
-                                which == Iterate::kEma      ? Average::kEma
-                                : which == Iterate::kPolyak ? Average::kPolyak
-                                                            : Average::kNone);
+EvalResult evaluate_classifier(models::ImageClassifier& model,
+                               const datasets::ImageDataset& data,
+                               const datasets::ChannelStats& stats,
+                               c10::Device device) {
   EvalResult r;
   r.count = data.size();
   const auto classes = data.num_classes();
@@ -131,14 +128,14 @@ EvalResult ClassifierTrainer::evaluate(const datasets::ImageDataset& data,
   std::int64_t correct = 0;
   {
     torch::NoGradGuard no_grad;
-    const bool was_training = s.model->is_training();
-    s.model->eval();
+    const bool was_training = model.is_training();
+    model.eval();
     for (std::int64_t start = 0; start < data.size(); start += kEvalBatch) {
       const auto end = std::min(data.size(), start + kEvalBatch);
       auto idx = torch::arange(start, end, torch::kLong);
-      auto batch = data.get_batch(idx, s.loop->device());
-      auto x = datasets::standardize(batch.images, s.stats);
-      auto logits = s.model->forward(x);
+      auto batch = data.get_batch(idx, device);
+      auto x = datasets::standardize(batch.images, stats);
+      auto logits = model.forward(x);
       auto labels = batch.labels;
       loss_sum +=
           torch::nn::functional::cross_entropy(
@@ -165,7 +162,7 @@ EvalResult ClassifierTrainer::evaluate(const datasets::ImageDataset& data,
         }
       }
     }
-    s.model->train(was_training);
+    model.train(was_training);
   }
   r.loss = r.count > 0 ? loss_sum / static_cast<double>(r.count) : kNaN;
   r.accuracy = r.count > 0
@@ -180,6 +177,17 @@ EvalResult ClassifierTrainer::evaluate(const datasets::ImageDataset& data,
         total_g[g] > 0 ? static_cast<double>(correct_g[g]) / total_g[g] : kNaN);
   }
   return r;
+}
+
+EvalResult ClassifierTrainer::evaluate(const datasets::ImageDataset& data,
+                                       Iterate which) {
+  auto& s = *state_;
+  auto* optimization = s.loop->optimization();
+  const AveragedParameters held(optimization, *s.model,
+                                which == Iterate::kEma      ? Average::kEma
+                                : which == Iterate::kPolyak ? Average::kPolyak
+                                                            : Average::kNone);
+  return evaluate_classifier(*s.model, data, s.stats, s.loop->device());
 }
 
 FitResult ClassifierTrainer::fit(const datasets::ImageDataset& train,
@@ -346,9 +354,6 @@ FitResult ClassifierTrainer::fit(const datasets::ImageDataset& train,
 }
 
 std::string summary_json(const FitResult& r, const TrainConfig& c) {
-  auto nan_to_null = [](double v) {
-    return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr);
-  };
   auto vec = [&](const std::vector<double>& v) {
     nlohmann::json a = nlohmann::json::array();
     for (double x : v) a.push_back(nan_to_null(x));

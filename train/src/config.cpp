@@ -106,6 +106,10 @@ void validate_diffusion_fields(const TrainConfig& c) {
         {c.edm_p_mean != d.edm_p_mean, "edm-p-mean"},
         {c.edm_p_std != d.edm_p_std, "edm-p-std"},
         {c.sigma_data != d.sigma_data, "sigma-data"},
+        {c.diffusion_objective != d.diffusion_objective,
+         "diffusion-objective"},
+        {c.sigma_distribution != d.sigma_distribution, "sigma-distribution"},
+        {c.high_noise_weight != d.high_noise_weight, "high-noise-weight"},
     };
     for (const auto& [set, flag] : given) {
       if (set) {
@@ -128,6 +132,18 @@ void validate_diffusion_fields(const TrainConfig& c) {
           "must be > 0", str(c.edm_p_std));
   require(std::isfinite(c.sigma_data) && c.sigma_data > 0.0, "sigma-data",
           "must be > 0", str(c.sigma_data));
+  require_one_of("diffusion-objective", c.diffusion_objective, {"edm", "v"});
+  require_one_of("sigma-distribution", c.sigma_distribution,
+                 {"log-normal", "high-noise-mix", "cosine"});
+  require(std::isfinite(c.high_noise_weight) && c.high_noise_weight >= 0.0 &&
+              c.high_noise_weight <= 1.0,
+          "high-noise-weight", "must be in [0, 1]", str(c.high_noise_weight));
+  if (c.high_noise_weight != d.high_noise_weight &&
+      c.sigma_distribution != "high-noise-mix") {
+    throw std::invalid_argument(
+        "--high-noise-weight needs --sigma-distribution high-noise-mix, got " +
+        c.sigma_distribution);
+  }
   if (c.reset_classifier) {
     throw std::invalid_argument(
         "--reset-classifier needs --task classify (a UNet has no classifier "
@@ -377,6 +393,14 @@ const std::vector<ConfigField>& config_fields() {
        "--task diffusion: standard deviation of ln sigma"},
       {"sigma-data", &TrainConfig::sigma_data,
        "--task diffusion: EDM's sigma_data (images are scaled to [-1, 1])"},
+      {"diffusion-objective", &TrainConfig::diffusion_objective,
+       "--task diffusion: edm (Karras et al.) or v (v-prediction); sample "
+       "with the same"},
+      {"sigma-distribution", &TrainConfig::sigma_distribution,
+       "--task diffusion: training noise levels: log-normal, high-noise-mix "
+       "(log-normal mixed with log-uniform on [0.002, 80]) or cosine"},
+      {"high-noise-weight", &TrainConfig::high_noise_weight,
+       "--task diffusion: the log-uniform share of high-noise-mix"},
       {"target-epsilon", &TrainConfig::target_epsilon,
        "privacy budget; noise is calibrated to it"},
       {"delta", &TrainConfig::delta, "delta of (epsilon, delta)-DP"},

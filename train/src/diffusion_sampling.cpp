@@ -13,16 +13,17 @@
 #include <fstream>
 #include <random>
 #include <stdexcept>
-#include <system_error>
 #include <utility>
 
 #include "dptrain/datasets/hdf5_writer.h"
 #include "dptrain/datasets/png_writer.h"
 #include "dptrain/models/diffusion.h"
+#include "dptrain/models/diffusion_samplers.h"
 #include "dptrain/models/registry.h"
 #include "dptrain/models/weights.h"
 #include "dptrain/train/checkpoint.h"
 #include "dptrain/train/diffusion_trainer.h"
+#include "dptrain/train/outputs.h"
 #include "dptrain/train/runtime.h"
 
 namespace dptrain::train {
@@ -42,26 +43,6 @@ std::uint64_t row_seed(std::uint64_t seed, std::uint64_t i) {
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
   return z ^ (z >> 31);
-}
-
-void require_output_dir(const std::string& flag, const std::string& path) {
-  if (path.empty()) return;
-  const auto parent = std::filesystem::path(path).parent_path();
-  if (std::filesystem::is_directory(path)) {
-    throw std::invalid_argument(flag + " '" + path + "' is a folder");
-  }
-  if (!parent.empty() && !std::filesystem::is_directory(parent)) {
-    throw std::invalid_argument(flag + " '" + path + "': no such folder '" +
-                                parent.string() + "'");
-  }
-}
-
-bool same_path(const std::string& a, const std::string& b) {
-  if (a.empty() || b.empty()) return false;
-  std::error_code ec1, ec2;
-  const auto ca = std::filesystem::weakly_canonical(a, ec1);
-  const auto cb = std::filesystem::weakly_canonical(b, ec2);
-  return !ec1 && !ec2 ? ca == cb : a == b;
 }
 
 // The (ε, δ) of the fine-tuning run whose weights are sampled.
@@ -108,6 +89,14 @@ std::vector<std::int64_t> balanced_labels(
 }
 
 void SampleOptions::validate() const {
+  if (sampler != "heun" && sampler != "churn" && sampler != "ddim") {
+    throw std::invalid_argument(
+        "--sampler must be one of heun, churn, ddim, got '" + sampler + "'");
+  }
+  if (!std::isfinite(churn) || churn < 0) {
+    throw std::invalid_argument("--churn must be finite and >= 0, got " +
+                                std::to_string(churn));
+  }
   if (steps < 1 || steps > 10000) {
     throw std::invalid_argument("--steps must be in [1, 10000], got " +
                                 std::to_string(steps));
@@ -135,6 +124,7 @@ at::Tensor sample_images(models::UNet& net, const at::Tensor& labels,
   const auto cpu_labels = labels.to(torch::kCPU).to(torch::kLong);
   models::EdmOptions edm;
   edm.sigma_data = options.sigma_data;
+  edm.parameterization = options.parameterization;
   models::HeunOptions heun;
   heun.steps = options.steps;
   const bool was_training = net->is_training();
@@ -153,7 +143,25 @@ at::Tensor sample_images(models::UNet& net, const at::Tensor& labels,
     const auto batch_labels = cpu_labels.narrow(0, start, rows).to(device);
     const auto denoiser =
         models::guided_denoiser(net, batch_labels, options.guidance, edm);
-    const auto x = models::heun_sample(denoiser, z.to(device), heun);
+    at::Tensor x;
+    if (options.sampler == "ddim") {
+      models::DdimOptions ddim;
+      ddim.schedule = heun;
+      x = models::ddim_sample(denoiser, z.to(device), ddim);
+    } else if (options.sampler == "churn") {
+      models::StochasticSamplerOptions churn;
+      churn.schedule = heun;
+      churn.s_churn = options.churn;
+      churn.s_tmin = 0.05;
+      churn.s_tmax = 50.0;
+      churn.s_noise = 1.003;
+      // The batch's fresh noise: its own stream of the seed, after the rows'.
+      at::Generator gen = at::detail::createCPUGenerator(row_seed(
+          options.seed ^ 0x636875726eULL, static_cast<std::uint64_t>(start)));
+      x = models::stochastic_sample(denoiser, z.to(device), churn, gen);
+    } else {
+      x = models::heun_sample(denoiser, z.to(device), heun);
+    }
     out.push_back(from_diffusion_range(x).to(torch::kCPU));
   }
   net->train(was_training);
@@ -188,12 +196,10 @@ std::string run_diffusion_sampling(const SampleRun& run) {
     throw std::invalid_argument("--out '" + run.out +
                                 "' must end .h5 or .hdf5");
   }
-  require_output_dir("--out", run.out);
   if (!run.grid.empty()) {
     if (ext_of(run.grid) != ".png") {
       throw std::invalid_argument("--grid '" + run.grid + "' must end .png");
     }
-    require_output_dir("--grid", run.grid);
     if (run.grid_columns < 1) {
       throw std::invalid_argument("--grid-columns must be >= 1, got " +
                                   std::to_string(run.grid_columns));
@@ -207,20 +213,11 @@ std::string run_diffusion_sampling(const SampleRun& run) {
                                 "': no such file");
   }
   // No output may replace an input or another output.
-  const std::vector<std::pair<std::string, std::string>> files = {
-      {"--weights", run.weights},
-      {"--privacy-summary", run.privacy_summary},
-      {"--out", run.out},
-      {"--out (its .json sidecar)", run.out + ".json"},
-      {"--grid", run.grid}};
-  for (std::size_t i = 2; i < files.size(); ++i) {
-    for (std::size_t j = 0; j < i; ++j) {
-      if (same_path(files[i].second, files[j].second)) {
-        throw std::invalid_argument(files[i].first + " '" + files[i].second +
-                                    "' is also " + files[j].first);
-      }
-    }
-  }
+  check_run_files({{"--out", run.out},
+                   {"--out (its .json sidecar)", run.out + ".json"},
+                   {"--grid", run.grid}},
+                  {{"--weights", run.weights},
+                   {"--privacy-summary", run.privacy_summary}});
   nlohmann::json privacy;
   bool weights_verified = false;
   if (!run.privacy_summary.empty()) {
@@ -242,6 +239,27 @@ std::string run_diffusion_sampling(const SampleRun& run) {
             "run's (epsilon, delta)");
       }
     }
+  }
+  // The objective the weights were trained with: a v-prediction network
+  // read with EDM's preconditioning (or the reverse) gives noise, not images.
+  std::string objective = run.objective;
+  if (privacy.is_object() && privacy.contains("diffusion") &&
+      privacy["diffusion"].is_object() &&
+      privacy["diffusion"].contains("diffusion_objective")) {
+    const auto trained =
+        privacy["diffusion"]["diffusion_objective"].get<std::string>();
+    if (!objective.empty() && objective != trained) {
+      throw std::invalid_argument(
+          "--objective " + objective + ": the run of --privacy-summary '" +
+          run.privacy_summary + "' trained with --diffusion-objective " +
+          trained);
+    }
+    objective = trained;
+  }
+  if (objective.empty()) objective = "edm";
+  if (objective != "edm" && objective != "v") {
+    throw std::invalid_argument("--objective must be edm or v, got '" +
+                                objective + "'");
   }
   std::int64_t num_classes = run.num_classes;
   if (num_classes == 0) {
@@ -286,6 +304,7 @@ std::string run_diffusion_sampling(const SampleRun& run) {
   net->to(device);
 
   SampleOptions options = run.sampler;
+  options.parameterization = diffusion_objective(objective);
   options.seed = run.seed ? *run.seed : std::random_device{}();
   const auto start = std::chrono::steady_clock::now();
   const auto sample_split = [&](std::int64_t n, std::uint64_t seed) {
@@ -314,9 +333,14 @@ std::string run_diffusion_sampling(const SampleRun& run) {
       {"classes", classes},
       {"num_samples", run.num_samples},
       {"test_samples", run.test_samples},
-      {"sampler", "edm-heun"},
+      {"sampler", options.sampler == "heun"    ? "edm-heun"
+                  : options.sampler == "churn" ? "edm-stochastic (churn)"
+                                               : "ddim"},
+      {"churn", options.sampler == "churn" ? nlohmann::json(options.churn)
+                                           : nlohmann::json(nullptr)},
       {"steps", options.steps},
       {"guidance", options.guidance},
+      {"objective", objective},
       {"seed", options.seed},
       {"seeded", run.seed.has_value()},
       {"sampling_seconds", seconds},

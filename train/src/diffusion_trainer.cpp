@@ -27,6 +27,7 @@
 #include "dptrain/train/optimization.h"
 #include "dptrain/train/outputs.h"
 #include "dptrain/train/runtime.h"
+#include "json_number.h"
 
 namespace dptrain::train {
 namespace {
@@ -115,11 +116,10 @@ nlohmann::json edm_json(const TrainConfig& c) {
           {"edm_p_mean", c.edm_p_mean},
           {"edm_p_std", c.edm_p_std},
           {"sigma_data", c.sigma_data},
+          {"diffusion_objective", c.diffusion_objective},
+          {"sigma_distribution", c.sigma_distribution},
+          {"high_noise_weight", c.high_noise_weight},
           {"image_range", "[-1, 1] (x / 127.5 - 1)"}};
-}
-
-nlohmann::json null_if_nan(double v) {
-  return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr);
 }
 
 }  // namespace
@@ -135,11 +135,25 @@ at::Tensor from_diffusion_range(const at::Tensor& images) {
       .to(torch::kUInt8);
 }
 
+models::Parameterization diffusion_objective(const std::string& name) {
+  if (name == "edm") return models::Parameterization::kEdm;
+  if (name == "v") return models::Parameterization::kV;
+  throw std::invalid_argument("--diffusion-objective must be edm or v, got '" +
+                              name + "'");
+}
+
 DiffusionDraws diffusion_draws(const TrainConfig& c) {
   DiffusionDraws d;
   d.edm.p_mean = c.edm_p_mean;
   d.edm.p_std = c.edm_p_std;
   d.edm.sigma_data = c.sigma_data;
+  d.edm.parameterization = diffusion_objective(c.diffusion_objective);
+  d.edm.sigma_distribution =
+      c.sigma_distribution == "cosine" ? models::SigmaDistribution::kCosine
+      : c.sigma_distribution == "high-noise-mix"
+          ? models::SigmaDistribution::kLogNormalLogUniformMix
+          : models::SigmaDistribution::kLogNormal;
+  d.edm.high_noise_weight = c.high_noise_weight;
   d.label_dropout = c.label_dropout;
   return d;
 }
@@ -345,7 +359,7 @@ DiffusionFitResult DiffusionTrainer::fit(const datasets::ImageDataset& train) {
     const nlohmann::json j = {
         {"epoch", r.epoch},
         {"step", r.step},
-        {"train_loss_nonprivate", null_if_nan(r.train_loss)},
+        {"train_loss_nonprivate", nan_to_null(r.train_loss)},
         {"epsilon", r.epsilon},
         {"delta", c.delta},
         {"seconds", r.seconds}};
@@ -367,7 +381,7 @@ std::string diffusion_summary_json(const DiffusionFitResult& r,
       {"diffusion", edm_json(c)},
       {"adjacency", "add_remove_one_example"},
       {"train_loss_nonprivate",
-       null_if_nan(r.epochs.empty() ? kNaN : r.epochs.back().train_loss)},
+       nan_to_null(r.epochs.empty() ? kNaN : r.epochs.back().train_loss)},
       {"train_loss_note",
        "computed from the private training data without noise: not "
        "differentially private, not for release"},
@@ -507,7 +521,7 @@ std::string pretrain_summary_json(const PretrainResult& r,
       {"examples", r.examples},
       {"steps", r.steps},
       {"train_loss",
-       null_if_nan(r.epochs.empty() ? kNaN : r.epochs.back().train_loss)},
+       nan_to_null(r.epochs.empty() ? kNaN : r.epochs.back().train_loss)},
       {"epochs", epochs},
       {"diffusion", edm_json(c)},
       {"wall_seconds", r.wall_seconds},

@@ -18,6 +18,7 @@
 #include "dptrain/train/optimization.h"
 #include "dptrain/train/outputs.h"
 #include "dptrain/train/private_loop.h"
+#include "json_number.h"
 
 namespace dptrain::train {
 namespace {
@@ -75,10 +76,6 @@ models::GriffinConfig config_from_json(const nlohmann::json& j) {
 bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() &&
          s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
-nlohmann::json nan_to_null(double v) {
-  return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr);
 }
 
 TrainConfig with_lm_task(TrainConfig config) {

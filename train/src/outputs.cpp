@@ -118,12 +118,16 @@ void check_outputs(const TrainConfig& c) {
                : std::string("the extension must be .h5, .hdf5, .pt or .pth")));
     }
   }
-  const auto outputs = output_files(c);
-  const auto inputs = input_files(c);
+  check_run_files(output_files(c), input_files(c));
+}
+
+void check_run_files(const std::vector<RunFile>& outputs,
+                     const std::vector<RunFile>& inputs) {
   for (std::size_t i = 0; i < outputs.size(); ++i) {
+    if (outputs[i].path.empty()) continue;
     const auto a = resolved(outputs[i].path);
     for (std::size_t j = 0; j < i; ++j) {
-      if (resolved(outputs[j].path) == a) {
+      if (!outputs[j].path.empty() && resolved(outputs[j].path) == a) {
         throw std::invalid_argument(outputs[j].flag + " and " +
                                     outputs[i].flag + " are the same file '" +
                                     outputs[i].path +
@@ -131,14 +135,16 @@ void check_outputs(const TrainConfig& c) {
       }
     }
     for (const auto& input : inputs) {
-      if (resolved(input.path) == a) {
+      if (!input.path.empty() && resolved(input.path) == a) {
         throw std::invalid_argument(outputs[i].flag + " '" + outputs[i].path +
                                     "' is the file of " + input.flag +
                                     ": it would be overwritten");
       }
     }
   }
-  for (const auto& out : outputs) probe_directory(out);
+  for (const auto& out : outputs) {
+    if (!out.path.empty()) probe_directory(out);
+  }
 }
 
 int remove_stale_temporaries(const std::string& file) {

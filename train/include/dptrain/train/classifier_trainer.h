@@ -10,6 +10,8 @@
 //   r.epsilon, r.test.accuracy, trainer.evaluate(other_data).accuracy
 #pragma once
 
+#include <c10/core/Device.h>
+
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -18,6 +20,7 @@
 
 #include "dptrain/accountant/event.h"
 #include "dptrain/datasets/image_dataset.h"
+#include "dptrain/datasets/transforms.h"
 #include "dptrain/models/image_classifier.h"
 #include "dptrain/train/config.h"
 #include "dptrain/train/private_loop.h"
@@ -33,6 +36,14 @@ struct EvalResult {
   /// Per group id 0..G-1 when the data set has groups; NaN where empty.
   std::vector<double> per_group_accuracy;
 };
+
+/// The accuracy of `model` on `data`, in evaluation mode and without
+/// gradients (the mode is restored afterwards): images standardised by
+/// `stats`, in batches on `device`. Labels must be < model.num_classes().
+EvalResult evaluate_classifier(models::ImageClassifier& model,
+                               const datasets::ImageDataset& data,
+                               const datasets::ChannelStats& stats,
+                               c10::Device device);
 
 /// One line of the per-epoch log.
 struct EpochRecord {

@@ -72,6 +72,15 @@ struct TrainConfig {
   double edm_p_mean = -1.2;  ///< mean of ln σ of the training noise levels
   double edm_p_std = 1.2;    ///< standard deviation of ln σ
   double sigma_data = 0.5;   ///< σ_d of EDM's preconditioning ([-1, 1] data)
+  /// What the network predicts: "edm" (Karras et al.'s preconditioning) or
+  /// "v" (v-prediction, DPDM's choice at ε = 0.2). Sampling must use the same.
+  std::string diffusion_objective = "edm";
+  /// The training distribution of σ: "log-normal" (edm_p_mean, edm_p_std),
+  /// "high-noise-mix" (log-normal, with probability high_noise_weight
+  /// log-uniform on [0.002, 80]: our form of Ghalebikesabi et al.'s
+  /// up-weighting of large noise levels) or "cosine" (DPDM's v-runs).
+  std::string sigma_distribution = "log-normal";
+  double high_noise_weight = 0.2;
 
   // Privacy.
   double target_epsilon = 0.0;  ///< > 0: calibrate noise_multiplier to reach it

@@ -1,6 +1,6 @@
 // Synthetic data from a trained diffusion UNet (`dptrain diffusion sample`):
-// balanced labels, EDM's Heun sampler with classifier-free guidance, batched
-// and seeded on any device, written as an HDF5 data set that `dptrain train
+// balanced labels, EDM's Heun or stochastic sampler or DDIM with
+// classifier-free guidance, batched and seeded on any device, written as an HDF5 data set that `dptrain train
 // --dataset S.h5` reads, and a PNG grid with one row per class. Sampling is
 // post-processing of the released weights: the samples carry the
 // fine-tuning run's (ε, δ), which the output records when given.
@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "dptrain/models/diffusion.h"
 #include "dptrain/models/unet.h"
 
 namespace dptrain::train {
@@ -23,19 +24,28 @@ namespace dptrain::train {
 std::vector<std::int64_t> balanced_labels(
     std::int64_t n, const std::vector<std::int64_t>& classes);
 
-/// Images of `labels` (int64 [N]) from `net` on its device: the Heun sampler
-/// with `steps` levels and guidance weight `guidance`, in batches of
-/// `batch_size` rows; the initial noise of every batch comes from one CPU
-/// generator seeded by `seed`, so the images depend on the seed and not on
-/// the device or batch size. Returns uint8 [N, C, H, W] on the CPU.
+/// Images of `labels` (int64 [N]) from `net` on its device: `sampler` with
+/// `steps` levels and guidance weight `guidance`, in batches of
+/// `batch_size` rows; each row's initial noise comes from a CPU generator
+/// seeded by (`seed`, row), so the images of the deterministic samplers
+/// depend on the seed and not on the device or batch size. Returns uint8 [N, C, H, W] on the CPU.
 struct SampleOptions {
+  /// "heun" (EDM's deterministic 2nd-order sampler), "churn" (EDM's
+  /// stochastic sampler, Algorithm 2, with S_tmin 0.05, S_tmax 50 and
+  /// S_noise 1.003 as EDM's ImageNet runs) or "ddim" (deterministic, first
+  /// order: one network call per step). With "churn" the fresh noise is drawn
+  /// per batch, so its images depend on batch_size as well as on the seed.
+  std::string sampler = "heun";
+  double churn = 40.0;           ///< S_churn of "churn" (>= 0)
   std::int64_t steps = 18;       ///< Heun steps (EDM's default for CIFAR-10)
   double guidance = 0.0;         ///< w of classifier-free guidance; >= 0
   std::int64_t batch_size = 64;  ///< rows per sampler call
   std::uint64_t seed = 0;
   double sigma_data = 0.5;  ///< as the model was trained
-  /// Throws std::invalid_argument naming the flag (--steps, --guidance,
-  /// --batch-size).
+  /// As the model was trained (--diffusion-objective of the run).
+  models::Parameterization parameterization = models::Parameterization::kEdm;
+  /// Throws std::invalid_argument naming the flag (--sampler, --churn,
+  /// --steps, --guidance, --batch-size).
   void validate() const;
 };
 at::Tensor sample_images(models::UNet& net, const at::Tensor& labels,
@@ -56,6 +66,9 @@ struct SampleRun {
   std::string grid;                   ///< --grid G.png (optional)
   std::int64_t grid_columns = 10;     ///< --grid-columns
   std::string privacy_summary;        ///< --privacy-summary F.json (optional)
+  /// --objective: "edm" or "v", as the model was trained; empty = the
+  /// --privacy-summary's diffusion_objective, else "edm".
+  std::string objective;
   std::string device = "cpu";
   std::optional<std::uint64_t> seed;  ///< unset: from the OS
   SampleOptions sampler;

@@ -44,7 +44,12 @@ struct DiffusionDraws {
   models::EdmOptions edm;
   double label_dropout = 0.1;
 };
-/// edm, label_dropout from config (edm_p_mean, edm_p_std, sigma_data).
+/// The parameterization named by --diffusion-objective ("edm" or "v");
+/// std::invalid_argument naming the flag otherwise.
+models::Parameterization diffusion_objective(const std::string& name);
+
+/// edm, label_dropout from config (edm_p_mean, edm_p_std, sigma_data,
+/// diffusion_objective, sigma_distribution, high_noise_weight).
 DiffusionDraws diffusion_draws(const TrainConfig& config);
 
 /// One draw per row: sigma [R], noise [R, C, H, W], drop_label bool [R].

@@ -30,6 +30,13 @@ std::string ema_weights_path(const std::string& weights);
 /// extension the task cannot write. Touches no existing file.
 void check_outputs(const TrainConfig& config);
 
+/// The same checks for any command's files: two outputs, or an output and
+/// an input, resolving to one file, and each output's directory (missing,
+/// not writable, or the output itself a directory); entries with an empty
+/// path are skipped.
+void check_run_files(const std::vector<RunFile>& outputs,
+                     const std::vector<RunFile>& inputs);
+
 /// Removes `<file>.tmp.<pid>` left beside `file` by processes that no longer
 /// run (a crash between writing and renaming). Returns how many it removed.
 int remove_stale_temporaries(const std::string& file);
