@@ -1,7 +1,7 @@
-// `dptrain diffusion pretrain | finetune | sample | evaluate`: the diffusion half of
-// dptrain (issue 15). pretrain and finetune take the flags of `dptrain train`
-// (TrainConfig's field table) with --task diffusion implied; sample has its
-// own. Parsing and printing only: the library checks and decides.
+// `dptrain diffusion pretrain | finetune | sample | evaluate`: the diffusion
+// half of dptrain (issue 15). pretrain and finetune take the flags of `dptrain
+// train` (TrainConfig's field table) with --task diffusion implied; sample has
+// its own. Parsing and printing only: the library checks and decides.
 #include <cstdint>
 #include <iostream>
 #include <memory>
@@ -52,7 +52,8 @@ void add_sample_subcommand(CLI::App* parent) {
   auto* cmd = parent->add_subcommand(
       "sample",
       "Sample labelled synthetic images from diffusion weights (EDM's Heun "
-      "or stochastic sampler, or DDIM; classifier-free guidance) into an HDF5 data set that "
+      "or stochastic sampler, or DDIM; classifier-free guidance) into an HDF5 "
+      "data set that "
       "`dptrain train --dataset` reads, and a PNG grid (one row per class). "
       "Post-processing: the samples carry the fine-tuning run's (epsilon, "
       "delta), recorded from --privacy-summary.");

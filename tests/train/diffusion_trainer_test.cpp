@@ -287,6 +287,36 @@ TEST_F(DiffusionRun, ResumedRunEqualsUninterruptedRun) {
   }
 }
 
+// Pre-trained on 3 classes, fine-tuned on 2: the class embedding cannot be
+// loaded; --reset-classifier starts a new one and loads everything else.
+TEST_F(DiffusionRun, ResetClassifierStartsANewClassEmbedding) {
+  auto cfg = models::unet_config("unet-small");
+  cfg.num_classes = 3;
+  torch::manual_seed(4);
+  models::UNet pre(cfg);
+  models::save_weights(*pre, path("pre.h5"));
+  const auto data = tiny_data(4, 2, 1, 28);
+  auto config = tiny_config();
+  config.model = "unet-small";
+  config.init_checkpoint = path("pre.h5");
+  expect_error([&] { build_diffusion_model(config, data); },
+               "--reset-classifier starts a new class embedding");
+  config.reset_classifier = true;
+  config.validate();
+  const auto net = build_diffusion_model(config, data);
+  const auto loaded = pre->named_parameters();
+  int compared = 0;
+  for (const auto& p : net->named_parameters()) {
+    if (p.key().rfind("class_embedding.", 0) == 0) {
+      EXPECT_EQ(p.value().size(0), 3);  // 2 classes + the null class
+      continue;
+    }
+    EXPECT_TRUE(torch::equal(p.value(), loaded[p.key()])) << p.key();
+    ++compared;
+  }
+  EXPECT_GT(compared, 10);
+}
+
 TEST_F(DiffusionRun, RefusesDataThatDoesNotFitTheModel) {
   auto config = tiny_config();
   DiffusionTrainer trainer(models::UNet(tiny_unet(2)), config);
@@ -551,7 +581,8 @@ TEST_F(SampleCommand, ObjectiveIsTheTrainedOnesFromTheSummary) {
         {"epsilon", 3.5},
         {"delta", 1e-5},
         {"num_classes", 2},
-        {"diffusion", {{"diffusion_objective", objective}}}}.dump();
+        {"diffusion",
+         {{"diffusion_objective", objective}}}}.dump();
   };
   with_objective("v");
   const auto v = nlohmann::json::parse(run_diffusion_sampling(run));

@@ -106,8 +106,7 @@ void validate_diffusion_fields(const TrainConfig& c) {
         {c.edm_p_mean != d.edm_p_mean, "edm-p-mean"},
         {c.edm_p_std != d.edm_p_std, "edm-p-std"},
         {c.sigma_data != d.sigma_data, "sigma-data"},
-        {c.diffusion_objective != d.diffusion_objective,
-         "diffusion-objective"},
+        {c.diffusion_objective != d.diffusion_objective, "diffusion-objective"},
         {c.sigma_distribution != d.sigma_distribution, "sigma-distribution"},
         {c.high_noise_weight != d.high_noise_weight, "high-noise-weight"},
     };
@@ -143,11 +142,6 @@ void validate_diffusion_fields(const TrainConfig& c) {
     throw std::invalid_argument(
         "--high-noise-weight needs --sigma-distribution high-noise-mix, got " +
         c.sigma_distribution);
-  }
-  if (c.reset_classifier) {
-    throw std::invalid_argument(
-        "--reset-classifier needs --task classify (a UNet has no classifier "
-        "head), got --task diffusion");
   }
   if (c.validation_fraction > 0) {
     throw std::invalid_argument(
@@ -368,7 +362,8 @@ const std::vector<ConfigField>& config_fields() {
        "(`dptrain diffusion pretrain --save-weights`)"},
       {"reset-classifier", &TrainConfig::reset_classifier,
        "new classifier head for the data's classes (not loaded from "
-       "--init-checkpoint)"},
+       "--init-checkpoint); --task diffusion: a new class embedding (the "
+       "pre-trained one may have other classes)"},
       {"trainable", &TrainConfig::trainable,
        "parameters to train: all, classifier, or a regex over names; others "
        "frozen"},

@@ -213,11 +213,11 @@ std::string run_diffusion_sampling(const SampleRun& run) {
                                 "': no such file");
   }
   // No output may replace an input or another output.
-  check_run_files({{"--out", run.out},
-                   {"--out (its .json sidecar)", run.out + ".json"},
-                   {"--grid", run.grid}},
-                  {{"--weights", run.weights},
-                   {"--privacy-summary", run.privacy_summary}});
+  check_run_files(
+      {{"--out", run.out},
+       {"--out (its .json sidecar)", run.out + ".json"},
+       {"--grid", run.grid}},
+      {{"--weights", run.weights}, {"--privacy-summary", run.privacy_summary}});
   nlohmann::json privacy;
   bool weights_verified = false;
   if (!run.privacy_summary.empty()) {

@@ -217,13 +217,22 @@ models::UNet build_diffusion_model(const TrainConfig& config,
   if (config.seed) torch::manual_seed(*config.seed);
   models::UNet net(cfg);
   if (!config.init_checkpoint.empty()) {
+    // --reset-classifier: the class embedding is this data set's own (its
+    // classes need not be the pre-training classes, nor as many); the rest
+    // is loaded all-or-nothing.
+    models::LoadOptions load;
+    if (config.reset_classifier) load.exclude = "^class_embedding\\.";
     try {
-      models::load_weights(*net, config.init_checkpoint);
+      models::load_weights(*net, config.init_checkpoint, load);
     } catch (const std::invalid_argument& e) {
       throw std::invalid_argument(
           "--init-checkpoint: " + std::string(e.what()) +
-          " (pre-trained for another --model, channel count or number of "
-          "classes?)");
+          (config.reset_classifier
+               ? std::string(" (pre-trained for another --model or channel "
+                             "count?)")
+               : std::string(" (pre-trained for another --model, channel "
+                             "count or number of classes? --reset-classifier "
+                             "starts a new class embedding)")));
     }
   }
   if (config.trainable != "all") {

@@ -1,6 +1,7 @@
 // Synthetic data from a trained diffusion UNet (`dptrain diffusion sample`):
 // balanced labels, EDM's Heun or stochastic sampler or DDIM with
-// classifier-free guidance, batched and seeded on any device, written as an HDF5 data set that `dptrain train
+// classifier-free guidance, batched and seeded on any device, written as an
+// HDF5 data set that `dptrain train
 // --dataset S.h5` reads, and a PNG grid with one row per class. Sampling is
 // post-processing of the released weights: the samples carry the
 // fine-tuning run's (ε, δ), which the output records when given.
@@ -28,7 +29,8 @@ std::vector<std::int64_t> balanced_labels(
 /// `steps` levels and guidance weight `guidance`, in batches of
 /// `batch_size` rows; each row's initial noise comes from a CPU generator
 /// seeded by (`seed`, row), so the images of the deterministic samplers
-/// depend on the seed and not on the device or batch size. Returns uint8 [N, C, H, W] on the CPU.
+/// depend on the seed and not on the device or batch size. Returns uint8 [N, C,
+/// H, W] on the CPU.
 struct SampleOptions {
   /// "heun" (EDM's deterministic 2nd-order sampler), "churn" (EDM's
   /// stochastic sampler, Algorithm 2, with S_tmin 0.05, S_tmax 50 and

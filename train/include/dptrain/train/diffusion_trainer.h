@@ -94,7 +94,8 @@ PrivateTask make_diffusion_task(models::UNet& net,
 
 /// The model `config.model` (a diffusion model of the registry, built with
 /// models::unet_config) for `data`'s channels, image size and classes, with
-/// config.init_checkpoint's weights when given and config.trainable's
+/// config.init_checkpoint's weights when given (all but the class embedding
+/// with config.reset_classifier, which starts a new one) and config.trainable's
 /// parameters trainable. Seeded by config.seed. Throws std::invalid_argument
 /// naming the flag: --model not a diffusion model or of another image size,
 /// --init-checkpoint not matching, --trainable matching nothing.
