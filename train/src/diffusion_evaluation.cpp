@@ -23,6 +23,7 @@
 #include "dptrain/models/weights.h"
 #include "dptrain/train/checkpoint.h"
 #include "dptrain/train/outputs.h"
+#include "dptrain/train/progress.h"
 #include "dptrain/train/runtime.h"
 #include "json_number.h"
 
@@ -159,6 +160,9 @@ std::vector<double> train_classifier_plainly(
   torch::optim::Adam optimizer(model.parameters(),
                                torch::optim::AdamOptions(options.lr));
   std::vector<double> losses;
+  const std::int64_t batches =
+      (data.size() + options.batch_size - 1) / options.batch_size;
+  ProgressBar bar("training", options.epochs * batches);  // terminals only
   for (std::int64_t epoch = 1; epoch <= options.epochs; ++epoch) {
     const auto order = datasets::seeded_permutation(
         data.size(), options.seed + static_cast<std::uint64_t>(epoch));
@@ -178,10 +182,14 @@ std::vector<double> train_classifier_plainly(
       loss.backward();
       optimizer.step();
       loss_sum += loss.item<double>() * static_cast<double>(idx.size());
+      bar.update((epoch - 1) * batches +
+                     static_cast<std::int64_t>(start) / options.batch_size + 1,
+                 "epoch " + std::to_string(epoch));
     }
     losses.push_back(loss_sum / static_cast<double>(data.size()));
     if (on_epoch) on_epoch(epoch);
   }
+  bar.finish();
   model.eval();
   return losses;
 }

@@ -24,6 +24,7 @@
 #include "dptrain/train/checkpoint.h"
 #include "dptrain/train/diffusion_trainer.h"
 #include "dptrain/train/outputs.h"
+#include "dptrain/train/progress.h"
 #include "dptrain/train/runtime.h"
 
 namespace dptrain::train {
@@ -131,6 +132,7 @@ at::Tensor sample_images(models::UNet& net, const at::Tensor& labels,
   net->eval();
   torch::NoGradGuard no_grad;
   std::vector<at::Tensor> out;
+  ProgressBar bar("sampling", n);  // drawn on terminals only
   for (std::int64_t start = 0; start < n; start += options.batch_size) {
     const std::int64_t rows = std::min(options.batch_size, n - start);
     auto z = torch::empty(
@@ -163,7 +165,9 @@ at::Tensor sample_images(models::UNet& net, const at::Tensor& labels,
       x = models::heun_sample(denoiser, z.to(device), heun);
     }
     out.push_back(from_diffusion_range(x).to(torch::kCPU));
+    bar.update(start + rows, "images");
   }
+  bar.finish();
   net->train(was_training);
   if (out.empty()) {
     return torch::empty({0, cfg.in_channels, cfg.image_size, cfg.image_size},

@@ -26,6 +26,7 @@
 #include "dptrain/train/dp_plan.h"
 #include "dptrain/train/optimization.h"
 #include "dptrain/train/outputs.h"
+#include "dptrain/train/progress.h"
 #include "dptrain/train/runtime.h"
 #include "json_number.h"
 
@@ -477,6 +478,8 @@ PretrainResult pretrain_diffusion(
   result.examples = n;
   double loss_sum = 0.0;
   std::int64_t loss_count = 0;
+  // A bar over the run's steps (drawn on terminals only).
+  ProgressBar bar("pre-training", total);
   for (std::int64_t step = 0; step < total; ++step) {
     const std::int64_t pos = step % steps_per_epoch;
     if (pos == 0) std::shuffle(order.begin(), order.end(), rng);
@@ -493,7 +496,9 @@ PretrainResult pretrain_diffusion(
     loss_sum += loss.item<double>() * static_cast<double>(idx.size());
     loss_count += static_cast<std::int64_t>(idx.size());
     ++result.steps;
+    bar.update(step + 1, "loss " + format_fixed(loss.item<double>(), 4));
     if (pos + 1 == steps_per_epoch || step + 1 == total) {
+      bar.finish();
       DiffusionEpochRecord r;
       r.epoch = step / steps_per_epoch + 1;
       r.step = step + 1;
