@@ -94,6 +94,13 @@ function(dptrain_add_test name)
   if(ARG_PCH)
     dptrain_use_torch_pch(${name})
   endif()
+  # Test code only drives the libraries (built -O3 as users get them); at -O1
+  # a test TU compiles ~25 % faster (private_loop_test.cpp: 23.5 s -> 17-18.5
+  # s here), a few minutes of every cold CI run. -O1 keeps __OPTIMIZE__, so
+  # the shared PCH (made at -O3) stays valid.
+  if(CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang")
+    target_compile_options(${name} PRIVATE $<$<CONFIG:Release,RelWithDebInfo>:-O1>)
+  endif()
   if(NOT ARG_LABELS)
     set(ARG_LABELS fast)
   endif()
