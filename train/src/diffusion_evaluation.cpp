@@ -34,11 +34,9 @@ constexpr std::int64_t kFeatureBatch = 256;
 
 // The data-independent map of images to [-1, 1] the feature-cnn is trained
 // and read with, whatever the data set.
-const datasets::ChannelStats& unit_range_stats(std::int64_t channels) {
-  static thread_local datasets::ChannelStats stats;
-  stats.mean.assign(static_cast<std::size_t>(channels), 0.5);
-  stats.std.assign(static_cast<std::size_t>(channels), 0.5);
-  return stats;
+datasets::ChannelStats unit_range_stats(std::int64_t channels) {
+  const std::vector<double> half(static_cast<std::size_t>(channels), 0.5);
+  return {half, half};
 }
 
 datasets::ChannelStats stats_of(const InputNormalization& n) {
@@ -281,12 +279,16 @@ std::string run_diffusion_evaluation(const EvaluationRun& run) {
                                 std::to_string(synthetic.size()) +
                                 " images: too few to train on");
   }
-  auto [synthetic_train, synthetic_val] =
-      datasets::split_train_validation(synthetic, n_val, run.training.seed);
-  // Labels the synthetic set does not have still get a head row.
-  synthetic_train =
-      datasets::ImageDataset(synthetic_train.images(), synthetic_train.labels(),
-                             num_classes, {}, synthetic_train.name());
+  // The real set's class count on both parts: labels the synthetic set does
+  // not have still get a head row and a per-class entry.
+  const auto parts = datasets::split_train_validation(
+      datasets::ImageDataset(synthetic.images(), synthetic.labels(),
+                             num_classes, {}, synthetic.name()),
+      n_val, run.training.seed);
+  // Plain references, not structured bindings: a lambda below captures them (C++17
+  // does not allow capturing a structured binding).
+  const datasets::ImageDataset& synthetic_train = parts.first;
+  const datasets::ImageDataset& synthetic_val = parts.second;
   torch::manual_seed(run.training.seed);
   auto classifier =
       models::make_model(run.classifier, models::ModelOptions()
@@ -302,11 +304,9 @@ std::string run_diffusion_evaluation(const EvaluationRun& run) {
         evaluate_classifier(*classifier, real, normalization, device);
     double val = std::numeric_limits<double>::quiet_NaN();
     if (n_val > 0) {
-      const datasets::ImageDataset relabelled(
-          synthetic_val.images(), synthetic_val.labels(), num_classes, {},
-          synthetic_val.name());
-      val = evaluate_classifier(*classifier, relabelled, normalization, device)
-                .accuracy;
+      val =
+          evaluate_classifier(*classifier, synthetic_val, normalization, device)
+              .accuracy;
     }
     epochs.push_back({{"epoch", epoch},
                       {"test_accuracy", test.accuracy},
