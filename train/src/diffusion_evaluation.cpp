@@ -285,8 +285,8 @@ std::string run_diffusion_evaluation(const EvaluationRun& run) {
       datasets::ImageDataset(synthetic.images(), synthetic.labels(),
                              num_classes, {}, synthetic.name()),
       n_val, run.training.seed);
-  // Plain references, not structured bindings: a lambda below captures them (C++17
-  // does not allow capturing a structured binding).
+  // Plain references, not structured bindings: a lambda below captures them
+  // (C++17 does not allow capturing a structured binding).
   const datasets::ImageDataset& synthetic_train = parts.first;
   const datasets::ImageDataset& synthetic_val = parts.second;
   torch::manual_seed(run.training.seed);
