@@ -104,4 +104,58 @@ inline TrainConfig configured(TrainConfig config,
   return config;
 }
 
+/// Adds `--config FILE` to a command read by apply_flags_file.
+inline void add_flags_file_option(CLI::App* cmd, std::string& file) {
+  cmd->add_option("--config", file,
+                  "TOML file whose keys are this command's long flags without "
+                  "the dashes (steps = 12); flags given override it");
+}
+
+/// Reads a `--config` TOML file for a command whose flags are plain CLI11
+/// options (not TrainConfig fields): each key is a long flag of `cmd` without
+/// its dashes; a flag given on the command line overrides the file. Unknown
+/// keys, sections and unconvertible values are errors naming the file and the
+/// key. CLI11 2.1 does not read config files of subcommands itself, and it
+/// has checked required flags before this runs: `required` are checked here,
+/// on the command line and the file together.
+inline void apply_flags_file(CLI::App* cmd, const std::string& file,
+                             const std::vector<std::string>& required) {
+  if (!file.empty()) {
+    std::vector<CLI::ConfigItem> items;
+    try {
+      items = CLI::ConfigTOML().from_file(file);
+    } catch (const CLI::Error& e) {
+      throw std::invalid_argument("--config '" + file + "': " + e.what());
+    }
+    for (const auto& item : items) {
+      if (item.name == "++" || item.name == "--" || !item.parents.empty()) {
+        throw std::invalid_argument(
+            "--config '" + file + "': sections are not read, got [" +
+            (item.parents.empty() ? item.name : item.parents.front()) + "]");
+      }
+      CLI::Option* option = cmd->get_option_no_throw("--" + item.name);
+      if (option == nullptr || item.name == "config" || item.name == "help") {
+        throw std::invalid_argument("--config '" + file + "': unknown key '" +
+                                    item.name + "' (not a flag of `" +
+                                    cmd->get_name() + "`)");
+      }
+      if (option->count() > 0) continue;  // the command line wins
+      try {
+        option->add_result(item.inputs);
+        option->run_callback();
+      } catch (const CLI::Error& e) {
+        throw std::invalid_argument("--config '" + file + "': key '" +
+                                    item.name + "': " + e.what());
+      }
+    }
+  }
+  for (const auto& flag : required) {
+    if (cmd->get_option(flag)->count() == 0) {
+      throw std::invalid_argument(flag +
+                                  " is required (on the command line or in "
+                                  "--config)");
+    }
+  }
+}
+
 }  // namespace dptrain::cli

@@ -59,15 +59,17 @@ void add_sample_subcommand(CLI::App* parent) {
       "delta), recorded from --privacy-summary.");
   auto run = std::make_shared<train::SampleRun>();
   auto seed = std::make_shared<std::int64_t>(-1);
+  auto config_file = std::make_shared<std::string>();
+  add_flags_file_option(cmd, *config_file);
   cmd->add_option("--weights", run->weights,
-                  "weights written by `diffusion finetune --save-weights`")
-      ->required();
-  cmd->add_option("--model", run->model, "the diffusion model of the weights")
-      ->required();
+                  "weights written by `diffusion finetune --save-weights` "
+                  "(required)");
+  cmd->add_option("--model", run->model,
+                  "the diffusion model of the weights (required)");
   cmd->add_option("--num-samples", run->num_samples,
-                  "images to write to the \"train\" split (balanced labels)")
-      ->required();
-  cmd->add_option("--out", run->out, "output HDF5 file (.h5)")->required();
+                  "images to write to the \"train\" split, balanced labels "
+                  "(required)");
+  cmd->add_option("--out", run->out, "output HDF5 file, .h5 (required)");
   cmd->add_option("--test-samples", run->test_samples,
                   "also write this many to a \"test\" split [default 0]");
   cmd->add_option("--grid", run->grid,
@@ -104,7 +106,9 @@ void add_sample_subcommand(CLI::App* parent) {
   cmd->add_option("--privacy-summary", run->privacy_summary,
                   "the --summary JSON of the fine-tuning run: its (epsilon, "
                   "delta) go into the output");
-  cmd->callback([run, seed] {
+  cmd->callback([cmd, run, seed, config_file] {
+    apply_flags_file(cmd, *config_file,
+                     {"--weights", "--model", "--num-samples", "--out"});
     if (*seed < -1) {
       throw std::invalid_argument("--seed must be >= 0, got " +
                                   std::to_string(*seed));
@@ -124,12 +128,14 @@ void add_evaluate_subcommand(CLI::App* parent) {
       "PUBLIC --feature-dataset). Post-processing of the synthetic set.");
   auto run = std::make_shared<train::EvaluationRun>();
   auto seed = std::make_shared<std::int64_t>(0);
+  auto config_file = std::make_shared<std::string>();
+  add_flags_file_option(cmd, *config_file);
   cmd->add_option("--synthetic", run->synthetic,
-                  "the HDF5 file of `diffusion sample` (its \"train\" split)")
-      ->required();
+                  "the HDF5 file of `diffusion sample`, its \"train\" split "
+                  "(required)");
   cmd->add_option("--real", run->real,
-                  "the real data set (name or path): its \"test\" split")
-      ->required();
+                  "the real data set (name or path), its \"test\" split "
+                  "(required)");
   cmd->add_option("--classes", run->classes,
                   "the real classes the synthetic labels 0..k-1 stand for, as "
                   "given to `diffusion finetune --classes`")
@@ -161,7 +167,8 @@ void add_evaluate_subcommand(CLI::App* parent) {
   cmd->add_option("--seed", *seed, "shuffles and initialisation [default 0]");
   cmd->add_option("--device", run->device, "cpu, cuda, cuda:N or auto");
   cmd->add_option("--json", run->json, "also write the summary here");
-  cmd->callback([run, seed] {
+  cmd->callback([cmd, run, seed, config_file] {
+    apply_flags_file(cmd, *config_file, {"--synthetic", "--real"});
     if (*seed < 0) {
       throw std::invalid_argument("--seed must be >= 0, got " +
                                   std::to_string(*seed));
