@@ -26,12 +26,12 @@ cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DDPTRAIN_BUILD_FUZZERS=ON -DDPTRAIN_BUILD_TESTS=OFF \
   -DDPTRAIN_BUILD_BENCHMARKS=OFF -DDPTRAIN_BUILD_EXAMPLES=OFF \
   -DDPTRAIN_USE_PCH=OFF -DDPTRAIN_WERROR=ON >/dev/null
-cmake --build "$build" --target fuzz_idx_parser fuzz_cifar_parser
+cmake --build "$build" --target fuzz_idx_parser fuzz_cifar_parser fuzz_image_decoder
 
 # Seeds: valid files of each format (the fuzzer mutates from there).
 seeds=$build/seeds
 rm -rf "$seeds"
-mkdir -p "$seeds/idx" "$seeds/cifar"
+mkdir -p "$seeds/idx" "$seeds/cifar" "$seeds/image"
 # IDX labels [4] and images [2, 3, 3], uint8.
 printf '\x00\x00\x08\x01\x00\x00\x00\x04\x00\x01\x02\x09' >"$seeds/idx/labels"
 { printf '\x00\x00\x08\x03\x00\x00\x00\x02\x00\x00\x00\x03\x00\x00\x00\x03'
@@ -46,17 +46,24 @@ printf '\x00\x00\x0c\x01\x00\x00\x00\x02\x00\x00\x00\x01\x00\x00\x00\x02' \
   head -c 3072 /dev/zero; } >"$seeds/cifar/cifar10"
 { printf '\x13\x63'; head -c 3072 /dev/urandom; } >"$seeds/cifar/cifar100"
 
+# An 8x8 grey PNG, a 12x10 RGB PNG and a 10x12 JPEG (the CLI test's images).
+for f in png_grey png_rgb jpeg_rgb; do
+  sed -n "s/^$f=//p" tests/cli/image_data_test.sh | base64 -d >"$seeds/image/$f"
+done
+
 status=0
-for target in idx cifar; do
+for target in idx cifar image; do
   corpus=$build/corpus/$target
   mkdir -p "$corpus"
   max_len=$([[ $target == idx ]] && echo 4096 || echo 16384)
-  echo "== fuzz: fuzz_${target}_parser for ${seconds} s"
-  if ! "$build/fuzz/fuzz_${target}_parser" -max_total_time="$seconds" \
+  binary=fuzz_${target}_parser
+  [[ $target == image ]] && binary=fuzz_image_decoder
+  echo "== fuzz: $binary for ${seconds} s"
+  if ! "$build/fuzz/$binary" -max_total_time="$seconds" \
       -max_len="$max_len" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
       -artifact_prefix="$build/" "$corpus" "$seeds/$target" \
       >"$build/fuzz_${target}.log" 2>&1; then
-    echo "fuzz_${target}_parser FAILED; log: $build/fuzz_${target}.log" >&2
+    echo "$binary FAILED; log: $build/fuzz_${target}.log" >&2
     tail -40 "$build/fuzz_${target}.log" >&2
     status=1
   else

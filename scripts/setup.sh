@@ -8,7 +8,7 @@ packages=(
   build-essential cmake ninja-build ccache pkg-config git
   libtorch-dev libopenblas0-pthread libeigen3-dev libboost-math-dev
   libcli11-dev libhdf5-dev libgloo-dev libgtest-dev libgmock-dev libbenchmark-dev
-  nlohmann-json3-dev libtoml11-dev libfftw3-dev zlib1g-dev libpng-dev
+  nlohmann-json3-dev libtoml11-dev libfftw3-dev zlib1g-dev libpng-dev libjpeg-dev
   dataset-fashion-mnist clang-format
 )
 if [[ "${1:-}" == "--with-fuzz" ]]; then

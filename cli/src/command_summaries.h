@@ -23,7 +23,8 @@ struct CommandSummary {
 
 inline constexpr CommandSummary kCommandSummaries[] = {
     {"info", "Print the build, thread count, BLAS library and devices", true},
-    {"data", "Inspect data sets", true},
+    {"data", "Inspect data sets, convert image folders and CSV lists to HDF5",
+     true},
     {"model", "Describe the built-in models", true},
     {"account",
      "Privacy (epsilon) of DP-SGD: Poisson-sampled Gaussian, composed over "

@@ -27,6 +27,10 @@ std::string to_string(DatasetFormat format) {
       return "cifar100";
     case DatasetFormat::kHdf5:
       return "hdf5";
+    case DatasetFormat::kImageFolder:
+      return "image-folder";
+    case DatasetFormat::kImageCsv:
+      return "image-csv";
   }
   return "unknown";
 }
@@ -42,9 +46,10 @@ DatasetFormat detect_format(const std::string& path) {
     if (ext == ".h5" || ext == ".hdf5" || ext == ".he5") {
       return DatasetFormat::kHdf5;
     }
+    if (ext == ".csv") return DatasetFormat::kImageCsv;
     throw DatasetError(path,
                        "not a recognised data set file (expected an HDF5 file "
-                       "ending .h5/.hdf5, or a folder)");
+                       "ending .h5/.hdf5, a .csv list of images, or a folder)");
   }
   if (has_idx_split(path, Split::kTrain) || has_idx_split(path, Split::kTest)) {
     return DatasetFormat::kIdx;
@@ -55,12 +60,13 @@ DatasetFormat detect_format(const std::string& path) {
   if (!find_cifar_dir(path, CifarVariant::kCifar100).empty()) {
     return DatasetFormat::kCifar100;
   }
+  if (is_image_folder(path)) return DatasetFormat::kImageFolder;
   throw DatasetError(
       path,
       "not a recognised data set folder: expected IDX files "
       "(train-images-idx3-ubyte[.gz], t10k-...), CIFAR-10 "
-      "(data_batch_1.bin ... test_batch.bin) or CIFAR-100 (train.bin, "
-      "test.bin)");
+      "(data_batch_1.bin ... test_batch.bin), CIFAR-100 (train.bin, "
+      "test.bin) or class folders of images (<class>/*.jpg|png)");
 }
 
 std::vector<std::string> list_splits(const std::string& path) {
@@ -91,12 +97,25 @@ std::vector<std::string> list_splits(const std::string& path) {
       out = hdf5_splits(path);
       if (out.empty()) out.emplace_back("all");
       break;
+    case DatasetFormat::kImageFolder:
+      out = image_folder_splits(path);
+      break;
+    case DatasetFormat::kImageCsv:
+      out = image_csv_splits(path);
+      break;
   }
   return out;
 }
 
-ImageDataset load_dataset(const std::string& path, const std::string& split) {
+ImageDataset load_dataset(const std::string& path, const std::string& split,
+                          const ImageFolderOptions& images) {
   const DatasetFormat format = detect_format(path);
+  if (format == DatasetFormat::kImageFolder) {
+    return load_image_folder(path, split, images);
+  }
+  if (format == DatasetFormat::kImageCsv) {
+    return load_image_csv(path, split, images);
+  }
   if (format == DatasetFormat::kHdf5) {
     const auto splits = list_splits(path);
     if (std::find(splits.begin(), splits.end(), split) == splits.end()) {

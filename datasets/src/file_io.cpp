@@ -2,6 +2,7 @@
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -45,18 +46,26 @@ std::vector<std::uint8_t> read_file(const std::string& path) {
   }
   gzbuffer(f.get(), 1 << 20);
   std::vector<std::uint8_t> out;
+  // The first read asks for the file's size (+1, to see its end at once):
+  // all of an uncompressed file, without zeroing megabytes for a small image.
   constexpr unsigned kChunk = 1u << 22;
+  const auto on_disk = fs::file_size(path, ec);
+  unsigned chunk =
+      ec ? kChunk
+         : static_cast<unsigned>(std::min<std::uintmax_t>(on_disk + 1, kChunk));
   for (;;) {
     const std::size_t old = out.size();
-    out.resize(old + kChunk);
-    const int got = gzread(f.get(), out.data() + old, kChunk);
+    out.resize(old + chunk);
+    const unsigned asked = chunk;
+    const int got = gzread(f.get(), out.data() + old, asked);
+    chunk = kChunk;
     if (got < 0) {
       int err = 0;
       const std::string msg = zlib_message(f.get(), path, &err);
       throw DatasetError(path, "truncated or corrupt gzip data: " + msg);
     }
     out.resize(old + static_cast<std::size_t>(got));
-    if (got == 0) break;
+    if (static_cast<unsigned>(got) < asked) break;  // the end (or gzeof)
   }
   int err = Z_OK;
   const std::string msg = zlib_message(f.get(), path, &err);

@@ -21,3 +21,19 @@ if(EXISTS /usr/share/datasets/fashion-mnist)
     "path: +/usr/share/datasets/fashion-mnist\nformat: idx\ntrain: 60000 examples"
     data info fashion-mnist)
 endif()
+# Image folders and CSV lists (issue 18): info, convert, train on them.
+add_test(NAME Cli.ImageFoldersConvertAndTrain
+         COMMAND bash ${cli_dir}/image_data_test.sh $<TARGET_FILE:dptrain>)
+set_tests_properties(Cli.ImageFoldersConvertAndTrain PROPERTIES LABELS fast
+                     PASS_REGULAR_EXPRESSION "1 passed, 0 failed" TIMEOUT 120)
+dptrain_cli_error_test(TrainImageSizeBad
+  "error: --image-size must be H,W with both >= 1"
+  train --image-size 0,4 --noise-multiplier 1 --steps 1)
+if(EXISTS /usr/share/datasets/fashion-mnist)
+  dptrain_cli_error_test(DataConvertSizeNeedsImages
+    "error: --size, --channels and --skip-corrupt apply to image folders"
+    data convert fashion-mnist --to x.h5 --size 4,4)
+  dptrain_cli_error_test(DataConvertOutExtension
+    "error: --to 'x.png' must end .h5 or .hdf5"
+    data convert fashion-mnist --to x.png)
+endif()

@@ -190,6 +190,14 @@ void TrainConfig::validate() const {
   }
   require(!trainable.empty(), "trainable", "must be all, classifier or a regex",
           "''");
+  if (!image_size.empty()) {
+    require(image_size.size() == 2 && image_size[0] >= 1 && image_size[1] >= 1,
+            "image-size", "must be H,W with both >= 1", [&] {
+              std::string v;
+              for (auto x : image_size) v += (v.empty() ? "" : ",") + str(x);
+              return v;
+            }());
+  }
   for (std::size_t i = 0; i < classes.size(); ++i) {
     require(classes[i] >= 0, "classes", "must list class labels >= 0",
             str(classes[i]));
@@ -370,6 +378,9 @@ const std::vector<ConfigField>& config_fields() {
       {"classes", &TrainConfig::classes,
        "train and evaluate on these classes only (relabelled 0..k-1), e.g. "
        "5,6,7"},
+      {"image-size", &TrainConfig::image_size,
+       "H,W: scale images of an image folder or CSV list to cover H x W and "
+       "crop the centre on load (default: their own size, which must agree)"},
       {"save-weights", &TrainConfig::save_weights,
        "write the final weights, the release artefact (.h5 or .pt; --task lm: "
        ".pt; the EMA's also to <stem>.ema<ext>)"},

@@ -24,6 +24,7 @@
 #include "dptrain/train/checkpoint.h"
 #include "dptrain/train/classifier_trainer.h"
 #include "dptrain/train/dp_plan.h"
+#include "dptrain/train/image_run.h"
 #include "dptrain/train/optimization.h"
 #include "dptrain/train/outputs.h"
 #include "dptrain/train/progress.h"
@@ -251,8 +252,8 @@ datasets::ImageDataset load_diffusion_data(const TrainConfig& config) {
   const auto splits = datasets::list_splits(path);
   const bool has_train =
       std::find(splits.begin(), splits.end(), "train") != splits.end();
-  datasets::ImageDataset data =
-      datasets::load_dataset(path, has_train ? "train" : splits.front());
+  datasets::ImageDataset data = datasets::load_dataset(
+      path, has_train ? "train" : splits.front(), image_folder_options(config));
   if (!config.classes.empty()) {
     try {
       data = datasets::subset_by_classes(data, config.classes);

@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <stdexcept>
@@ -19,10 +20,20 @@
 
 namespace dptrain::train {
 
+datasets::ImageFolderOptions image_folder_options(const TrainConfig& config) {
+  datasets::ImageFolderOptions images;
+  if (!config.image_size.empty()) {
+    images.height = config.image_size[0];
+    images.width = config.image_size[1];
+  }
+  return images;
+}
+
 ImageData load_image_data(const TrainConfig& config) {
   const std::string path = datasets::resolve_dataset_path(config.dataset);
   ImageData data;
-  data.train = datasets::load_dataset(path, "train");
+  const auto images = image_folder_options(config);
+  data.train = datasets::load_dataset(path, "train", images);
   if (config.validation_fraction > 0) {
     const auto n_val = static_cast<std::int64_t>(std::llround(
         config.validation_fraction * static_cast<double>(data.train.size())));
@@ -32,8 +43,13 @@ ImageData load_image_data(const TrainConfig& config) {
     data.eval = std::move(val);
     data.eval_split = "validation (private, not noised)";
   } else {
-    data.eval = datasets::load_dataset(path, "test");
-    data.eval_split = "test";
+    // "test", else an image folder's "val" (ImageNet's layout).
+    const auto splits = datasets::list_splits(path);
+    const bool has_val =
+        std::find(splits.begin(), splits.end(), "test") == splits.end() &&
+        std::find(splits.begin(), splits.end(), "val") != splits.end();
+    data.eval_split = has_val ? "val" : "test";
+    data.eval = datasets::load_dataset(path, data.eval_split, images);
   }
   if (!config.classes.empty()) {
     try {

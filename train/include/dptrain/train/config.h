@@ -51,6 +51,9 @@ struct TrainConfig {
   std::string trainable = "all";
   /// Non-empty: train and evaluate on these classes only, relabelled 0..k-1.
   std::vector<std::int64_t> classes;
+  /// Non-empty: {H, W}, the size image folders and CSV lists of JPEG/PNG
+  /// files are scaled (to cover) and centre-cropped to on load.
+  std::vector<std::int64_t> image_size;
 
   /// The release artefact: write the final weights (last iterate; and the
   /// EMA's to "<stem>.ema<ext>" when EMA is on) in the format of the

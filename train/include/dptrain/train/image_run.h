@@ -7,21 +7,27 @@
 #include <utility>
 
 #include "dptrain/datasets/image_dataset.h"
+#include "dptrain/datasets/image_folder.h"
 #include "dptrain/models/image_classifier.h"
 #include "dptrain/train/classifier_trainer.h"
 #include "dptrain/train/config.h"
 
 namespace dptrain::train {
 
+/// How image folders and CSV lists load under `config` (its image_size).
+datasets::ImageFolderOptions image_folder_options(const TrainConfig& config);
+
 /// The training and evaluation sets a config names. `config.dataset` is
 /// "fashion-mnist" (Debian's package) or a path (IDX or CIFAR folder, HDF5
-/// file). With validation_fraction > 0 the evaluation set is carved from the
-/// training set (seeded by config.seed, or 0) and the test split is unused.
-/// With config.classes, both sets keep those classes only, relabelled.
+/// file, image folder or CSV list of images; evaluation on "test", else an
+/// image folder's "val"). With validation_fraction > 0 the evaluation set is
+/// carved from the training set (seeded by config.seed, or 0) and the test
+/// split is unused. With config.classes, both sets keep those classes only,
+/// relabelled.
 struct ImageData {
   datasets::ImageDataset train;
   datasets::ImageDataset eval;
-  std::string eval_split;  ///< "test" or "validation"
+  std::string eval_split;  ///< "test", "val" or "validation ..."
 };
 ImageData load_image_data(const TrainConfig& config);
 
