@@ -1,7 +1,7 @@
 // `dptrain` as users call it: a launcher that does not link LibTorch, whose
 // shared libraries take seconds to load. It answers `account`, `calibrate`,
-// `--help` and `--version` itself, in milliseconds, and runs every other
-// command by executing dptrain-torch (built and installed beside it) with
+// `report`, `--help` and `--version` itself, in milliseconds, and runs every
+// other command by executing dptrain-torch (built and installed beside it) with
 // the same arguments.
 #include <unistd.h>
 
@@ -73,6 +73,7 @@ int main(int argc, char** argv) {
                  "intra-op threads (default: one per hardware thread)")
       ->check(CLI::NonNegativeNumber);
   add_account_commands(app);
+  add_report_command(app);
   // Listed for --help; `dptrain NAME` never reaches this parser.
   for (const auto& c : kCommandSummaries) {
     if (c.needs_torch) app.add_subcommand(c.name, c.summary);

@@ -34,6 +34,12 @@ inline constexpr CommandSummary kCommandSummaries[] = {
      "Smallest noise multiplier whose epsilon is at most the target (RDP "
      "epsilon, or the PRV upper bound). Adjacency: add/remove one example.",
      false},
+    {"report",
+     "One self-contained HTML page of a run (inline SVG, no script, no "
+     "network): epsilon and accuracy/loss against steps, accuracy against "
+     "epsilon, per-class and per-group accuracy, the privacy statement, "
+     "sample grids",
+     false},
     {"train",
      "Train a model with DP-SGD. Give --target-epsilon (noise is calibrated) "
      "or --noise-multiplier (epsilon is reported). Privacy unit: one example "

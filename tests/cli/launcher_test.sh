@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The dptrain launcher (cli/launcher) against dptrain-torch: it does not link
 # LibTorch, says the same version, answers account and calibrate itself with
-# dptrain-torch's figures, lists every subcommand in --help, hands the other
+# dptrain-torch's figures, runs report without it, lists every subcommand in --help, hands the other
 # commands to dptrain-torch, and names dptrain-torch when it cannot run it.
 # Usage: launcher_test.sh DPTRAIN DPTRAIN_TORCH
 set -uo pipefail
@@ -28,7 +28,7 @@ check "calibrate (after --threads): the same JSON" \
   test "$("$launcher" "${calibrate[@]}")" = "$("$torch" "${calibrate[@]}")"
 
 help=$("$launcher" --help)
-for name in info data model account calibrate train generate diffusion bench audit; do
+for name in info data model account calibrate report train generate diffusion bench audit; do
   check "--help lists $name" grep -q "^  $name" <<<"$help"
 done
 info=$("$launcher" info)
@@ -46,6 +46,9 @@ check "missing dptrain-torch: exit 127" test "$code" = 127
 check "missing dptrain-torch: named" grep -q "error: cannot run $dir/dptrain-torch" <<<"$missing"
 check "account still runs without dptrain-torch" \
   test "$("$dir/dptrain" "${account[@]}")" = "$("$torch" "${account[@]}")"
+echo '{"step":1,"epsilon":0.5}' >"$dir/run.jsonl"
+check "report runs without dptrain-torch" "$dir/dptrain" report "$dir/run.jsonl" --out "$dir/r.html"
+check "report wrote the page" grep -q '<svg class="chart"' "$dir/r.html"
 
 echo "$passed passed, $failed failed"
 test "$failed" = 0

@@ -1,6 +1,7 @@
 # Fails when a library folder includes a header it may not use (DESIGN.md):
 #   accountant: no LibTorch (torch/, ATen/, c10/) and no other dptrain folder
 #   audit:      the same rule as the accountant
+#   report:     the same rule (the torch-free launcher links it)
 #   hdf5:       no other dptrain folder (datasets and models both use it)
 #   datasets:   no dp, models, train
 #   dp/*:       no datasets, models, train; and within dp/ (DESIGN.md, docs/architecture.md):
@@ -16,6 +17,7 @@
 set(rules
   "accountant|(torch|ATen|c10)/|dptrain/(datasets|dp|models|train)/"
   "audit|(torch|ATen|c10)/|dptrain/(datasets|dp|models|train)/"
+  "report|(torch|ATen|c10)/|dptrain/(accountant|audit|datasets|dp|models|train|bench)/"
   "hdf5|dptrain/(accountant|audit|datasets|dp|models|train|bench)/"
   "datasets|dptrain/(dp|models|train)/"
   "dp/archive|dptrain/(datasets|models|train)/|dptrain/dp/(layers|clipping|mechanism|optim)/"
