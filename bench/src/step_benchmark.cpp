@@ -25,6 +25,7 @@
 #include "dptrain/dp/mechanism/noise_generator.h"
 #include "dptrain/dp/optim/optimizer.h"
 #include "dptrain/models/diffusion.h"
+#include "dptrain/models/fine_tuning.h"
 #include "dptrain/models/griffin.h"
 #include "dptrain/models/registry.h"
 #include "dptrain/models/sequence_mlp.h"
@@ -89,6 +90,7 @@ void validate(const StepBenchmarkOptions& o) {
   at_least("steps", o.steps, 1);
   at_least("warmup_steps", o.warmup_steps, 0);
   at_least("logical_batch_size", o.logical_batch_size, 0);
+  at_least("lora_rank", o.lora_rank, 0);
   if (o.logical_batch_size % o.batch_size != 0) {
     throw std::invalid_argument(
         "logical_batch_size must be a multiple of batch_size (" +
@@ -215,6 +217,9 @@ StepRunner::StepRunner(const StepBenchmarkOptions& options)
                        options.model) != griffin_names.end()) {
     // Griffin / Hawk (griffin-tiny, hawk-tiny, griffin-25m, ...).
     auto model = models::Griffin(models::griffin_config(options.model));
+    if (options.lora_rank > 0) {
+      models::add_lora(*model, {options.lora_rank, 0.0, "blocks\\."});
+    }
     use_token_model(model, model->config().vocab_size);
   } else {
     const auto info = models::model_info(options.model);
@@ -225,6 +230,12 @@ StepRunner::StepRunner(const StepBenchmarkOptions& options)
     s.inputs =
         torch::randn({b, info.in_channels, info.image_size, info.image_size});
     s.targets = torch::randint(info.num_classes, {b}, torch::kLong);
+  }
+  if (options.lora_rank > 0 &&
+      std::find(griffin_names.begin(), griffin_names.end(), options.model) ==
+          griffin_names.end()) {
+    throw std::invalid_argument("lora_rank is for Griffin / Hawk models, got " +
+                                options.model);
   }
   s.model->to(options.device);
   s.model->train();

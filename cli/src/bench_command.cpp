@@ -167,6 +167,9 @@ void add_bench_command(CLI::App& app) {
                    "examples per step [default 256]");
   step->add_option("--seq-len", flags->options.seq_len,
                    "tokens per example of the seq model [default 128]");
+  step->add_option("--lora-rank", flags->options.lora_rank,
+                   "Griffin/Hawk: LoRA adapters of this rank on the blocks' "
+                   "Linear layers, the base frozen (0 = full) [default 0]");
   step->add_option("--steps", flags->options.steps,
                    "timed steps per variant [default 10]");
   step->add_option("--warmup", flags->options.warmup_steps,

@@ -14,6 +14,7 @@
 #include "dptrain/dp/clipping/engine.h"
 #include "dptrain/dp/clipping/oracle.h"
 #include "dptrain/dp/layers/softplus_scale.h"
+#include "dptrain/models/fine_tuning.h"
 #include "dptrain/models/griffin.h"
 #include "error_helpers.h"
 
@@ -443,6 +444,88 @@ TEST(GriffinPrivacy, FrozenEmbeddingsAndChosenBlocks) {
               oracle_grads(model, seqs, {}, opts), "block 2 only");
   expect_error<std::exception>([&] { model->train_only_blocks({3}); },
                                "block index must be in [0, 3), got 3");
+}
+
+// LoRA on Griffin's block Linears: only the adapters train, the engine
+// clips their per-sequence gradients as the microbatch oracle does (float64),
+// frozen base weights get no gradient, and the merged model computes the
+// same function without adapters.
+TEST(GriffinLora, AdaptersMatchTheMicrobatchOracleAndMergeExactly) {
+  torch::manual_seed(12);
+  auto model = tiny("griffin-tiny");
+  perturb(*model);
+  const auto adapted = m::add_lora(
+      *model, m::LoraOptions{/*rank=*/2, /*alpha=*/4.0, "blocks\\."});
+  ASSERT_FALSE(adapted.empty());
+  int64_t adapter_params = 0;
+  for (const auto& p : model->named_parameters()) {
+    const bool adapter = p.key().find("lora_") != std::string::npos;
+    EXPECT_EQ(p.value().requires_grad(), adapter) << p.key();
+    if (adapter) adapter_params += p.value().numel();
+  }
+  // B starts at zero: the adapted model is the base model at first.
+  auto seqs = torch::randint(256, {3, 9}, torch::kLong);
+  auto base = tiny("griffin-tiny");
+  m::copy_merged_lora(*model, *base);
+  EXPECT_TRUE(torch::allclose(model->sequence_losses(seqs, {}),
+                              base->sequence_losses(seqs, {}), 0, 0));
+  {
+    torch::NoGradGuard g;
+    for (auto& p : model->named_parameters()) {
+      if (p.key().find("lora_b") != std::string::npos)
+        p.value().copy_(torch::randn_like(p.value()) * 0.3);
+    }
+  }
+  const auto probe = oracle_grads(model, seqs, {},
+                                  dp::ClippingOptions(1e30).diagnostics(true));
+  const double c = probe.norms.median().item<double>();
+  const auto opts = dp::ClippingOptions(c).diagnostics(true);
+  {
+    dp::GradientEngine engine(model, opts);
+    int64_t n = 0;
+    for (const auto& p : engine.parameters()) n += p.numel();
+    EXPECT_EQ(n, adapter_params) << "the engine works on the adapters only";
+  }
+  const auto got = engine_grads(model, seqs, {}, opts);
+  expect_same(model, got, oracle_grads(model, seqs, {}, opts), "lora");
+  const auto names = model->named_parameters();
+  for (size_t i = 0; i < got.grads.size(); ++i) {
+    const bool adapter = names[i].key().find("lora_") != std::string::npos;
+    EXPECT_EQ(got.grads[i].defined(), adapter) << names[i].key();
+  }
+  // Merged: the same losses from a model without adapters.
+  auto merged = tiny("griffin-tiny");
+  m::copy_merged_lora(*model, *merged);
+  EXPECT_TRUE(torch::allclose(model->sequence_losses(seqs, {}),
+                              merged->sequence_losses(seqs, {}), 1e-12, 1e-12));
+  for (const auto& p : merged->named_parameters()) {
+    EXPECT_EQ(p.key().find("lora_"), std::string::npos);
+  }
+}
+
+TEST(GriffinLora, BadOptionsAndTiedHeadsAreRefusedByName) {
+  auto model = tiny("griffin-tiny");
+  expect_error<std::invalid_argument>(
+      [&] {
+        m::add_lora(*model, {2, 0.0, "no_such_layer"});
+      },
+      "LoRA layers pattern 'no_such_layer' matches no Linear layer");
+  expect_error<std::invalid_argument>(
+      [&] {
+        m::add_lora(*model, {2, 0.0, "("});
+      },
+      "is not a valid regex");
+  expect_error<std::invalid_argument>(
+      [&] {
+        m::add_lora(*model, {0, 0.0, "blocks\\."});
+      },
+      "LoRA rank must be >= 1, got 0");
+  // The decoder shares the embedding's weight.
+  expect_error<std::invalid_argument>(
+      [&] {
+        m::add_lora(*tiny("griffin-tiny"), {2, 0.0, "^decoder$"});
+      },
+      "LoRA on 'decoder': its weight is tied to 'embedder.weight'");
 }
 
 TEST(SoftplusScale, ForwardAndRuleMatchOracle) {

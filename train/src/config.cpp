@@ -7,6 +7,7 @@
 #include <cmath>
 #include <filesystem>
 #include <functional>
+#include <regex>
 #include <sstream>
 #include <stdexcept>
 #include <type_traits>
@@ -160,6 +161,27 @@ void TrainConfig::validate() const {
           str(sequence_length));
   for (const auto b : train_blocks) {
     require(b >= 0, "train-blocks", "must list block indices >= 0", str(b));
+  }
+  require(lora_rank >= 0 && lora_rank <= 4096, "lora-rank",
+          "must be in [0, 4096] (0 = no LoRA)", str(lora_rank));
+  require(std::isfinite(lora_alpha) && lora_alpha >= 0.0, "lora-alpha",
+          "must be finite and >= 0 (0 = the rank)", str(lora_alpha));
+  if (lora_rank > 0) {
+    if (task != "lm") {
+      throw std::invalid_argument("--lora-rank needs --task lm, got --task " +
+                                  task);
+    }
+    if (freeze_embeddings || !train_blocks.empty()) {
+      throw std::invalid_argument(
+          "--lora-rank trains the adapters only: it does not combine with "
+          "--freeze-embeddings or --train-blocks");
+    }
+    try {
+      std::regex check(lora_layers, std::regex::ECMAScript);
+    } catch (const std::regex_error& e) {
+      throw std::invalid_argument("--lora-layers '" + lora_layers +
+                                  "' is not a valid regex: " + e.what());
+    }
   }
   if (task != "lm") {
     if (freeze_embeddings || !train_blocks.empty()) {
@@ -363,6 +385,15 @@ const std::vector<ConfigField>& config_fields() {
        "--task lm: do not train the tied embedding"},
       {"train-blocks", &TrainConfig::train_blocks,
        "--task lm: train only these residual blocks, e.g. 0,2"},
+      {"lora-rank", &TrainConfig::lora_rank,
+       "--task lm: LoRA adapters of this rank on the Linear layers of "
+       "--lora-layers, all else frozen; --save-weights writes them merged "
+       "(0 = full fine-tuning)"},
+      {"lora-alpha", &TrainConfig::lora_alpha,
+       "LoRA's alpha: the adapters' output is scaled by alpha/rank (0 = the "
+       "rank)"},
+      {"lora-layers", &TrainConfig::lora_layers,
+       "regex over module paths of the Linear layers LoRA adapts"},
       {"init-checkpoint", &TrainConfig::init_checkpoint,
        "start from these weights: --task classify: dptrain weights (.h5 or "
        ".pt, see models/README.md); --task lm: a RecurrentGemma-named "

@@ -10,9 +10,11 @@
 #include <iostream>
 #include <limits>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 
+#include "dptrain/models/fine_tuning.h"
 #include "dptrain/models/safetensors.h"
 #include "dptrain/train/checkpoint.h"
 #include "dptrain/train/optimization.h"
@@ -114,6 +116,31 @@ LmTrainer::LmTrainer(models::Griffin model, ValidConfig valid)
   if (!config.train_blocks.empty())
     model->train_only_blocks(config.train_blocks);
   if (config.freeze_embeddings) model->freeze_embeddings(true);
+  if (config.lora_rank > 0) {
+    try {
+      const auto adapted = models::add_lora(
+          *model, {config.lora_rank, config.lora_alpha, config.lora_layers});
+      // Counted once per tensor: the decoder shares the embedding's weight.
+      std::int64_t trainable = 0;
+      std::int64_t frozen = 0;
+      std::set<const void*> seen;
+      for (const auto& p : model->parameters()) {
+        if (!seen.insert(p.data_ptr()).second) continue;
+        (p.requires_grad() ? trainable : frozen) += p.numel();
+      }
+      std::cout << "LoRA: rank " << config.lora_rank << ", alpha "
+                << (config.lora_alpha > 0
+                        ? config.lora_alpha
+                        : static_cast<double>(config.lora_rank))
+                << ", on " << adapted.size() << " Linear layers ("
+                << config.lora_layers << "); trainable parameters " << trainable
+                << " (the adapters); the base's " << frozen
+                << " are frozen: no per-example work, no noise" << std::endl;
+    } catch (const std::invalid_argument& e) {
+      throw std::invalid_argument(std::string("--lora-rank/--lora-layers: ") +
+                                  e.what());
+    }
+  }
   state_->model = model;
   state_->loop = std::make_unique<PrivateLoop>(
       std::static_pointer_cast<torch::nn::Module>(model.ptr()),
@@ -189,8 +216,11 @@ LmFitResult LmTrainer::fit(const datasets::TextDataset& train,
       {"sequence_length", c.sequence_length},
       {"model", config_to_json(s.model->config())},
       {"freeze_embeddings", c.freeze_embeddings},
-      {"train_blocks",
-       c.train_blocks}}.dump();
+      {"train_blocks", c.train_blocks},
+      {"lora_rank", c.lora_rank},
+      {"lora_alpha", c.lora_alpha},
+      {"lora_layers",
+       c.lora_layers}}.dump();
   {
     // What a resumed run must find again: the same sequences, byte for byte.
     std::uint32_t crc = 0;
@@ -397,6 +427,16 @@ LmRunResult run_lm_training(const TrainConfig& raw_config) {
                          /*use_ema=*/true);
   }
   auto summary = nlohmann::json::parse(lm_summary_json(run.fit, config));
+  std::int64_t trainable = 0;
+  std::set<const void*> seen;
+  for (const auto& p : model->parameters()) {
+    if (p.requires_grad() && seen.insert(p.data_ptr()).second)
+      trainable += p.numel();
+  }
+  summary["trainable_parameters"] = trainable;
+  if (config.lora_rank > 0) {
+    summary["weights_saved"] = "merged: base + (alpha/rank)·B·A, no adapters";
+  }
   summary["train_sequences"] = train.size();
   summary["eval_sequences"] = eval.size();
   summary["eval_split"] = eval_split;
@@ -465,6 +505,20 @@ models::Griffin load_lm_weights(const std::string& path) {
 }
 
 void save_lm_weights(models::GriffinImpl& model, const std::string& path) {
+  bool lora = false;
+  for (const auto& p : model.named_parameters(true)) {
+    lora = lora || p.key().find("lora_") != std::string::npos;
+  }
+  if (lora) {
+    // The release artefact is the merged model: plain Griffin weights that
+    // `generate` and --init-checkpoint take without knowing of LoRA.
+    auto merged = models::Griffin(model.config());
+    merged->to(model.parameters().front().device(),
+               model.parameters().front().scalar_type());
+    models::copy_merged_lora(model, *merged);
+    save_lm_weights(*merged, path);
+    return;
+  }
   torch::serialize::OutputArchive out;
   out.write("kind", c10::IValue(std::string("dptrain language-model weights")));
   out.write("lm_model", c10::IValue(config_to_json(model.config()).dump()));

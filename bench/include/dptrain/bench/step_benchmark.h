@@ -57,6 +57,9 @@ struct StepBenchmarkOptions {
   /// gradient phases and one update (noise, optimizer); 0 = not reported,
   /// else a multiple of batch_size.
   int64_t logical_batch_size = 0;
+  /// Griffin / Hawk only: LoRA adapters of this rank on the blocks' Linear
+  /// layers, the base frozen, in both variants (0 = full fine-tuning).
+  int64_t lora_rank = 0;
   c10::Device device = c10::Device(c10::kCPU);
 };
 

@@ -41,4 +41,28 @@ struct FineTuneOptions {
 std::vector<std::string> prepare_fine_tuning(ImageClassifier& model,
                                              const FineTuneOptions& options);
 
+/// Low-rank adaptation of `module`'s dp::Linear layers.
+struct LoraOptions {
+  int64_t rank = 8;
+  double alpha = 0.0;  ///< 0: alpha = rank (scale 1)
+  /// Layers adapted: those whose module path matches (ECMAScript regex,
+  /// std::regex_search), e.g. "blocks\\." or "mlp|attention".
+  std::string layers = ".";
+};
+
+/// Adds LoRA adapters (dp::LinearImpl::add_lora) to every dp::Linear whose
+/// path matches options.layers and freezes every other parameter of
+/// `module`: only the adapters train. Returns the paths adapted. Throws
+/// std::invalid_argument for an invalid regex, one that matches no Linear
+/// layer, or a bad rank or alpha (naming the value).
+std::vector<std::string> add_lora(torch::nn::Module& module,
+                                  const LoraOptions& options);
+
+/// Copies every parameter and buffer of `to` from `from` by name, with each
+/// LoRA layer of `from` merged (weight + scale·B·A) and its adapters left
+/// out: `to` is the same architecture without LoRA and computes the same
+/// function. Throws std::invalid_argument naming a tensor `from` lacks or
+/// whose shape differs.
+void copy_merged_lora(const torch::nn::Module& from, torch::nn::Module& to);
+
 }  // namespace dptrain::models

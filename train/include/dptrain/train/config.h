@@ -37,6 +37,11 @@ struct TrainConfig {
   bool freeze_embeddings = false;      ///< the tied embedding is not trained
   std::vector<std::int64_t>
       train_blocks;  ///< non-empty: train only these residual blocks
+  /// --task lm: LoRA adapters of this rank on the Linear layers matching
+  /// lora_layers; everything else frozen (0 = off, full fine-tuning).
+  std::int64_t lora_rank = 0;
+  double lora_alpha = 0.0;                ///< 0: alpha = rank (scale 1)
+  std::string lora_layers = "blocks\\.";  ///< regex over module paths
   /// Weights to start from. --task lm: .safetensors or .h5 with
   /// RecurrentGemma's published names; --task classify: dptrain weights
   /// (.h5/.hdf5 or .pt/.pth, models/weights.h).
