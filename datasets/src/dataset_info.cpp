@@ -8,6 +8,7 @@
 #include "dptrain/datasets/errors.h"
 #include "dptrain/datasets/hdf5_reader.h"
 #include "dptrain/datasets/idx_reader.h"
+#include "dptrain/datasets/split.h"
 #include "file_io.h"
 
 namespace dptrain::datasets {
@@ -118,12 +119,7 @@ ImageDataset load_dataset(const std::string& path, const std::string& split,
   }
   if (format == DatasetFormat::kHdf5) {
     const auto splits = list_splits(path);
-    if (std::find(splits.begin(), splits.end(), split) == splits.end()) {
-      std::string have;
-      for (const auto& s : splits) have += (have.empty() ? "" : ", ") + s;
-      throw std::invalid_argument("split \"" + split + "\" is not in " + path +
-                                  " (it has: " + have + ")");
-    }
+    require_split(splits, split, path);
     Hdf5Options options;
     if (split != "all") options.split = split;
     return load_hdf5(path, options);

@@ -18,6 +18,7 @@
 
 #include "dptrain/datasets/errors.h"
 #include "dptrain/datasets/image_decoder.h"
+#include "dptrain/datasets/split.h"
 
 namespace dptrain::datasets {
 namespace fs = std::filesystem;
@@ -347,12 +348,7 @@ ImageDataset load_image_folder(const std::string& root,
                        "ROOT/test/...)");
   }
   const auto splits = image_folder_splits(root);
-  if (std::find(splits.begin(), splits.end(), split) == splits.end()) {
-    std::string have;
-    for (const auto& s : splits) have += (have.empty() ? "" : ", ") + s;
-    throw std::invalid_argument("split \"" + split + "\" is not in " + root +
-                                " (it has: " + have + ")");
-  }
+  require_split(splits, split, root);
   FileList list;
   std::set<std::string> names;
   for (const auto& s : splits) {

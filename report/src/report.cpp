@@ -178,18 +178,20 @@ std::string privacy_section(const json& summary) {
       << ")-differential privacy</p>";
   }
   s << "<table>";
-  privacy_row(s, summary, "privacy_unit", "privacy unit");
-  privacy_row(s, summary, "adjacency", "adjacency");
-  privacy_row(s, summary, "sampler", "sampler");
-  privacy_row(s, summary, "sample_rate", "sample rate q");
-  privacy_row(s, summary, "noise_multiplier", "noise multiplier \xcf\x83");
-  privacy_row(s, summary, "max_grad_norm", "clipping norm C");
-  privacy_row(s, summary, "steps_accounted", "steps accounted");
-  privacy_row(s, summary, "accountant", "accountant");
-  privacy_row(s, summary, "epsilon_rdp", "\xce\xb5 (RDP)");
-  privacy_row(s, summary, "epsilon_prv_upper", "\xce\xb5 (PRV, upper)");
-  privacy_row(s, summary, "delta", "\xce\xb4");
-  privacy_row(s, summary, "target_epsilon", "target \xce\xb5");
+  static constexpr const char* kRows[][2] = {
+      {"privacy_unit", "privacy unit"},
+      {"adjacency", "adjacency"},
+      {"sampler", "sampler"},
+      {"sample_rate", "sample rate q"},
+      {"noise_multiplier", "noise multiplier \xcf\x83"},
+      {"max_grad_norm", "clipping norm C"},
+      {"steps_accounted", "steps accounted"},
+      {"accountant", "accountant"},
+      {"epsilon_rdp", "\xce\xb5 (RDP)"},
+      {"epsilon_prv_upper", "\xce\xb5 (PRV, upper)"},
+      {"delta", "\xce\xb4"},
+      {"target_epsilon", "target \xce\xb5"}};
+  for (const auto& row : kRows) privacy_row(s, summary, row[0], row[1]);
   s << "</table>";
   const json* sampler = find(summary, "sampler");
   if (sampler != nullptr && sampler->is_string() &&
