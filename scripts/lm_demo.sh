@@ -57,5 +57,5 @@ start=$(date +%s)
   --max-grad-norm 1 --ema-decay 0.99 --checkpoint "$ckpt" --checkpoint-every 100 \
   --save-weights "$out/$model.pt" --metrics "$out/$model.jsonl" --summary "$out/$model.summary.json" --seed 1
 echo "wall: $(( $(date +%s) - start )) s"
-"$dptrain" generate --weights "$out/$model.pt" --prompt "And God said, " --num-bytes 200 \
+"$dptrain" generate --weights "$out/$model.pt" --prompt "And God said, " --num-tokens 200 \
   --temperature 0.7 --seed 1

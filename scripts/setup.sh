@@ -9,6 +9,7 @@ packages=(
   libtorch-dev libopenblas0-pthread libeigen3-dev libboost-math-dev
   libcli11-dev libhdf5-dev libgloo-dev libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libtoml11-dev libfftw3-dev zlib1g-dev libpng-dev libjpeg-dev
+  libsentencepiece-dev sentencepiece
   dataset-fashion-mnist clang-format
 )
 if [[ "${1:-}" == "--with-fuzz" ]]; then

@@ -3,7 +3,10 @@
 #include <ATen/Parallel.h>
 #include <torch/torch.h>
 
+#include <algorithm>
+#include <cmath>
 #include <stdexcept>
+#include <type_traits>
 
 namespace dptrain::datasets {
 namespace {
@@ -64,7 +67,119 @@ void fill_views(const T* in, T* out, const std::vector<ViewDraw>& draws,
                    });
 }
 
+// One random-resized view per draw: bilinear samples of the box, scaled to
+// H x W, mirrored when flipped.
+struct BoxDraw {
+  CropBox box;
+  bool flip = false;
+};
+
+// Source taps of output i of n over a box [start, start + len): the two
+// neighbours and the weight of the second (align_corners = false, the
+// coordinate clamped into the box).
+struct Tap {
+  int64_t lo, hi;
+  double frac;
+};
+Tap tap(int64_t i, int64_t n, int64_t start, int64_t len) {
+  double s = (static_cast<double>(i) + 0.5) * static_cast<double>(len) /
+                 static_cast<double>(n) -
+             0.5;
+  s = std::min(std::max(s, 0.0), static_cast<double>(len - 1));
+  const auto lo = static_cast<int64_t>(std::floor(s));
+  const auto hi = std::min(lo + 1, len - 1);
+  return {start + lo, start + hi, s - static_cast<double>(lo)};
+}
+
+template <typename T>
+T from_double(double v) {
+  if constexpr (std::is_same_v<T, uint8_t>) {
+    return static_cast<uint8_t>(std::min(255.0, std::max(0.0, std::round(v))));
+  } else {
+    return static_cast<T>(v);
+  }
+}
+
+template <typename T>
+void fill_resized_views(const T* in, T* out, const std::vector<BoxDraw>& draws,
+                        int64_t k, int64_t C, int64_t H, int64_t W) {
+  const int64_t plane = H * W;
+  const int64_t image = C * plane;
+  at::parallel_for(
+      0, static_cast<int64_t>(draws.size()), 16,
+      [&](int64_t begin, int64_t end) {
+        std::vector<Tap> cols(static_cast<size_t>(W));
+        std::vector<Tap> rows(static_cast<size_t>(H));
+        for (int64_t v = begin; v < end; ++v) {
+          const BoxDraw& d = draws[static_cast<size_t>(v)];
+          for (int64_t x = 0; x < W; ++x) {
+            cols[static_cast<size_t>(x)] =
+                tap(d.flip ? W - 1 - x : x, W, d.box.x0, d.box.w);
+          }
+          for (int64_t y = 0; y < H; ++y) {
+            rows[static_cast<size_t>(y)] = tap(y, H, d.box.y0, d.box.h);
+          }
+          const T* src = in + (v / k) * image;
+          T* dst = out + v * image;
+          for (int64_t c = 0; c < C; ++c) {
+            const T* sp = src + c * plane;
+            for (int64_t y = 0; y < H; ++y) {
+              const Tap& r = rows[static_cast<size_t>(y)];
+              const T* top = sp + r.lo * W;
+              const T* bottom = sp + r.hi * W;
+              T* drow = dst + c * plane + y * W;
+              for (int64_t x = 0; x < W; ++x) {
+                const Tap& q = cols[static_cast<size_t>(x)];
+                const double t = (1 - q.frac) * static_cast<double>(top[q.lo]) +
+                                 q.frac * static_cast<double>(top[q.hi]);
+                const double b =
+                    (1 - q.frac) * static_cast<double>(bottom[q.lo]) +
+                    q.frac * static_cast<double>(bottom[q.hi]);
+                drow[x] = from_double<T>((1 - r.frac) * t + r.frac * b);
+              }
+            }
+          }
+        }
+      });
+}
+
+// Uniform on [0, 1) from 53 bits of one draw.
+double uniform_unit(std::mt19937_64& rng) {
+  return static_cast<double>(rng() >> 11) * 0x1.0p-53;
+}
+
 }  // namespace
+
+CropBox random_resized_box(std::int64_t height, std::int64_t width,
+                           double scale_min, double scale_max,
+                           std::mt19937_64& rng) {
+  if (!(scale_min > 0 && scale_min <= scale_max && scale_max <= 1)) {
+    throw std::invalid_argument(
+        "random-resized crop: scales must satisfy 0 < min <= max <= 1, got " +
+        std::to_string(scale_min) + " and " + std::to_string(scale_max));
+  }
+  const double area = static_cast<double>(height * width);
+  const double log_lo = std::log(3.0 / 4.0), log_hi = std::log(4.0 / 3.0);
+  for (int attempt = 0; attempt < 10; ++attempt) {
+    const double s = scale_min + (scale_max - scale_min) * uniform_unit(rng);
+    const double ratio =
+        std::exp(log_lo + (log_hi - log_lo) * uniform_unit(rng));
+    const auto w =
+        static_cast<int64_t>(std::llround(std::sqrt(s * area * ratio)));
+    const auto h =
+        static_cast<int64_t>(std::llround(std::sqrt(s * area / ratio)));
+    if (w < 1 || h < 1 || w > width || h > height) continue;
+    CropBox box;
+    box.h = h;
+    box.w = w;
+    box.y0 = static_cast<int64_t>(
+        uniform_index(rng, static_cast<std::uint64_t>(height - h + 1)));
+    box.x0 = static_cast<int64_t>(
+        uniform_index(rng, static_cast<std::uint64_t>(width - w + 1)));
+    return box;
+  }
+  return {0, 0, height, width};
+}
 
 std::uint64_t uniform_index(std::mt19937_64& rng, std::uint64_t n) {
   if (n == 0)
@@ -175,6 +290,28 @@ at::Tensor augment_views(const at::Tensor& images, std::int64_t k,
         std::to_string(pad) + " for " + std::to_string(H) + "x" +
         std::to_string(W) + " images");
   }
+  auto in = images.to(torch::kCPU).contiguous();
+  auto out = torch::empty({B * k, C, H, W}, in.options());
+  if (options.random_resized_crop) {
+    // Drawn first, in row order, as below.
+    std::vector<BoxDraw> boxes(static_cast<size_t>(B * k));
+    for (auto& d : boxes) {
+      d.box =
+          random_resized_box(H, W, options.scale_min, options.scale_max, rng);
+      const bool coin = uniform_index(rng, 2) == 1;
+      d.flip = options.horizontal_flip && coin;
+    }
+    if (B > 0 && C > 0 && H > 0 && W > 0) {
+      if (in.scalar_type() == at::kByte) {
+        fill_resized_views(in.data_ptr<uint8_t>(), out.data_ptr<uint8_t>(),
+                           boxes, k, C, H, W);
+      } else {
+        fill_resized_views(in.data_ptr<float>(), out.data_ptr<float>(), boxes,
+                           k, C, H, W);
+      }
+    }
+    return out.to(device);
+  }
   // Draw everything first, in row order, so threads cannot change the result.
   std::vector<ViewDraw> draws(static_cast<size_t>(B * k));
   const auto span = static_cast<std::uint64_t>(2 * pad + 1);
@@ -184,8 +321,6 @@ at::Tensor augment_views(const at::Tensor& images, std::int64_t k,
     const bool coin = uniform_index(rng, 2) == 1;
     d.flip = options.horizontal_flip && coin;
   }
-  auto in = images.to(torch::kCPU).contiguous();
-  auto out = torch::empty({B * k, C, H, W}, in.options());
   if (B > 0 && C > 0 && H > 0 && W > 0) {
     if (in.scalar_type() == at::kByte) {
       fill_views(in.data_ptr<uint8_t>(), out.data_ptr<uint8_t>(), draws, k, C,

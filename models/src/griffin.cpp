@@ -82,7 +82,8 @@ torch::Tensor GriffinImpl::forward(const torch::Tensor& tokens,
 }
 
 torch::Tensor GriffinImpl::sequence_losses(const torch::Tensor& sequences,
-                                           const torch::Tensor& segment_pos) {
+                                           const torch::Tensor& segment_pos,
+                                           const torch::Tensor& lengths) {
   if (!sequences.defined() || sequences.dim() != 2 || sequences.size(1) < 2) {
     throw std::invalid_argument(
         "Griffin::sequence_losses: sequences must be [B, L] with L >= 2, got " +
@@ -98,7 +99,24 @@ torch::Tensor GriffinImpl::sequence_losses(const torch::Tensor& sequences,
   const auto nll = torch::nn::functional::cross_entropy(
       logits.reshape({batch * steps, -1}), targets.reshape({-1}),
       torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone));
-  return nll.view({batch, steps}).mean(1);
+  if (!lengths.defined()) return nll.view({batch, steps}).mean(1);
+  if (lengths.dim() != 1 || lengths.size(0) != batch) {
+    throw std::invalid_argument(
+        "Griffin::sequence_losses: lengths must be [B] = [" +
+        std::to_string(batch) + "], got " + c10::str(lengths.sizes()));
+  }
+  const auto n = lengths.to(sequences.device(), torch::kLong);
+  const auto bad = (n < 2).logical_or(n > steps + 1);
+  if (bad.any().item<bool>()) {
+    throw std::invalid_argument(
+        "Griffin::sequence_losses: lengths must be in [2, " +
+        std::to_string(steps + 1) + "]");
+  }
+  // Prediction t (of target t + 1) is valid when t + 1 < length.
+  const auto t = torch::arange(steps, n.options()).unsqueeze(0);
+  const auto valid = (t + 1 < n.unsqueeze(1)).to(nll.scalar_type());
+  return (nll.view({batch, steps}) * valid).sum(1) /
+         (n - 1).to(nll.scalar_type());
 }
 
 GriffinState GriffinImpl::initial_state(int64_t batch) const {
@@ -147,6 +165,60 @@ torch::Tensor GriffinImpl::step(const torch::Tensor& tokens,
   auto logits = run(tok, pos, &state);
   state.position += 1;
   return logits.select(1, 0);
+}
+
+std::vector<int64_t> GriffinImpl::generate_tokens(
+    const std::vector<int64_t>& prompt, int64_t num_tokens,
+    const GenerateOptions& options,
+    const std::function<void(int64_t)>& on_token, int64_t stop_id) {
+  if (prompt.empty()) {
+    throw std::invalid_argument(
+        "Griffin::generate_tokens: prompt must not be empty");
+  }
+  if (num_tokens < 0) {
+    throw std::invalid_argument(
+        "Griffin::generate_tokens: num_tokens must be >= 0, got " +
+        std::to_string(num_tokens));
+  }
+  for (const auto id : prompt) {
+    if (id < 0 || id >= config_.vocab_size) {
+      throw std::invalid_argument("Griffin::generate_tokens: prompt id " +
+                                  std::to_string(id) +
+                                  " is outside the vocabulary [0, " +
+                                  std::to_string(config_.vocab_size) + ")");
+    }
+  }
+  if (!(options.temperature >= 0) || !std::isfinite(options.temperature)) {
+    throw std::invalid_argument(
+        "Griffin::generate_tokens: temperature must be finite and >= 0, got " +
+        std::to_string(options.temperature));
+  }
+  torch::NoGradGuard no_grad;
+  const auto device = embedder->weight.device();
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(options.seed);
+  GriffinState state = initial_state(1);
+  torch::Tensor logits;
+  const auto long_opts =
+      torch::TensorOptions().dtype(torch::kLong).device(device);
+  for (const auto id : prompt) {
+    logits = step(torch::full({1}, id, long_opts), state);
+  }
+  std::vector<int64_t> out;
+  for (int64_t i = 0; i < num_tokens; ++i) {
+    auto row = logits.select(0, 0).to(torch::kCPU).to(torch::kDouble);
+    int64_t next = 0;
+    if (options.temperature == 0) {
+      next = row.argmax().item<int64_t>();
+    } else {
+      const auto probs = torch::softmax(row / options.temperature, 0);
+      next = torch::multinomial(probs, 1, false, gen).item<int64_t>();
+    }
+    out.push_back(next);
+    if (on_token) on_token(next);
+    if (next == stop_id) break;
+    logits = step(torch::full({1}, next, long_opts), state);
+  }
+  return out;
 }
 
 std::string GriffinImpl::generate(const std::string& prompt, int64_t num_bytes,

@@ -48,6 +48,11 @@ grep -q '"train_examples":9' train.json || fail "train did not read the 9 conver
   { cat folder.log; fail "train on the image folder"; }
 grep -q '"train_examples":9' folder.json || fail "train did not read the folder's 9 images"
 grep -q '"eval_examples":9' folder.json || fail "train did not evaluate on the folder's test split"
+# Random-resized crops of the views (the config in the summary says so).
+"$dptrain" train --dataset images --image-size 16,16 --model cnn --recipe none --augmult 2 \
+  --augment-crop random-resized --crop-scale-min 0.3 --noise-multiplier 1 --batch-size 4 --steps 2 \
+  --summary rrc.json >rrc.log 2>&1 || { cat rrc.log; fail "train with --augment-crop random-resized"; }
+grep -q '"augment_crop":"random-resized"' rrc.json || fail "the summary does not record the crop"
 
 # A CSV list (paths relative to it, names as labels, a group column).
 {

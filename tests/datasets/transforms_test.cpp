@@ -245,5 +245,84 @@ TEST(GetAugmentedBatch, RepeatsLabelsPerView) {
   EXPECT_GE(match(b.images[1], cands), 0);
 }
 
+// Random-resized crop: each view is the bilinear resize of its box by
+// torch's own interpolate (align_corners = false), mirrored when flipped. The
+// boxes are replayed from the same seed in the documented draw order (box,
+// then the flip coin).
+TEST(RandomResizedCrop, ViewsAreTorchBilinearResizesOfTheirBoxes) {
+  const int64_t H = 12, W = 10, k = 3;
+  AugmentOptions o;
+  o.random_resized_crop = true;
+  o.scale_min = 0.1;
+  const auto bytes = random_images(2, 3, H, W, 8);
+  for (const bool as_float : {true, false}) {
+    const auto images = as_float ? bytes.to(torch::kFloat) : bytes;
+    std::mt19937_64 rng(5);
+    const auto views = augment_views(images, k, o, rng);
+    ASSERT_EQ(views.sizes(), (std::vector<int64_t>{2 * k, 3, H, W}));
+    std::mt19937_64 replay(5);
+    for (int64_t v = 0; v < 2 * k; ++v) {
+      const auto box =
+          random_resized_box(H, W, o.scale_min, o.scale_max, replay);
+      const bool flip = uniform_index(replay, 2) == 1;
+      const auto crop = bytes[v / k]
+                            .to(torch::kFloat)
+                            .narrow(1, box.y0, box.h)
+                            .narrow(2, box.x0, box.w)
+                            .unsqueeze(0);
+      auto ref = torch::nn::functional::interpolate(
+          crop, torch::nn::functional::InterpolateFuncOptions()
+                    .size(std::vector<int64_t>{H, W})
+                    .mode(torch::kBilinear)
+                    .align_corners(false))[0];
+      if (flip) ref = ref.flip({2});
+      const double diff =
+          (views[v].to(torch::kFloat) - ref).abs().max().item<double>();
+      // Float: the same arithmetic up to rounding; uint8: rounded to nearest.
+      EXPECT_LE(diff, as_float ? 1e-3 : 0.5 + 1e-3)
+          << "view " << v << " box " << box.y0 << "," << box.x0 << " " << box.h
+          << "x" << box.w;
+    }
+  }
+}
+
+TEST(RandomResizedCrop, BoxesFitAndFollowTheScaleAndAspectRanges) {
+  std::mt19937_64 rng(11);
+  const int64_t H = 32, W = 32;
+  double area_sum = 0;
+  int whole = 0;
+  const int draws = 4000;
+  for (int i = 0; i < draws; ++i) {
+    const auto b = random_resized_box(H, W, 0.25, 0.5, rng);
+    ASSERT_GE(b.y0, 0);
+    ASSERT_GE(b.x0, 0);
+    ASSERT_LE(b.y0 + b.h, H);
+    ASSERT_LE(b.x0 + b.w, W);
+    if (b.h == H && b.w == W) {
+      ++whole;
+      continue;
+    }
+    const double frac = static_cast<double>(b.h * b.w) / (H * W);
+    // w and h are rounded: the area moves by at most (w + h)/2 + 1/4 pixels.
+    const double slack = (static_cast<double>(b.h + b.w) / 2 + 0.25) / (H * W);
+    EXPECT_GE(frac, 0.25 - slack);
+    EXPECT_LE(frac, 0.5 + slack);
+    const double ratio = static_cast<double>(b.w) / static_cast<double>(b.h);
+    EXPECT_GE(ratio, 0.75 * (1 - 2.0 / b.h) - 1e-9);
+    EXPECT_LE(ratio, 4.0 / 3.0 * (1 + 2.0 / b.h) + 1e-9);
+    area_sum += frac;
+  }
+  // Every box of these scales and ratios fits a square image.
+  EXPECT_EQ(whole, 0);
+  // The mean area fraction of U[0.25, 0.5] is 0.375 (sd of the mean ~0.0011).
+  EXPECT_NEAR(area_sum / draws, 0.375, 0.006);
+  EXPECT_THAT(error_of<std::invalid_argument>(
+                  [&] { random_resized_box(8, 8, 0.0, 1.0, rng); }),
+              HasSubstr("0 < min <= max <= 1"));
+  EXPECT_THAT(error_of<std::invalid_argument>(
+                  [&] { random_resized_box(8, 8, 0.6, 0.5, rng); }),
+              HasSubstr("0 < min <= max <= 1"));
+}
+
 }  // namespace
 }  // namespace dptrain::datasets

@@ -450,6 +450,54 @@ TEST(GriffinPrivacy, FrozenEmbeddingsAndChosenBlocks) {
 // clips their per-sequence gradients as the microbatch oracle does (float64),
 // frozen base weights get no gradient, and the merged model computes the
 // same function without adapters.
+TEST(Griffin, PaddedSequenceLossesAreThoseOfTheTruncatedSequences) {
+  torch::manual_seed(31);
+  auto model = tiny("griffin-tiny");
+  perturb(*model);
+  const auto seqs = torch::randint(256, {3, 8}, torch::kLong);
+  const std::vector<int64_t> lengths = {8, 3, 5};
+  // Padding: whatever follows a row's valid tokens must not matter.
+  auto padded = seqs.clone();
+  for (int64_t b = 0; b < 3; ++b) {
+    padded[b]
+        .narrow(0, lengths[static_cast<size_t>(b)],
+                8 - lengths[static_cast<size_t>(b)])
+        .fill_(7);
+  }
+  const auto got =
+      model->sequence_losses(padded, {}, torch::tensor(lengths, torch::kLong));
+  for (int64_t b = 0; b < 3; ++b) {
+    const auto row =
+        seqs.narrow(0, b, 1).narrow(1, 0, lengths[static_cast<size_t>(b)]);
+    EXPECT_NEAR(got[b].item<double>(),
+                model->sequence_losses(row).item<double>(), 1e-12)
+        << "row " << b;
+  }
+  expect_error<std::invalid_argument>(
+      [&] {
+        model->sequence_losses(padded, {}, torch::tensor({8, 1, 5}));
+      },
+      "lengths must be in [2, 8]");
+  expect_error<std::invalid_argument>(
+      [&] {
+        model->sequence_losses(padded, {}, torch::tensor({8, 5}));
+      },
+      "lengths must be [B] = [3]");
+  // generate_tokens over the whole vocabulary: greedy equals the byte
+  // generate for a byte vocabulary, and stops after the stop id.
+  model->eval();
+  const auto ids = model->generate_tokens({116, 104, 101}, 5);
+  std::string bytes;
+  for (const auto id : ids) bytes.push_back(static_cast<char>(id));
+  EXPECT_EQ(bytes, model->generate("the", 5));
+  const auto stopped =
+      model->generate_tokens({116, 104, 101}, 5, {}, {}, ids[1]);
+  EXPECT_EQ(stopped.size(), ids[0] == ids[1] ? 1u : 2u);
+  expect_error<std::invalid_argument>(
+      [&] { model->generate_tokens({256}, 1); },
+      "prompt id 256 is outside the vocabulary [0, 256)");
+}
+
 TEST(GriffinLora, AdaptersMatchTheMicrobatchOracleAndMergeExactly) {
   torch::manual_seed(12);
   auto model = tiny("griffin-tiny");

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -232,6 +233,25 @@ TEST_F(TomlConfig, EveryFieldRoundTripsFromTomlToJson) {
   }
   EXPECT_EQ(checked, config_keys().size());
   EXPECT_GE(checked, 44U);
+}
+
+// configs/*.toml (the papers' runs and the recipes) are valid train configs;
+// the data sets they name are not on this machine, so only the settings are
+// checked.
+TEST(ShippedConfigs, EveryTopLevelConfigFileIsValid) {
+  const char* root = std::getenv("DPTRAIN_SOURCE_DIR");
+  if (root == nullptr) GTEST_SKIP() << "DPTRAIN_SOURCE_DIR is not set";
+  int files = 0;
+  for (const auto& entry : fs::directory_iterator(fs::path(root) / "configs")) {
+    if (entry.path().extension() != ".toml") continue;
+    SCOPED_TRACE(entry.path().string());
+    TrainConfig c;
+    apply_toml_file(entry.path().string(), c);
+    EXPECT_NO_THROW(c.validate());
+    EXPECT_EQ(c.task, "classify");
+    ++files;
+  }
+  EXPECT_GE(files, 9);
 }
 
 }  // namespace

@@ -14,8 +14,10 @@
 #include <nlohmann/json.hpp>
 
 #include "dptrain/accountant/rdp_accountant.h"
+#include "dptrain/datasets/tokenizer.h"
 #include "dptrain/models/safetensors.h"
 #include "error_helpers.h"
+#include "sentencepiece_model.h"
 #include "temp_dir_test.h"
 
 namespace dptrain::train {
@@ -198,7 +200,7 @@ TEST_F(LmTraining, CheckpointRebuildsTheModelForGeneration) {
   GenerateRequest request;
   request.checkpoint = config.checkpoint;
   request.prompt = "the cat";
-  request.num_bytes = 12;
+  request.num_tokens = 12;
   request.temperature = 0.7;
   request.seed = 5;
   const auto text = generate_from_checkpoint(request);
@@ -238,12 +240,12 @@ TEST_F(LmTraining, WeightsFileIsTheReleaseArtefactGenerateReads) {
   GenerateRequest request;
   request.weights = path("w.pt");
   request.prompt = "the cat";
-  request.num_bytes = 10;
+  request.num_tokens = 10;
   request.temperature = 0.7;
   request.seed = 5;
   model->eval();
   std::string streamed;
-  request.on_byte = [&](char c) { streamed.push_back(c); };
+  request.on_text = [&](const std::string& piece) { streamed += piece; };
   const auto generated = generate_from_checkpoint(request);
   EXPECT_EQ(generated, model->generate("the cat", 10, {0.7, 5}));
   EXPECT_EQ(streamed, generated);  // each byte handed out as it was sampled
@@ -291,10 +293,10 @@ TEST_F(LmTraining, GenerateErrorsNameTheFlag) {
       error_of<std::invalid_argument>([&] { generate_from_checkpoint(bad); }),
       "--prompt must not be empty");
   bad = r;
-  bad.num_bytes = -3;
+  bad.num_tokens = -3;
   EXPECT_EQ(
       error_of<std::invalid_argument>([&] { generate_from_checkpoint(bad); }),
-      "--num-bytes must be >= 0, got -3");
+      "--num-tokens must be >= 0, got -3");
   bad = r;
   bad.temperature = -1;
   EXPECT_EQ(
@@ -311,7 +313,8 @@ TEST_F(LmTraining, RunErrorsNameTheFlag) {
   auto c = lm_config();
   c.dataset = file;  // no text: prefix
   EXPECT_EQ(error_of<std::invalid_argument>([&] { run_lm_training(c); }),
-            "--dataset for --task lm must be text:FILE, got '" + file + "'");
+            "--dataset for --task lm must be text:FILE or jsonl:FILE, got '" +
+                file + "'");
   c.dataset = "text:" + file;
   c.model = "resnet-9000";
   EXPECT_EQ(error_of<std::invalid_argument>([&] {
@@ -379,6 +382,158 @@ TEST_F(LmTraining, InitCheckpointFromSafetensorsIsLoaded) {
   EXPECT_NEAR(summary.at("initial_perplexity").get<double>(), expected,
               1e-4 * expected);
   EXPECT_EQ(summary.at("eval_sequences").get<int>(), 2);
+}
+
+// JSONL records of 12 users, each with 1-4 short records.
+std::string user_records() {
+  std::string out;
+  const std::vector<std::string> texts = {"the cat sat", "on the mat.",
+                                          "the dog sat on the log", "a cat"};
+  for (int u = 0; u < 12; ++u) {
+    for (int k = 0; k <= u % 4; ++k) {
+      out += "{\"user\": \"u" + std::to_string(u) + "\", \"text\": \"" +
+             texts[static_cast<size_t>(k)] + "\"}\n";
+    }
+  }
+  return out;
+}
+
+TEST_F(LmTraining, UserLevelRunSamplesUsersAndAccountsForThem) {
+  auto c = lm_config();
+  c.dataset = "jsonl:" + write_text("r.jsonl", user_records());
+  c.sequence_length = 16;
+  c.privacy_unit = "user";
+  c.records_per_user = 2;
+  c.batch_size = 4;
+  c.steps = 3;
+  const auto run = run_lm_training(c);
+  const auto j = nlohmann::json::parse(run.summary_json);
+  // 12 users, the last round(0.1 · 12) = 1 held out: 11 train users whose
+  // records are the first 1+2+3+4+1+2+3+4+1+2+3 = 26 lines.
+  EXPECT_EQ(j.at("train_users").get<int>(), 11);
+  EXPECT_EQ(j.at("train_sequences").get<int>(), 26);
+  EXPECT_EQ(j.at("eval_sequences").get<int>(), 4);
+  EXPECT_EQ(j.at("adjacency").get<std::string>(), "add_remove_one_user");
+  EXPECT_EQ(j.at("privacy_unit").get<std::string>(),
+            "one user (the mean over at most 2 of their records of 16 bytes, "
+            "clipped once)");
+  EXPECT_DOUBLE_EQ(j.at("sample_rate").get<double>(), 4.0 / 11.0);
+  accountant::RdpAccountant rdp;
+  rdp.compose({4.0 / 11.0, 0.5, 3});
+  EXPECT_DOUBLE_EQ(j.at("epsilon").get<double>(),
+                   rdp.get_epsilon(1e-5).epsilon);
+  EXPECT_EQ(run.fit.users, 11);
+  // Padded records: the held-out loss is a per-token mean over valid
+  // predictions only (4 records of user 11, lengths 11, 11, 22→16, 5).
+  EXPECT_EQ(run.fit.eval.tokens, 10 + 10 + 15 + 4);
+}
+
+TEST_F(LmTraining, RecordLevelJsonlAndUserLevelErrorsAreNamed) {
+  auto c = lm_config();
+  const auto file = write_text("r.jsonl", user_records());
+  c.dataset = "jsonl:" + file;
+  c.sequence_length = 16;
+  c.steps = 1;
+  const auto j = nlohmann::json::parse(run_lm_training(c).summary_json);
+  EXPECT_EQ(j.at("adjacency").get<std::string>(), "add_remove_one_record");
+  EXPECT_EQ(j.at("privacy_unit").get<std::string>(),
+            "one record (cut or padded to 16 bytes)");
+  EXPECT_EQ(
+      j.at("train_sequences").get<int>() + j.at("eval_sequences").get<int>(),
+      30);
+
+  c.privacy_unit = "user";
+  c.dataset = "text:" + write_text("t.txt", repetitive_text(10));
+  EXPECT_EQ(error_of<std::invalid_argument>([&] { run_lm_training(c); }),
+            "--privacy-unit user needs --dataset jsonl:FILE (records with a "
+            "\"user\" field), got '" +
+                c.dataset + "'");
+  c.dataset = "jsonl:" + write_text("n.jsonl",
+                                    "{\"user\": 1, \"text\": \"ab\"}\n"
+                                    "{\"text\": \"cd\"}\n");
+  EXPECT_EQ(error_of<std::invalid_argument>([&] { run_lm_training(c); }),
+            "--dataset: " + path("n.jsonl") +
+                ": line 2: has no \"user\" field (--privacy-unit user needs "
+                "one on every record)");
+  c.dataset = "jsonl:" + file;
+  c.records_per_user = 0;
+  EXPECT_EQ(error_of<std::invalid_argument>([&] { run_lm_training(c); }),
+            "--records-per-user must be in [1, 4096], got 0");
+  c.records_per_user = 2;
+  c.privacy_unit = "person";
+  EXPECT_NE(error_of<std::invalid_argument>([&] {
+              run_lm_training(c);
+            }).find("--privacy-unit"),
+            std::string::npos);
+  // Without users, a hand-made data set refuses user level by name.
+  auto user_config = lm_config();
+  user_config.privacy_unit = "user";
+  LmTrainer trainer(tiny_model("hawk-tiny", 1), user_config);
+  quiet(trainer);
+  EXPECT_EQ(error_of<std::invalid_argument>([&] {
+              trainer.fit(datasets::TextDataset(repetitive_text(20), 24));
+            }),
+            "--privacy-unit user needs records with a \"user\" field "
+            "(--dataset jsonl:FILE)");
+}
+
+TEST_F(LmTraining,
+       SentencePieceTokenizerSetsTheVocabularyAndTravelsWithWeights) {
+  const auto model_file = test_support::train_sentencepiece(path("sp"), 60);
+  std::string text;
+  for (int i = 0; i < 60; ++i)
+    text += test_support::sentencepiece_corpus_line(i) + "\n";
+  auto c = lm_config();
+  c.dataset = "text:" + write_text("t.txt", text);
+  c.tokenizer = model_file;
+  c.sequence_length = 12;
+  c.steps = 2;
+  c.save_weights = path("w.pt");
+  const auto j = nlohmann::json::parse(run_lm_training(c).summary_json);
+  EXPECT_EQ(j.at("vocab_size").get<int>(), 60);
+  EXPECT_EQ(j.at("tokenizer").get<std::string>(),
+            "sentencepiece:" + model_file);
+  EXPECT_EQ(j.at("privacy_unit").get<std::string>(),
+            "one sequence of 12 tokens");
+  auto model = load_lm_weights(path("w.pt"));
+  EXPECT_EQ(model->config().vocab_size, 60);
+
+  // generate decodes with the tokenizer stored in the weights file: the
+  // same text as with the model file given, and the same as the model's
+  // tokens decoded by hand.
+  GenerateRequest request;
+  request.weights = path("w.pt");
+  request.prompt = "the cat";
+  request.num_tokens = 6;
+  request.temperature = 0;
+  std::string streamed;
+  request.on_text = [&](const std::string& piece) { streamed += piece; };
+  const auto stored = generate_from_checkpoint(request);
+  EXPECT_EQ(streamed, stored);
+  request.on_text = nullptr;
+  request.tokenizer = model_file;
+  EXPECT_EQ(generate_from_checkpoint(request), stored);
+  const auto tok = datasets::load_tokenizer(model_file);
+  std::vector<int64_t> prompt = {tok->bos_id()};
+  for (const auto id : tok->encode("the cat")) prompt.push_back(id);
+  model->eval();
+  const auto ids = model->generate_tokens(prompt, 6, {}, {}, tok->eos_id());
+  std::vector<int32_t> kept = tok->encode("the cat");
+  const auto prompt_text = tok->decode(kept);
+  for (const auto id : ids) {
+    if (id != tok->eos_id()) kept.push_back(static_cast<int32_t>(id));
+  }
+  EXPECT_EQ(prompt_text + stored, tok->decode(kept));
+
+  // A tokenizer of another vocabulary is refused by name.
+  request.tokenizer = test_support::train_sentencepiece(path("sp2"), 50);
+  EXPECT_EQ(error_of<std::invalid_argument>(
+                [&] { generate_from_checkpoint(request); }),
+            "--tokenizer has a vocabulary of 50 but the model's is 60");
+  c.tokenizer = path("none.model");
+  EXPECT_EQ(error_of<std::invalid_argument>([&] { run_lm_training(c); }),
+            "--tokenizer: " + path("none.model") +
+                ": no such file (expected a SentencePiece tokenizer.model)");
 }
 
 }  // namespace

@@ -17,6 +17,7 @@
 #include "dptrain/models/weights.h"
 #include "dptrain/train/checkpoint.h"
 #include "dptrain/train/dp_plan.h"
+#include "dptrain/train/image_run.h"
 #include "dptrain/train/optimization.h"
 #include "dptrain/train/private_loop.h"
 #include "json_number.h"
@@ -232,7 +233,7 @@ FitResult ClassifierTrainer::fit(const datasets::ImageDataset& train,
   std::mt19937_64 augment_rng(c.seed ? *c.seed + 1 : std::random_device{}());
   const std::int64_t k = std::max<std::int64_t>(1, c.augmult);
   const auto device = s.loop->device();
-  datasets::AugmentOptions augment;
+  const auto augment = augment_options(c);
   FitResult result;
 
   PrivateTask task;

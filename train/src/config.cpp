@@ -162,6 +162,14 @@ void TrainConfig::validate() const {
   for (const auto b : train_blocks) {
     require(b >= 0, "train-blocks", "must list block indices >= 0", str(b));
   }
+  require_one_of("privacy-unit", privacy_unit, {"record", "user"});
+  require(records_per_user >= 1 && records_per_user <= 4096, "records-per-user",
+          "must be in [1, 4096]", str(records_per_user));
+  if (task != "lm" && (privacy_unit != "record" || !tokenizer.empty())) {
+    throw std::invalid_argument(
+        "--privacy-unit user and --tokenizer need --task lm, got --task " +
+        task);
+  }
   require(lora_rank >= 0 && lora_rank <= 4096, "lora-rank",
           "must be in [0, 4096] (0 = no LoRA)", str(lora_rank));
   require(std::isfinite(lora_alpha) && lora_alpha >= 0.0, "lora-alpha",
@@ -280,6 +288,14 @@ void TrainConfig::validate() const {
   require_one_of("lr-schedule", lr_schedule, {"constant", "cosine"});
   require(warmup_steps >= 0, "warmup-steps", "must be >= 0", str(warmup_steps));
   require(augmult >= 0, "augmult", "must be >= 0", str(augmult));
+  require_one_of("augment-crop", augment_crop, {"pad", "random-resized"});
+  require(crop_scale_min > 0 && crop_scale_min <= 1, "crop-scale-min",
+          "must be in (0, 1]", str(crop_scale_min));
+  if (augment_crop != "pad" && augmult == 0) {
+    throw std::invalid_argument(
+        "--augment-crop " + augment_crop +
+        " crops the augmented views: it needs --augmult >= 1");
+  }
   require(ema_decay >= 0.0 && ema_decay < 1.0, "ema-decay", "must be in [0, 1)",
           str(ema_decay));
   require(polyak_start >= -1, "polyak-start",
@@ -371,7 +387,7 @@ const std::vector<ConfigField>& config_fields() {
        "(class-conditional UNet; see `dptrain diffusion`)"},
       {"dataset", &TrainConfig::dataset,
        "fashion-mnist, or a path: IDX folder, CIFAR folder, HDF5 file; --task "
-       "lm: text:FILE"},
+       "lm: text:FILE or jsonl:FILE (one {\"text\": ...} per line)"},
       {"validation-fraction", &TrainConfig::validation_fraction,
        "carve this fraction of train (seeded) and evaluate on it instead of "
        "test"},
@@ -380,7 +396,17 @@ const std::vector<ConfigField>& config_fields() {
        "hawk-tiny, griffin-25m, hawk-25m, ...; --task diffusion: unet-small, "
        "unet-dpdm, unet-32, unet-64)"},
       {"sequence-length", &TrainConfig::sequence_length,
-       "--task lm: bytes per sequence = one privacy unit"},
+       "--task lm: tokens per sequence (bytes without --tokenizer); a longer "
+       "JSONL record is cut, a shorter one padded (no loss on padding)"},
+      {"tokenizer", &TrainConfig::tokenizer,
+       "--task lm: a SentencePiece tokenizer.model (e.g. Gemma's); the "
+       "model's vocabulary becomes its size (default: bytes, 256)"},
+      {"privacy-unit", &TrainConfig::privacy_unit,
+       "--task lm: record (one sequence or JSONL record) or user (all records "
+       "of one \"user\" of --dataset jsonl:FILE: user-level DP)"},
+      {"records-per-user", &TrainConfig::records_per_user,
+       "--privacy-unit user: a sampled user's gradient is the mean over at "
+       "most this many of their records, clipped once"},
       {"freeze-embeddings", &TrainConfig::freeze_embeddings,
        "--task lm: do not train the tied embedding"},
       {"train-blocks", &TrainConfig::train_blocks,
@@ -468,6 +494,13 @@ const std::vector<ConfigField>& config_fields() {
       {"augmult", &TrainConfig::augmult,
        "K augmented views per example (crop+flip), averaged before clipping; 0 "
        "= none"},
+      {"augment-crop", &TrainConfig::augment_crop,
+       "the views' crop: pad (reflect-pad 4, random crop) or random-resized "
+       "(a random box of area fraction [--crop-scale-min, 1], aspect 3/4..4/3, "
+       "scaled back; for image folders of large photos)"},
+      {"crop-scale-min", &TrainConfig::crop_scale_min,
+       "--augment-crop random-resized: the smallest box, as a fraction of the "
+       "image's area"},
       {"ema-decay", &TrainConfig::ema_decay,
        "EMA of parameters with warm-up; 0 = off"},
       {"polyak-start", &TrainConfig::polyak_start,

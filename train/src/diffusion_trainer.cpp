@@ -54,10 +54,9 @@ std::pair<at::Tensor, at::Tensor> unit_rows(
     const TrainConfig& c, std::mt19937_64& rng, c10::Device device,
     c10::ScalarType dtype) {
   const datasets::Batch b =
-      c.augmult > 0
-          ? datasets::get_augmented_batch(
-                data, idx, c.augmult, datasets::AugmentOptions{}, rng, device)
-          : data.get_batch(idx, device);
+      c.augmult > 0 ? datasets::get_augmented_batch(
+                          data, idx, c.augmult, augment_options(c), rng, device)
+                    : data.get_batch(idx, device);
   return {to_diffusion_range(b.images, dtype)
               .repeat_interleave(c.noise_multiplicity, 0),
           b.labels.repeat_interleave(c.noise_multiplicity, 0)};

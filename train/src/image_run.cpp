@@ -29,6 +29,13 @@ datasets::ImageFolderOptions image_folder_options(const TrainConfig& config) {
   return images;
 }
 
+datasets::AugmentOptions augment_options(const TrainConfig& config) {
+  datasets::AugmentOptions augment;
+  augment.random_resized_crop = config.augment_crop == "random-resized";
+  augment.scale_min = config.crop_scale_min;
+  return augment;
+}
+
 ImageData load_image_data(const TrainConfig& config) {
   const std::string path = datasets::resolve_dataset_path(config.dataset);
   ImageData data;

@@ -9,11 +9,15 @@
 #include <filesystem>
 #include <iostream>
 #include <limits>
+#include <map>
 #include <optional>
+#include <random>
 #include <set>
 #include <sstream>
 #include <stdexcept>
 
+#include "dptrain/datasets/errors.h"
+#include "dptrain/datasets/tokenizer.h"
 #include "dptrain/models/fine_tuning.h"
 #include "dptrain/models/safetensors.h"
 #include "dptrain/train/checkpoint.h"
@@ -164,7 +168,7 @@ LmEvalResult LmTrainer::evaluate(const datasets::TextDataset& data,
                                 use_ema ? Average::kEma : Average::kNone);
   LmEvalResult r;
   r.sequences = data.size();
-  r.tokens = data.size() * (data.sequence_length() - 1);
+  r.tokens = data.num_valid_tokens() - data.size();  // predictions
   double sum = 0.0;
   {
     torch::NoGradGuard no_grad;
@@ -177,12 +181,22 @@ LmEvalResult LmTrainer::evaluate(const datasets::TextDataset& data,
       for (auto i = start; i < std::min(data.size(), start + chunk); ++i)
         idx.push_back(i);
       const auto batch = data.batch(idx).to(s.loop->device());
-      // Equal lengths: the per-token mean is the mean of per-sequence means.
-      sum += s.model->sequence_losses(batch).sum().item<double>();
+      if (!data.padded()) {
+        sum += s.model->sequence_losses(batch).sum().item<double>() *
+               static_cast<double>(data.sequence_length() - 1);
+        continue;
+      }
+      // Per-token mean: each sequence's mean weighted by its predictions.
+      const auto lengths = data.lengths(idx);
+      const auto losses = s.model->sequence_losses(batch, {}, lengths);
+      sum += (losses.to(torch::kCPU, torch::kDouble) *
+              (lengths - 1).to(torch::kDouble))
+                 .sum()
+                 .item<double>();
     }
     s.model->train(was_training);
   }
-  r.loss = r.sequences > 0 ? sum / static_cast<double>(r.sequences) : kNaN;
+  r.loss = r.tokens > 0 ? sum / static_cast<double>(r.tokens) : kNaN;
   r.perplexity = std::exp(r.loss);
   return r;
 }
@@ -204,23 +218,61 @@ LmFitResult LmTrainer::fit(const datasets::TextDataset& train,
   const bool initial = eval != nullptr && !c.resume;
   if (initial) result.initial_eval = evaluate(*eval);
   const auto device = s.loop->device();
-  const std::string unit =
-      "one sequence of " + std::to_string(c.sequence_length) + " bytes";
+  const bool user_level = c.privacy_unit == "user";
+  if (user_level && train.num_users() == 0) {
+    throw std::invalid_argument(
+        "--privacy-unit user needs records with a \"user\" field (--dataset "
+        "jsonl:FILE)");
+  }
+  const std::string L = std::to_string(c.sequence_length) + " " + token_word;
+  std::string unit = "one sequence of " + L;
+  result.adjacency = "add_remove_one_sequence";
+  if (train.records()) {
+    unit = "one record (cut or padded to " + L + ")";
+    result.adjacency = "add_remove_one_record";
+  }
+  // User level: each user is one unit of `group` rows, their records (a
+  // random choice of `group` when they have more) then padding of weight 0.
+  const auto by_user = train.sequences_by_user();
+  std::int64_t group = 1;
+  if (user_level) {
+    std::size_t most = 1;
+    for (const auto& r : by_user) most = std::max(most, r.size());
+    group = std::min<std::int64_t>(c.records_per_user,
+                                   static_cast<std::int64_t>(most));
+    unit = "one user (the mean over at most " + std::to_string(group) +
+           " of their records of " + L + ", clipped once)";
+    result.adjacency = "add_remove_one_user";
+    result.users = train.num_users();
+  }
+  result.privacy_unit = unit;
+  // Which records of a user with more than `group` are used: not part of
+  // the mechanism's privacy (any choice is clipped as one unit), kept in
+  // checkpoints for reproducible resumes.
+  std::mt19937_64 record_rng(c.seed ? *c.seed ^ 0x5eed5eedULL
+                                    : std::random_device{}());
 
   PrivateTask task;
-  task.dataset_size = train.size();
-  task.group_size = 1;
+  task.dataset_size = user_level ? train.num_users() : train.size();
+  task.group_size = group;
   task.privacy_unit = unit;
-  task.identity_extra = nlohmann::json{
-      {"task", "lm"},
-      {"sequence_length", c.sequence_length},
-      {"model", config_to_json(s.model->config())},
-      {"freeze_embeddings", c.freeze_embeddings},
-      {"train_blocks", c.train_blocks},
-      {"lora_rank", c.lora_rank},
-      {"lora_alpha", c.lora_alpha},
-      {"lora_layers",
-       c.lora_layers}}.dump();
+  nlohmann::json identity =
+      nlohmann::json{{"task", "lm"},
+                     {"sequence_length", c.sequence_length},
+                     {"model", config_to_json(s.model->config())},
+                     {"freeze_embeddings", c.freeze_embeddings},
+                     {"train_blocks", c.train_blocks},
+                     {"lora_rank", c.lora_rank},
+                     {"lora_alpha", c.lora_alpha},
+                     {"lora_layers", c.lora_layers}};
+  // Only when not the defaults, so that checkpoints of byte-level
+  // sequence runs written before these options existed still resume.
+  if (user_level) {
+    identity["privacy_unit"] = c.privacy_unit;
+    identity["records_per_user"] = group;
+  }
+  if (token_word != "bytes") identity["tokenizer"] = token_word;
+  task.identity_extra = identity.dump();
   {
     // What a resumed run must find again: the same sequences, byte for byte.
     std::uint32_t crc = 0;
@@ -228,23 +280,64 @@ LmFitResult LmTrainer::fit(const datasets::TextDataset& train,
       std::vector<std::int64_t> idx;
       for (auto i = start; i < std::min(train.size(), start + 4096); ++i)
         idx.push_back(i);
-      const auto bytes = train.batch(idx).to(torch::kUInt8).contiguous();
-      crc = crc32_of(bytes.data_ptr(), static_cast<std::size_t>(bytes.numel()),
+      // Bytes as bytes (the fingerprint of earlier runs); tokens as int32,
+      // with the valid lengths and users of records.
+      const bool bytes = token_word == "bytes" && !train.records();
+      const auto ids =
+          train.batch(idx).to(bytes ? torch::kUInt8 : torch::kInt).contiguous();
+      crc = crc32_of(ids.data_ptr(),
+                     static_cast<std::size_t>(ids.numel() * ids.element_size()),
                      crc);
+      if (bytes) continue;
+      const auto lengths = train.lengths(idx).to(torch::kInt).contiguous();
+      crc = crc32_of(lengths.data_ptr(),
+                     static_cast<std::size_t>(lengths.numel() * 4), crc);
+      if (train.num_users() > 0) {
+        for (const auto i : idx) {
+          const auto u = static_cast<std::int64_t>(train.user_of(i));
+          crc = crc32_of(&u, sizeof u, crc);
+        }
+      }
     }
     task.data_fingerprint = nlohmann::json{
         {"sequences", train.size()},
         {"sequence_length", train.sequence_length()},
+        {"users", train.num_users()},
         {"crc32", crc}}.dump();
   }
-  task.losses = [&](const std::vector<std::int64_t>& chunk, LoopStats& stats) {
-    const auto batch = train.batch(chunk).to(device);
-    auto losses = s.model->sequence_losses(batch);
-    torch::NoGradGuard ng;
-    stats.loss_sum += losses.sum().item<double>();
-    stats.count += static_cast<std::int64_t>(chunk.size());
-    return losses;
+  const auto losses_of = [&](const std::vector<std::int64_t>& rows) {
+    const auto batch = train.batch(rows).to(device);
+    return train.padded()
+               ? s.model->sequence_losses(batch, {}, train.lengths(rows))
+               : s.model->sequence_losses(batch);
   };
+  if (!user_level) {
+    task.losses = [&](const std::vector<std::int64_t>& chunk,
+                      LoopStats& stats) {
+      auto losses = losses_of(chunk);
+      torch::NoGradGuard ng;
+      stats.loss_sum += losses.sum().item<double>();
+      stats.count += static_cast<std::int64_t>(chunk.size());
+      return losses;
+    };
+  } else {
+    task.losses = [&](const std::vector<std::int64_t>& chunk,
+                      LoopStats& stats) {
+      // Rows u·G … u·G+G−1 of user u: m = min(n_u, G) records with weight
+      // G/m, then G − m padding rows (a copy of a record) with weight 0, so
+      // that the engine's mean over the G rows is the mean over the m.
+      const auto layout = user_rows(by_user, chunk, group, record_rng);
+      auto row_losses = losses_of(layout.rows);
+      const auto w = torch::tensor(layout.weights, torch::kDouble)
+                         .to(row_losses.device(), row_losses.scalar_type());
+      auto losses = row_losses * w;
+      torch::NoGradGuard ng;
+      stats.loss_sum +=
+          losses.sum().item<double>() / static_cast<double>(group);
+      stats.count += static_cast<std::int64_t>(chunk.size());
+      return losses;
+    };
+  }
   task.end_epoch = [&](const EpochContext& ctx) {
     LmEpochRecord rec;
     rec.epoch = ctx.epoch;
@@ -288,12 +381,31 @@ LmFitResult LmTrainer::fit(const datasets::TextDataset& train,
   task.save = [&](torch::serialize::OutputArchive& out) {
     out.write("lm_model",
               c10::IValue(config_to_json(s.model->config()).dump()));
+    if (!tokenizer_model.empty())
+      out.write("lm_tokenizer", c10::IValue(tokenizer_model));
+    std::ostringstream rng;
+    rng << record_rng;
+    out.write("lm_record_rng", c10::IValue(rng.str()));
+  };
+  task.load = [&](torch::serialize::InputArchive& in) {
+    c10::IValue rng;
+    if (in.try_read("lm_record_rng", rng)) {
+      std::istringstream state(rng.toStringRef());
+      state >> record_rng;
+    }
   };
 
   s.loop->log = log;
-  log("privacy unit: " + unit + " (" + std::to_string(train.size()) +
-      " training sequences); the guarantee covers adding or removing one "
-      "sequence");
+  if (user_level) {
+    log("privacy unit: " + unit + "; " + std::to_string(train.num_users()) +
+        " users with " + std::to_string(train.size()) +
+        " records; the guarantee covers adding or removing one user with all "
+        "of their records");
+  } else {
+    log("privacy unit: " + unit + " (" + std::to_string(train.size()) +
+        " training sequences); the guarantee covers adding or removing one " +
+        (train.records() ? "record" : "sequence"));
+  }
   if (initial) {
     log(eval_label + " before training: loss " +
         format_fixed(result.initial_eval.loss) + " perplexity " +
@@ -316,6 +428,40 @@ LmFitResult LmTrainer::fit(const datasets::TextDataset& train,
   return result;
 }
 
+UserRows user_rows(const std::vector<std::vector<std::int64_t>>& by_user,
+                   const std::vector<std::int64_t>& users, std::int64_t group,
+                   std::mt19937_64& rng) {
+  if (group < 1) {
+    throw std::invalid_argument("user_rows: group must be >= 1, got " +
+                                std::to_string(group));
+  }
+  UserRows out;
+  out.rows.reserve(users.size() * static_cast<std::size_t>(group));
+  out.weights.reserve(out.rows.capacity());
+  for (const auto u : users) {
+    if (u < 0 || u >= static_cast<std::int64_t>(by_user.size()) ||
+        by_user[static_cast<std::size_t>(u)].empty()) {
+      throw std::out_of_range("user_rows: user " + std::to_string(u) +
+                              " has no records");
+    }
+    auto records = by_user[static_cast<std::size_t>(u)];
+    const auto n = static_cast<std::int64_t>(records.size());
+    const auto m = std::min(n, group);
+    // A uniform choice of m of the n records (partial Fisher–Yates).
+    for (std::int64_t k = 0; k < m && n > group; ++k) {
+      std::uniform_int_distribution<std::int64_t> pick(k, n - 1);
+      std::swap(records[static_cast<std::size_t>(k)],
+                records[static_cast<std::size_t>(pick(rng))]);
+    }
+    for (std::int64_t k = 0; k < group; ++k) {
+      out.rows.push_back(records[static_cast<std::size_t>(k < m ? k : 0)]);
+      out.weights.push_back(
+          k < m ? static_cast<double>(group) / static_cast<double>(m) : 0.0);
+    }
+  }
+  return out;
+}
+
 std::string lm_summary_json(const LmFitResult& r, const TrainConfig& c) {
   const bool has_eval = r.eval.sequences > 0;
   const bool has_ema = r.ema_eval.sequences > 0;
@@ -330,14 +476,95 @@ std::string lm_summary_json(const LmFitResult& r, const TrainConfig& c) {
                                  : nullptr},
       {"eval_loss", has_eval ? nan_to_null(r.eval.loss) : nullptr},
       {"eval_tokens", r.eval.tokens},
-      {"privacy_unit",
-       "one sequence of " + std::to_string(c.sequence_length) + " bytes"},
-      {"adjacency", "add_remove_one_sequence"},
+      {"privacy_unit", r.privacy_unit},
+      {"adjacency", r.adjacency},
       {"wall_seconds", r.wall_seconds},
       {"config", nlohmann::json::parse(to_json(c))},
   });
   return j.dump();
 }
+
+namespace {
+
+// --dataset / --eval-dataset of --task lm: text:FILE (cut into sequences)
+// or jsonl:FILE (one record per line); a bare FILE is text. `flag` names
+// the flag in errors; `users` asks for the records' "user" fields (each
+// record must have one).
+datasets::TextDataset load_lm_text(const std::string& spec,
+                                   const std::string& flag,
+                                   const TrainConfig& config,
+                                   const datasets::Tokenizer& tokenizer,
+                                   bool users, std::string& description) {
+  const bool jsonl = spec.rfind("jsonl:", 0) == 0;
+  const std::string path =
+      jsonl ? spec.substr(6)
+            : (spec.rfind("text:", 0) == 0 ? spec.substr(5) : spec);
+  if (path.empty()) {
+    throw std::invalid_argument(
+        flag + " must be text:FILE or jsonl:FILE, got '" + spec + "'");
+  }
+  const auto L = config.sequence_length;
+  try {
+    if (!jsonl) {
+      auto data = config.tokenizer.empty()
+                      ? datasets::TextDataset::from_file(path, L)
+                      : datasets::TextDataset::from_file(path, L, tokenizer);
+      description = std::to_string(data.size()) + " sequences of " +
+                    std::to_string(L) + " tokens from " + path;
+      return data;
+    }
+    const auto records = datasets::read_jsonl(path);
+    std::vector<std::vector<std::int32_t>> ids;
+    std::vector<std::int64_t> user_index;
+    std::map<std::string, std::int64_t> user_of;
+    std::int64_t cut = 0, dropped = 0;
+    for (const auto& rec : records) {
+      if (users && !rec.user) {
+        throw datasets::DatasetError(
+            path, "line " + std::to_string(rec.line) +
+                      ": has no \"user\" field (--privacy-unit user needs "
+                      "one on every record)");
+      }
+      std::vector<std::int32_t> r;
+      if (tokenizer.bos_id() >= 0) r.push_back(tokenizer.bos_id());
+      const auto body = tokenizer.encode(rec.text);
+      r.insert(r.end(), body.begin(), body.end());
+      if (r.size() < 2) {
+        ++dropped;  // nothing to predict
+        continue;
+      }
+      if (static_cast<std::int64_t>(r.size()) > L) ++cut;
+      ids.push_back(std::move(r));
+      if (users) {
+        user_index.push_back(
+            user_of
+                .emplace(*rec.user, static_cast<std::int64_t>(user_of.size()))
+                .first->second);
+      }
+    }
+    if (ids.empty()) {
+      throw datasets::DatasetError(path, "no record has 2 or more tokens (" +
+                                             std::to_string(dropped) +
+                                             " too short)");
+    }
+    auto data = datasets::TextDataset::from_records(
+        ids, L, tokenizer.pad_id(), users ? &user_index : nullptr);
+    description = std::to_string(data.size()) + " records from " + path +
+                  (users ? " of " + std::to_string(data.num_users()) + " users"
+                         : std::string()) +
+                  ": " + std::to_string(cut) + " cut to " + std::to_string(L) +
+                  " tokens, " + std::to_string(data.size() - cut) +
+                  " padded or exact, " + std::to_string(dropped) +
+                  " dropped (fewer than 2 tokens)";
+    return data;
+  } catch (const datasets::DatasetError& e) {
+    throw std::invalid_argument(flag + ": " + e.what());
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument(flag + " '" + spec + "': " + e.what());
+  }
+}
+
+}  // namespace
 
 LmRunResult run_lm_training(const TrainConfig& raw_config) {
   const ValidConfig valid(raw_config);
@@ -346,53 +573,72 @@ LmRunResult run_lm_training(const TrainConfig& raw_config) {
     throw std::invalid_argument("run_lm_training needs --task lm, got --task " +
                                 config.task);
   }
-  const std::string prefix = "text:";
-  if (config.dataset.rfind(prefix, 0) != 0 ||
-      config.dataset.size() == prefix.size()) {
+  if (config.dataset.rfind("text:", 0) != 0 &&
+      config.dataset.rfind("jsonl:", 0) != 0) {
     throw std::invalid_argument(
-        "--dataset for --task lm must be text:FILE, got '" + config.dataset +
-        "'");
+        "--dataset for --task lm must be text:FILE or jsonl:FILE, got '" +
+        config.dataset + "'");
+  }
+  const bool user_level = config.privacy_unit == "user";
+  if (user_level && config.dataset.rfind("jsonl:", 0) != 0) {
+    throw std::invalid_argument(
+        "--privacy-unit user needs --dataset jsonl:FILE (records with a "
+        "\"user\" field), got '" +
+        config.dataset + "'");
   }
   check_outputs(config);  // before anything is read or spent
-  const auto path = config.dataset.substr(prefix.size());
-  const auto all =
-      datasets::TextDataset::from_file(path, config.sequence_length);
+  std::unique_ptr<datasets::Tokenizer> tokenizer;
+  try {
+    tokenizer = datasets::load_tokenizer(config.tokenizer);
+  } catch (const datasets::DatasetError& e) {
+    throw std::invalid_argument(std::string("--tokenizer: ") + e.what());
+  }
+  std::string described;
+  const auto all = load_lm_text(config.dataset, "--dataset", config, *tokenizer,
+                                user_level, described);
+  std::cout << "data: " << described << " (tokenizer " << tokenizer->name()
+            << ", vocabulary " << tokenizer->vocab_size() << ")" << std::endl;
   std::optional<datasets::TextDataset> train_part, eval_part;
   std::string eval_split;
   if (!config.eval_dataset.empty()) {
     // A public file: training uses all of --dataset.
-    std::string eval_path = config.eval_dataset;
-    if (eval_path.rfind(prefix, 0) == 0)
-      eval_path = eval_path.substr(prefix.size());
-    try {
-      eval_part =
-          datasets::TextDataset::from_file(eval_path, config.sequence_length);
-    } catch (const std::exception& e) {
-      throw std::invalid_argument("--eval-dataset: " + std::string(e.what()));
-    }
-    if (eval_part->size() < 1) {
-      throw std::invalid_argument(
-          "--eval-dataset '" + config.eval_dataset + "' holds no sequence of " +
-          std::to_string(config.sequence_length) + " bytes");
-    }
+    std::string eval_described;
+    eval_part = load_lm_text(config.eval_dataset, "--eval-dataset", config,
+                             *tokenizer, false, eval_described);
     train_part = all;
     eval_split = "public: --eval-dataset " + config.eval_dataset;
   } else {
     const double fraction =
         config.validation_fraction > 0 ? config.validation_fraction : 0.1;
+    // Held out: the file's tail (its last users' records at user level):
+    // never trained on, but private data evaluated without noise (privacy
+    // invariant 9).
+    const auto units = user_level ? all.num_users() : all.size();
     const auto n_eval = std::max<std::int64_t>(
-        1, std::llround(fraction * static_cast<double>(all.size())));
-    if (all.size() - n_eval < 1) {
+        1, std::llround(fraction * static_cast<double>(units)));
+    if (units - n_eval < 1) {
       throw std::invalid_argument(
-          "--dataset " + config.dataset + " has " + std::to_string(all.size()) +
-          " sequence(s) of " + std::to_string(config.sequence_length) +
-          " bytes; at least 2 are needed (training and held-out)");
+          "--dataset " + config.dataset + " has " + std::to_string(units) +
+          (user_level
+               ? " user(s)"
+               : " sequence(s) of " + std::to_string(config.sequence_length) +
+                     " tokens") +
+          "; at least 2 are needed (training and held-out)");
     }
-    // The held-out text is the file's tail: contiguous, never trained on,
-    // but private data evaluated without noise (privacy invariant 9).
-    train_part = all.slice(0, all.size() - n_eval);
-    eval_part = all.slice(all.size() - n_eval, all.size());
-    eval_split = "held-out tail of --dataset (private, not noised)";
+    if (user_level) {
+      std::vector<std::int64_t> train_idx, eval_idx;
+      for (std::int64_t i = 0; i < all.size(); ++i) {
+        (all.user_of(i) < units - n_eval ? train_idx : eval_idx).push_back(i);
+      }
+      train_part = all.subset(train_idx);
+      eval_part = all.subset(eval_idx);
+      eval_split = "held-out last " + std::to_string(n_eval) +
+                   " users of --dataset (private, not noised)";
+    } else {
+      train_part = all.slice(0, all.size() - n_eval);
+      eval_part = all.slice(all.size() - n_eval, all.size());
+      eval_split = "held-out tail of --dataset (private, not noised)";
+    }
   }
   const auto& train = *train_part;
   const auto& eval = *eval_part;
@@ -402,6 +648,16 @@ LmRunResult run_lm_training(const TrainConfig& raw_config) {
     model_config = models::griffin_config(config.model);
   } catch (const std::invalid_argument& e) {
     throw std::invalid_argument(std::string("--model: ") + e.what());
+  }
+  if (!config.tokenizer.empty()) {
+    model_config.vocab_size = tokenizer->vocab_size();
+  }
+  const auto top = std::max(train.max_id(), eval.max_id());
+  if (top >= model_config.vocab_size) {
+    throw std::invalid_argument("--model " + config.model +
+                                " has a vocabulary of " +
+                                std::to_string(model_config.vocab_size) +
+                                " but the data hold id " + std::to_string(top));
   }
   if (config.seed) torch::manual_seed(*config.seed);
   auto model = models::Griffin(model_config);
@@ -419,6 +675,10 @@ LmRunResult run_lm_training(const TrainConfig& raw_config) {
   }
   LmTrainer trainer(model, valid);
   trainer.eval_label = eval_split;
+  if (!config.tokenizer.empty()) {
+    trainer.token_word = "tokens";
+    trainer.tokenizer_model = tokenizer->serialized();
+  }
   LmRunResult run;
   run.fit = trainer.fit(train, &eval);
   if (!config.save_weights.empty()) {
@@ -439,6 +699,12 @@ LmRunResult run_lm_training(const TrainConfig& raw_config) {
   }
   summary["train_sequences"] = train.size();
   summary["eval_sequences"] = eval.size();
+  summary["tokenizer"] = tokenizer->name();
+  summary["vocab_size"] = model_config.vocab_size;
+  if (user_level) {
+    summary["train_users"] = train.num_users();
+    summary["records_per_user"] = config.records_per_user;
+  }
   summary["eval_split"] = eval_split;
   run.summary_json = summary.dump();
   return run;
@@ -448,8 +714,15 @@ namespace {
 
 // Rebuilds the model from an archive holding "lm_model" and "model" (a
 // checkpoint's payload or a weights file); `what` names the file in errors.
+// `tokenizer_model` receives the stored SentencePiece model ("" if none).
 models::Griffin griffin_from_archive(torch::serialize::InputArchive& in,
-                                     const std::string& what) {
+                                     const std::string& what,
+                                     std::string* tokenizer_model = nullptr) {
+  if (tokenizer_model != nullptr) {
+    c10::IValue stored;
+    *tokenizer_model =
+        in.try_read("lm_tokenizer", stored) ? stored.toStringRef() : "";
+  }
   c10::IValue value;
   if (!in.try_read("lm_model", value)) {
     throw std::runtime_error(what +
@@ -482,16 +755,16 @@ void require_regular_file(const std::string& flag, const std::string& path) {
   }
 }
 
-}  // namespace
-
-models::Griffin load_lm_checkpoint(const std::string& path) {
+models::Griffin checkpoint_model(const std::string& path,
+                                 std::string* tokenizer_model) {
   require_regular_file("--checkpoint", path);
   torch::serialize::InputArchive in;
   load_checkpoint(path, in);
-  return griffin_from_archive(in, "checkpoint '" + path + "'");
+  return griffin_from_archive(in, "checkpoint '" + path + "'", tokenizer_model);
 }
 
-models::Griffin load_lm_weights(const std::string& path) {
+models::Griffin weights_model(const std::string& path,
+                              std::string* tokenizer_model) {
   require_regular_file("--weights", path);
   torch::serialize::InputArchive in;
   try {
@@ -501,10 +774,22 @@ models::Griffin load_lm_weights(const std::string& path) {
         "--weights '" + path +
         "' is not a LibTorch archive: " + e.what_without_backtrace());
   }
-  return griffin_from_archive(in, "weights file '" + path + "'");
+  return griffin_from_archive(in, "weights file '" + path + "'",
+                              tokenizer_model);
 }
 
-void save_lm_weights(models::GriffinImpl& model, const std::string& path) {
+}  // namespace
+
+models::Griffin load_lm_checkpoint(const std::string& path) {
+  return checkpoint_model(path, nullptr);
+}
+
+models::Griffin load_lm_weights(const std::string& path) {
+  return weights_model(path, nullptr);
+}
+
+void save_lm_weights(models::GriffinImpl& model, const std::string& path,
+                     const std::string& tokenizer_model) {
   bool lora = false;
   for (const auto& p : model.named_parameters(true)) {
     lora = lora || p.key().find("lora_") != std::string::npos;
@@ -516,12 +801,14 @@ void save_lm_weights(models::GriffinImpl& model, const std::string& path) {
     merged->to(model.parameters().front().device(),
                model.parameters().front().scalar_type());
     models::copy_merged_lora(model, *merged);
-    save_lm_weights(*merged, path);
+    save_lm_weights(*merged, path, tokenizer_model);
     return;
   }
   torch::serialize::OutputArchive out;
   out.write("kind", c10::IValue(std::string("dptrain language-model weights")));
   out.write("lm_model", c10::IValue(config_to_json(model.config()).dump()));
+  if (!tokenizer_model.empty())
+    out.write("lm_tokenizer", c10::IValue(tokenizer_model));
   torch::serialize::OutputArchive model_out;
   model.save(model_out);
   out.write("model", model_out);
@@ -535,7 +822,7 @@ bool LmTrainer::save_weights(const std::string& path, bool use_ema) {
   const AveragedParameters held(s.loop->optimization(), *s.model,
                                 use_ema ? Average::kEma : Average::kNone);
   if (use_ema && !held.active()) return false;
-  save_lm_weights(*s.model, path);
+  save_lm_weights(*s.model, path, tokenizer_model);
   return true;
 }
 
@@ -548,9 +835,9 @@ std::string generate_from_checkpoint(const GenerateRequest& r) {
   }
   if (r.prompt.empty())
     throw std::invalid_argument("--prompt must not be empty");
-  if (r.num_bytes < 0) {
-    throw std::invalid_argument("--num-bytes must be >= 0, got " +
-                                std::to_string(r.num_bytes));
+  if (r.num_tokens < 0) {
+    throw std::invalid_argument("--num-tokens must be >= 0, got " +
+                                std::to_string(r.num_tokens));
   }
   if (!std::isfinite(r.temperature) || r.temperature < 0) {
     std::ostringstream v;
@@ -558,14 +845,71 @@ std::string generate_from_checkpoint(const GenerateRequest& r) {
     throw std::invalid_argument(
         "--temperature must be >= 0 (0 = greedy), got " + v.str());
   }
-  auto model = r.weights.empty() ? load_lm_checkpoint(r.checkpoint)
-                                 : load_lm_weights(r.weights);
+  std::string stored;
+  auto model = r.weights.empty() ? checkpoint_model(r.checkpoint, &stored)
+                                 : weights_model(r.weights, &stored);
   model->eval();
   torch::NoGradGuard no_grad;
   models::GenerateOptions options;
   options.temperature = r.temperature;
   options.seed = r.seed;
-  return model->generate(r.prompt, r.num_bytes, options, r.on_byte);
+  std::unique_ptr<datasets::Tokenizer> tokenizer;
+  try {
+    tokenizer = !r.tokenizer.empty() ? datasets::load_sentencepiece(r.tokenizer)
+                : !stored.empty()
+                    ? datasets::sentencepiece_from_bytes(
+                          stored, "the tokenizer stored with the model")
+                    : datasets::byte_tokenizer();
+  } catch (const datasets::DatasetError& e) {
+    throw std::invalid_argument(std::string("--tokenizer: ") + e.what());
+  }
+  const auto vocab = model->config().vocab_size;
+  if (stored.empty() && r.tokenizer.empty()) {
+    // A byte model: bytes only (ids >= 256 of a larger vocabulary are never
+    // sampled).
+    std::function<void(char)> on_byte;
+    if (r.on_text) on_byte = [&](char c) { r.on_text(std::string(1, c)); };
+    return model->generate(r.prompt, r.num_tokens, options, on_byte);
+  }
+  if (tokenizer->vocab_size() != vocab) {
+    throw std::invalid_argument("--tokenizer has a vocabulary of " +
+                                std::to_string(tokenizer->vocab_size()) +
+                                " but the model's is " + std::to_string(vocab));
+  }
+  const auto body = tokenizer->encode(r.prompt);
+  std::vector<std::int64_t> prompt;
+  if (tokenizer->bos_id() >= 0) prompt.push_back(tokenizer->bos_id());
+  prompt.insert(prompt.end(), body.begin(), body.end());
+  // The continuation is the decoded prompt + generated ids past the decoded
+  // prompt (decoding the new ids alone would drop a piece's leading space).
+  // Streamed as it decodes stably: SentencePiece may join pieces.
+  std::vector<std::int32_t> ids(body.begin(), body.end());
+  const std::string prompt_text = tokenizer->decode(ids);
+  std::string shown = prompt_text;
+  const auto emit_new = [&] {
+    const auto text = tokenizer->decode(ids);
+    if (text.size() > shown.size() &&
+        text.compare(0, shown.size(), shown) == 0) {
+      if (r.on_text) r.on_text(text.substr(shown.size()));
+      shown = text;
+    }
+  };
+  const auto on_token = [&](std::int64_t id) {
+    if (id == tokenizer->eos_id()) return;
+    ids.push_back(static_cast<std::int32_t>(id));
+    emit_new();
+  };
+  model->generate_tokens(prompt, r.num_tokens, options, on_token,
+                         tokenizer->eos_id());
+  emit_new();
+  const auto all = tokenizer->decode(ids);
+  const auto text =
+      all.compare(0, prompt_text.size(), prompt_text) == 0
+          ? all.substr(prompt_text.size())
+          : tokenizer->decode(std::vector<std::int32_t>(
+                ids.begin() + static_cast<std::ptrdiff_t>(body.size()),
+                ids.end()));
+  return text;
 }
 
 }  // namespace dptrain::train

@@ -45,18 +45,41 @@ enum class PadMode { kZero, kReflect };
 
 /// Training augmentations, applied per view in this order: pad by `padding`
 /// on every side, crop back to H x W at a uniform random offset, then flip
-/// left-right with probability 1/2.
+/// left-right with probability 1/2. With random_resized_crop the crop is
+/// instead a random box scaled back to H x W (random_resized_box).
 struct AugmentOptions {
   std::int64_t padding = 4;  ///< 0 disables the crop
   PadMode pad_mode = PadMode::kReflect;
   bool horizontal_flip = true;
+  /// Inception-style random-resized crop (Szegedy et al. 2015, torchvision's
+  /// RandomResizedCrop) instead of pad + crop; padding is then not used.
+  bool random_resized_crop = false;
+  double scale_min = 0.08;  ///< box area / image area, lower end
+  double scale_max = 1.0;   ///< upper end
 };
+
+/// A crop box: rows [y0, y0 + h), columns [x0, x0 + w).
+struct CropBox {
+  std::int64_t y0 = 0, x0 = 0, h = 0, w = 0;
+};
+
+/// The box of a random-resized crop of an H x W image: area fraction s
+/// uniform on [scale_min, scale_max] and aspect ratio w/h log-uniform on
+/// [3/4, 4/3], at a uniform position; up to 10 tries for a box that fits,
+/// then the whole image. Uses only rng() (no std distributions), so a seed
+/// gives the same boxes with every standard library. Throws
+/// std::invalid_argument unless 0 < scale_min <= scale_max <= 1.
+CropBox random_resized_box(std::int64_t height, std::int64_t width,
+                           double scale_min, double scale_max,
+                           std::mt19937_64& rng);
 
 /// K independently augmented views of every image of `images` [B, C, H, W]
 /// (uint8 or float32, any device; computed on the CPU), as [B*K, C, H, W]
 /// of the same dtype on `device`: rows i*K .. i*K+K-1 are the views of image
 /// i. K = 1 gives one augmented copy of each. Draws 3 numbers per view from
-/// `rng` in row order, so a seed fixes the result. Throws
+/// `rng` in row order (more with random_resized_crop), so a seed fixes the
+/// result. A random-resized view is sampled bilinearly (PyTorch's
+/// align_corners=false; uint8 rounded to nearest). Throws
 /// std::invalid_argument for K < 1, padding < 0, or reflect padding >= H or W.
 at::Tensor augment_views(const at::Tensor& images, std::int64_t k,
                          const AugmentOptions& options, std::mt19937_64& rng,

@@ -59,8 +59,12 @@ class GriffinImpl : public torch::nn::Module {
   /// Per-sequence loss for training: sequences [B, L] (L ≥ 2) → [B], each the
   /// mean next-token cross-entropy (nats) of its L−1 predictions. One row is
   /// one privacy unit. exp(mean) is the perplexity.
+  /// lengths [B] int64 (optional): row b's valid tokens (2 … L); the rest is
+  /// padding, whose predictions carry no loss: the mean is over the
+  /// lengths[b] − 1 predictions of valid targets.
   torch::Tensor sequence_losses(const torch::Tensor& sequences,
-                                const torch::Tensor& segment_pos = {});
+                                const torch::Tensor& segment_pos = {},
+                                const torch::Tensor& lengths = {});
 
   /// An empty decoding state for `batch` rows on the model's device.
   GriffinState initial_state(int64_t batch) const;
@@ -74,6 +78,15 @@ class GriffinImpl : public torch::nn::Module {
   std::string generate(const std::string& prompt, int64_t num_bytes,
                        const GenerateOptions& options = {},
                        const std::function<void(char)>& on_byte = {});
+  /// The same over token ids: feeds `prompt` (ids in [0, vocab)), samples
+  /// `num_tokens` more from the whole vocabulary and returns them; stops
+  /// early after `stop_id` (>= 0) is sampled. `on_token` receives each id as
+  /// it is sampled. Throws std::invalid_argument for an empty prompt, an id
+  /// outside the vocabulary or num_tokens < 0.
+  std::vector<int64_t> generate_tokens(
+      const std::vector<int64_t>& prompt, int64_t num_tokens,
+      const GenerateOptions& options = {},
+      const std::function<void(int64_t)>& on_token = {}, int64_t stop_id = -1);
 
   /// Freezes (or unfreezes) the tied embedding. Build the GradientEngine
   /// after changing what is trainable.

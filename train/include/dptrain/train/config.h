@@ -33,8 +33,18 @@ struct TrainConfig {
 
   // Language models (--task lm): one sequence of `sequence_length` bytes is
   // one privacy unit.
-  std::int64_t sequence_length = 128;  ///< bytes per sequence (>= 2)
-  bool freeze_embeddings = false;      ///< the tied embedding is not trained
+  std::int64_t sequence_length = 128;  ///< tokens per sequence (>= 2)
+  /// --task lm: a SentencePiece tokenizer.model ("" = bytes, vocabulary 256);
+  /// the model's vocabulary becomes the tokenizer's.
+  std::string tokenizer;
+  /// --task lm: "record" (one sequence: a JSONL record, or a fixed-length
+  /// piece of a text file) or "user" (all of a JSONL user's records).
+  std::string privacy_unit = "record";
+  /// --privacy-unit user: a user's gradient is the mean over at most this
+  /// many of their records (a fresh random choice each time the user is
+  /// sampled when they have more), clipped once.
+  std::int64_t records_per_user = 8;
+  bool freeze_embeddings = false;  ///< the tied embedding is not trained
   std::vector<std::int64_t>
       train_blocks;  ///< non-empty: train only these residual blocks
   /// --task lm: LoRA adapters of this rank on the Linear layers matching
@@ -117,6 +127,11 @@ struct TrainConfig {
   std::int64_t warmup_steps = 0;
   std::int64_t augmult =
       0;  ///< K augmented views per example; 0 = no augmentation
+  /// The views' crop: "pad" (reflect-pad 4, random crop back) or
+  /// "random-resized" (a random box of area fraction in [crop_scale_min, 1]
+  /// scaled back to the image size). Both then flip left-right at random.
+  std::string augment_crop = "pad";
+  double crop_scale_min = 0.08;
   double ema_decay = 0.0;  ///< 0 = no EMA
   /// >= 0: also keep the uniform (Polyak–Ruppert) average of the iterates
   /// from this step on, evaluated alongside the last iterate; -1 = off.

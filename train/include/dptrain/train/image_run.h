@@ -8,6 +8,7 @@
 
 #include "dptrain/datasets/image_dataset.h"
 #include "dptrain/datasets/image_folder.h"
+#include "dptrain/datasets/transforms.h"
 #include "dptrain/models/image_classifier.h"
 #include "dptrain/train/classifier_trainer.h"
 #include "dptrain/train/config.h"
@@ -16,6 +17,10 @@ namespace dptrain::train {
 
 /// How image folders and CSV lists load under `config` (its image_size).
 datasets::ImageFolderOptions image_folder_options(const TrainConfig& config);
+
+/// The augmentation of the views under `config` (--augment-crop,
+/// --crop-scale-min; flips always).
+datasets::AugmentOptions augment_options(const TrainConfig& config);
 
 /// The training and evaluation sets a config names. `config.dataset` is
 /// "fashion-mnist" (Debian's package) or a path (IDX or CIFAR folder, HDF5
