@@ -111,7 +111,8 @@ const SpmApi& spm_api() {
   return api;
 }
 
-const SpmApi& require_spm(const std::string& what) {
+// The loaded API; throws DatasetError naming `what` when it is not there.
+const SpmApi& require_spm(const char* what) {
   const auto& api = spm_api();
   if (!api.error.empty()) throw DatasetError(what, api.error);
   return api;
@@ -123,7 +124,7 @@ class SentencePieceTokenizer final : public Tokenizer {
  public:
   SentencePieceTokenizer(const std::string& bytes, std::string label)
       : label_(std::move(label)), bytes_(bytes) {
-    const auto& api = require_spm(label_);
+    const auto& api = require_spm(label_.c_str());
     char error[kErrorSize] = {0};
     handle_ = api.load(bytes.data(), bytes.size(), 1, error, kErrorSize);
     if (handle_ == nullptr) {

@@ -167,6 +167,58 @@ torch::Tensor GriffinImpl::step(const torch::Tensor& tokens,
   return logits.select(1, 0);
 }
 
+namespace {
+
+// Feeds `prompt`, then samples up to `num_tokens` ids among the first
+// `limit` of the vocabulary (greedy at temperature 0), stopping after
+// `stop_id`. The callers have validated their arguments.
+std::vector<int64_t> sample_tokens(GriffinImpl& model,
+                                   const torch::Device& device,
+                                   const std::vector<int64_t>& prompt,
+                                   int64_t num_tokens,
+                                   const GenerateOptions& options,
+                                   const std::function<void(int64_t)>& on_token,
+                                   int64_t stop_id, int64_t limit) {
+  torch::NoGradGuard no_grad;
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(options.seed);
+  GriffinState state = model.initial_state(1);
+  torch::Tensor logits;
+  const auto long_opts =
+      torch::TensorOptions().dtype(torch::kLong).device(device);
+  for (const auto id : prompt) {
+    logits = model.step(torch::full({1}, id, long_opts), state);
+  }
+  std::vector<int64_t> out;
+  for (int64_t i = 0; i < num_tokens; ++i) {
+    auto row = logits.select(0, 0)
+                   .narrow(0, 0, limit)
+                   .to(torch::kCPU)
+                   .to(torch::kDouble);
+    int64_t next = 0;
+    if (options.temperature == 0) {
+      next = row.argmax().item<int64_t>();
+    } else {
+      const auto probs = torch::softmax(row / options.temperature, 0);
+      next = torch::multinomial(probs, 1, false, gen).item<int64_t>();
+    }
+    out.push_back(next);
+    if (on_token) on_token(next);
+    if (next == stop_id) break;
+    logits = model.step(torch::full({1}, next, long_opts), state);
+  }
+  return out;
+}
+
+void check_temperature(const char* what, double temperature) {
+  if (!(temperature >= 0) || !std::isfinite(temperature)) {
+    throw std::invalid_argument(std::string("Griffin::") + what +
+                                ": temperature must be finite and >= 0, got " +
+                                std::to_string(temperature));
+  }
+}
+
+}  // namespace
+
 std::vector<int64_t> GriffinImpl::generate_tokens(
     const std::vector<int64_t>& prompt, int64_t num_tokens,
     const GenerateOptions& options,
@@ -188,37 +240,9 @@ std::vector<int64_t> GriffinImpl::generate_tokens(
                                   std::to_string(config_.vocab_size) + ")");
     }
   }
-  if (!(options.temperature >= 0) || !std::isfinite(options.temperature)) {
-    throw std::invalid_argument(
-        "Griffin::generate_tokens: temperature must be finite and >= 0, got " +
-        std::to_string(options.temperature));
-  }
-  torch::NoGradGuard no_grad;
-  const auto device = embedder->weight.device();
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(options.seed);
-  GriffinState state = initial_state(1);
-  torch::Tensor logits;
-  const auto long_opts =
-      torch::TensorOptions().dtype(torch::kLong).device(device);
-  for (const auto id : prompt) {
-    logits = step(torch::full({1}, id, long_opts), state);
-  }
-  std::vector<int64_t> out;
-  for (int64_t i = 0; i < num_tokens; ++i) {
-    auto row = logits.select(0, 0).to(torch::kCPU).to(torch::kDouble);
-    int64_t next = 0;
-    if (options.temperature == 0) {
-      next = row.argmax().item<int64_t>();
-    } else {
-      const auto probs = torch::softmax(row / options.temperature, 0);
-      next = torch::multinomial(probs, 1, false, gen).item<int64_t>();
-    }
-    out.push_back(next);
-    if (on_token) on_token(next);
-    if (next == stop_id) break;
-    logits = step(torch::full({1}, next, long_opts), state);
-  }
-  return out;
+  check_temperature("generate_tokens", options.temperature);
+  return sample_tokens(*this, embedder->weight.device(), prompt, num_tokens,
+                       options, on_token, stop_id, config_.vocab_size);
 }
 
 std::string GriffinImpl::generate(const std::string& prompt, int64_t num_bytes,
@@ -237,39 +261,18 @@ std::string GriffinImpl::generate(const std::string& prompt, int64_t num_bytes,
         "Griffin::generate: needs a byte vocabulary (>= 256), got " +
         std::to_string(config_.vocab_size));
   }
-  if (!(options.temperature >= 0) || !std::isfinite(options.temperature)) {
-    throw std::invalid_argument(
-        "Griffin::generate: temperature must be finite and >= 0, got " +
-        std::to_string(options.temperature));
-  }
-  torch::NoGradGuard no_grad;
-  const auto device = embedder->weight.device();
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(options.seed);
-  GriffinState state = initial_state(1);
-  torch::Tensor logits;
-  const auto long_opts =
-      torch::TensorOptions().dtype(torch::kLong).device(device);
-  for (unsigned char c : prompt) {
-    logits = step(torch::full({1}, static_cast<int64_t>(c), long_opts), state);
-  }
+  check_temperature("generate", options.temperature);
+  std::vector<int64_t> bytes_in;
+  for (unsigned char c : prompt) bytes_in.push_back(c);
   std::string out;
-  for (int64_t i = 0; i < num_bytes; ++i) {
-    // Bytes only: tokens ≥ 256 of a larger vocabulary are never sampled.
-    auto row = logits.select(0, 0)
-                   .narrow(0, 0, 256)
-                   .to(torch::kCPU)
-                   .to(torch::kDouble);
-    int64_t next = 0;
-    if (options.temperature == 0) {
-      next = row.argmax().item<int64_t>();
-    } else {
-      const auto probs = torch::softmax(row / options.temperature, 0);
-      next = torch::multinomial(probs, 1, false, gen).item<int64_t>();
-    }
-    out.push_back(static_cast<char>(static_cast<unsigned char>(next)));
-    if (on_byte) on_byte(out.back());
-    logits = step(torch::full({1}, next, long_opts), state);
-  }
+  // Bytes only: tokens >= 256 of a larger vocabulary are never sampled.
+  sample_tokens(
+      *this, embedder->weight.device(), bytes_in, num_bytes, options,
+      [&](int64_t next) {
+        out.push_back(static_cast<char>(static_cast<unsigned char>(next)));
+        if (on_byte) on_byte(out.back());
+      },
+      /*stop_id=*/-1, /*limit=*/256);
   return out;
 }
 

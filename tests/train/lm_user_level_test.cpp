@@ -88,33 +88,23 @@ TEST(UserLevel, EngineOnWeightedRowsEqualsOracleOnEachUsersMean) {
   const auto losses_of = [&](const std::vector<int64_t>& rows) {
     return model->sequence_losses(data.batch(rows), {}, data.lengths(rows));
   };
+  // User i's own records: the rows of weight > 0 in its group.
+  const auto user_losses = [&](int64_t i) {
+    std::vector<int64_t> real;
+    for (int64_t k = 0; k < group; ++k) {
+      const auto r = static_cast<size_t>(i * group + k);
+      if (layout.weights[r] > 0) real.push_back(layout.rows[r]);
+    }
+    return losses_of(real);  // their mean: the user's gradient
+  };
   // A clipping norm between the users' norms, so that some are clipped.
   const auto probe = dp::microbatch_clip_and_accumulate(
-      *model, 3,
-      [&](int64_t i) {
-        std::vector<int64_t> real;
-        for (int64_t k = 0; k < group; ++k) {
-          const auto r = static_cast<size_t>(i * group + k);
-          if (layout.weights[r] > 0) real.push_back(layout.rows[r]);
-        }
-        return losses_of(real);
-      },
-      dp::ClippingOptions(1e30).diagnostics(true));
+      *model, 3, user_losses, dp::ClippingOptions(1e30).diagnostics(true));
   take_grads(model);
   const double c = probe.diagnostics->norms.median().item<double>();
   const auto options = dp::ClippingOptions(c).diagnostics(true);
-
-  const auto oracle = dp::microbatch_clip_and_accumulate(
-      *model, 3,
-      [&](int64_t i) {
-        std::vector<int64_t> real;
-        for (int64_t k = 0; k < group; ++k) {
-          const auto r = static_cast<size_t>(i * group + k);
-          if (layout.weights[r] > 0) real.push_back(layout.rows[r]);
-        }
-        return losses_of(real);  // their mean: the user's gradient
-      },
-      options);
+  const auto oracle =
+      dp::microbatch_clip_and_accumulate(*model, 3, user_losses, options);
   const auto expected = take_grads(model);
 
   dp::GradientEngine engine(model, options);
