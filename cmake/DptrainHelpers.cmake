@@ -23,25 +23,34 @@ function(dptrain_link_torch target scope)
   target_include_directories(${target} SYSTEM ${scope} ${TORCH_INCLUDE_DIRS})
 endfunction()
 
-# dptrain_add_torch_pch(): <torch/torch.h> precompiled twice for the whole
-# build, once as libraries compile (-fPIC) and once as executables do (-fPIE):
-# GCC refuses a PCH made with the other setting. Each target that asks for a
-# PCH reuses one of the two instead of precompiling its own (17 PCHs of
-# 25-35 s each took ~4 min of a cold 2-core build).
+# dptrain_add_torch_pch(): <torch/torch.h> precompiled three times for the
+# whole build: as libraries compile (-fPIC), as executables do (-fPIE), and
+# as test binaries do (-fPIE -O1): GCC refuses a PCH made with other
+# settings. Each target that asks for a PCH reuses one of the three instead
+# of precompiling its own (17 PCHs of 25-35 s each took ~4 min of a cold
+# 2-core build).
 function(dptrain_add_torch_pch)
   if(NOT DPTRAIN_USE_PCH)
     return()
   endif()
-  foreach(kind pic pie)
+  foreach(kind pic pie test)
     add_library(dptrain_torch_pch_${kind} OBJECT ${PROJECT_SOURCE_DIR}/cmake/pch_anchor.cpp)
     dptrain_link_torch(dptrain_torch_pch_${kind} PRIVATE)
     target_link_libraries(dptrain_torch_pch_${kind} PRIVATE dptrain_warnings)
     target_compile_features(dptrain_torch_pch_${kind} PRIVATE cxx_std_17)
     target_precompile_headers(dptrain_torch_pch_${kind} PRIVATE <torch/torch.h>)
   endforeach()
-  set_target_properties(dptrain_torch_pch_pie PROPERTIES POSITION_INDEPENDENT_CODE OFF)
-  target_compile_options(dptrain_torch_pch_pie PRIVATE -fPIE)
+  foreach(kind pie test)
+    set_target_properties(dptrain_torch_pch_${kind} PROPERTIES POSITION_INDEPENDENT_CODE OFF)
+    target_compile_options(dptrain_torch_pch_${kind} PRIVATE -fPIE)
+  endforeach()
+  if(CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang")
+    target_compile_options(dptrain_torch_pch_test PRIVATE ${DPTRAIN_TEST_OPTIMIZATION})
+  endif()
 endfunction()
+
+# How test binaries are optimised (see dptrain_add_test).
+set(DPTRAIN_TEST_OPTIMIZATION $<$<CONFIG:Release,RelWithDebInfo>:-O1>)
 
 # dptrain_use_torch_pch(<target>): the shared PCH that fits the target's kind.
 function(dptrain_use_torch_pch target)
@@ -91,15 +100,17 @@ function(dptrain_add_test name)
   add_executable(${name} ${ARG_SOURCES})
   target_link_libraries(${name} PRIVATE ${ARG_DEPS} dptrain_test_support
                         GTest::gtest GTest::gtest_main dptrain_warnings)
-  if(ARG_PCH)
-    dptrain_use_torch_pch(${name})
+  if(ARG_PCH AND DPTRAIN_USE_PCH)
+    target_precompile_headers(${name} REUSE_FROM dptrain_torch_pch_test)
   endif()
   # Test code only drives the libraries (built -O3 as users get them); at -O1
   # a test TU compiles ~25 % faster (private_loop_test.cpp: 23.5 s -> 17-18.5
-  # s here), a few minutes of every cold CI run. -O1 keeps __OPTIMIZE__, so
-  # the shared PCH (made at -O3) stays valid.
+  # s here), a few minutes of every cold CI run. They use their own PCH,
+  # made with the same -O1: GCC 13+ refuses a PCH whose -O level implied
+  # other target options (GCC 14, Debian 13: -munroll-only-small-loops,
+  # -mvzeroupper).
   if(CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang")
-    target_compile_options(${name} PRIVATE $<$<CONFIG:Release,RelWithDebInfo>:-O1>)
+    target_compile_options(${name} PRIVATE ${DPTRAIN_TEST_OPTIMIZATION})
   endif()
   if(NOT ARG_LABELS)
     set(ARG_LABELS fast)

@@ -91,7 +91,7 @@ at::Tensor symmetric_sqrt(const at::Tensor& a) {
     throw std::invalid_argument(
         "symmetric_sqrt: a square matrix expected, got " + shape_of(a));
   }
-  auto [values, vectors] = torch::linalg::eigh(symmetrised(a), "L");
+  auto [values, vectors] = at::linalg_eigh(symmetrised(a), "L");
   return vectors.matmul(torch::diag(values.clamp_min(0.0).sqrt()))
       .matmul(vectors.transpose(0, 1));
 }
@@ -122,7 +122,7 @@ double frechet_distance(const GaussianStats& a, const GaussianStats& b) {
   check_finite(s2, "frechet_distance: second covariance");
   const auto root1 = symmetric_sqrt(s1);
   const auto m = symmetrised(root1.matmul(s2).matmul(root1));
-  const auto mu = torch::linalg::eigvalsh(m, "L");
+  const auto mu = at::linalg_eigvalsh(m, "L");
   const double trace_root = mu.clamp_min(0.0).sqrt().sum().item<double>();
   const double mean_term = (mu1 - mu2).pow(2).sum().item<double>();
   const double value = mean_term + s1.trace().item<double>() +

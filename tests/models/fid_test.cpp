@@ -31,7 +31,7 @@ at::Tensor random_spd(int64_t d, uint64_t seed, double ridge) {
 at::Tensor random_orthogonal(int64_t d, uint64_t seed) {
   auto gen = at::detail::createCPUGenerator(seed);
   const auto a = at::empty({d, d}, torch::kDouble).normal_(0.0, 1.0, gen);
-  return std::get<0>(torch::linalg::qr(a, "reduced"));
+  return std::get<0>(at::linalg_qr(a, "reduced"));
 }
 
 // Coupled Newton–Schulz (Higham 2008, eq. 6.35) for an SPD matrix, scaled by
