@@ -105,13 +105,15 @@ torch::Tensor GriffinImpl::sequence_losses(const torch::Tensor& sequences,
         "Griffin::sequence_losses: lengths must be [B] = [" +
         std::to_string(batch) + "], got " + c10::str(lengths.sizes()));
   }
-  const auto n = lengths.to(sequences.device(), torch::kLong);
-  const auto bad = (n < 2).logical_or(n > steps + 1);
+  // Checked where the lengths are (the CPU, from a TextDataset) before they
+  // move: no device synchronisation on the training path.
+  const auto bad = (lengths < 2).logical_or(lengths > steps + 1);
   if (bad.any().item<bool>()) {
     throw std::invalid_argument(
         "Griffin::sequence_losses: lengths must be in [2, " +
         std::to_string(steps + 1) + "]");
   }
+  const auto n = lengths.to(sequences.device(), torch::kLong);
   // Prediction t (of target t + 1) is valid when t + 1 < length.
   const auto t = torch::arange(steps, n.options()).unsqueeze(0);
   const auto valid = (t + 1 < n.unsqueeze(1)).to(nll.scalar_type());

@@ -84,6 +84,16 @@ bool ends_with(const std::string& s, const std::string& suffix) {
          s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
+// Per-sequence losses of `rows` of `data`, padding masked when it has any.
+torch::Tensor row_losses(models::GriffinImpl& model,
+                         const datasets::TextDataset& data,
+                         const std::vector<std::int64_t>& rows,
+                         const c10::Device& device) {
+  const auto batch = data.batch(rows).to(device);
+  return data.padded() ? model.sequence_losses(batch, {}, data.lengths(rows))
+                       : model.sequence_losses(batch);
+}
+
 TrainConfig with_lm_task(TrainConfig config) {
   config.task = "lm";
   return config;
@@ -180,17 +190,10 @@ LmEvalResult LmTrainer::evaluate(const datasets::TextDataset& data,
       std::vector<std::int64_t> idx;
       for (auto i = start; i < std::min(data.size(), start + chunk); ++i)
         idx.push_back(i);
-      const auto batch = data.batch(idx).to(s.loop->device());
-      if (!data.padded()) {
-        sum += s.model->sequence_losses(batch).sum().item<double>() *
-               static_cast<double>(data.sequence_length() - 1);
-        continue;
-      }
       // Per-token mean: each sequence's mean weighted by its predictions.
-      const auto lengths = data.lengths(idx);
-      const auto losses = s.model->sequence_losses(batch, {}, lengths);
+      const auto losses = row_losses(*s.model, data, idx, s.loop->device());
       sum += (losses.to(torch::kCPU, torch::kDouble) *
-              (lengths - 1).to(torch::kDouble))
+              (data.lengths(idx) - 1).to(torch::kDouble))
                  .sum()
                  .item<double>();
     }
@@ -306,10 +309,7 @@ LmFitResult LmTrainer::fit(const datasets::TextDataset& train,
         {"crc32", crc}}.dump();
   }
   const auto losses_of = [&](const std::vector<std::int64_t>& rows) {
-    const auto batch = train.batch(rows).to(device);
-    return train.padded()
-               ? s.model->sequence_losses(batch, {}, train.lengths(rows))
-               : s.model->sequence_losses(batch);
+    return row_losses(*s.model, train, rows, device);
   };
   if (!user_level) {
     task.losses = [&](const std::vector<std::int64_t>& chunk,
@@ -853,16 +853,6 @@ std::string generate_from_checkpoint(const GenerateRequest& r) {
   models::GenerateOptions options;
   options.temperature = r.temperature;
   options.seed = r.seed;
-  std::unique_ptr<datasets::Tokenizer> tokenizer;
-  try {
-    tokenizer = !r.tokenizer.empty() ? datasets::load_sentencepiece(r.tokenizer)
-                : !stored.empty()
-                    ? datasets::sentencepiece_from_bytes(
-                          stored, "the tokenizer stored with the model")
-                    : datasets::byte_tokenizer();
-  } catch (const datasets::DatasetError& e) {
-    throw std::invalid_argument(std::string("--tokenizer: ") + e.what());
-  }
   const auto vocab = model->config().vocab_size;
   if (stored.empty() && r.tokenizer.empty()) {
     // A byte model: bytes only (ids >= 256 of a larger vocabulary are never
@@ -870,6 +860,15 @@ std::string generate_from_checkpoint(const GenerateRequest& r) {
     std::function<void(char)> on_byte;
     if (r.on_text) on_byte = [&](char c) { r.on_text(std::string(1, c)); };
     return model->generate(r.prompt, r.num_tokens, options, on_byte);
+  }
+  std::unique_ptr<datasets::Tokenizer> tokenizer;
+  try {
+    tokenizer = !r.tokenizer.empty()
+                    ? datasets::load_sentencepiece(r.tokenizer)
+                    : datasets::sentencepiece_from_bytes(
+                          stored, "the tokenizer stored with the model");
+  } catch (const datasets::DatasetError& e) {
+    throw std::invalid_argument(std::string("--tokenizer: ") + e.what());
   }
   if (tokenizer->vocab_size() != vocab) {
     throw std::invalid_argument("--tokenizer has a vocabulary of " +
