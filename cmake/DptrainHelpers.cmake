@@ -201,10 +201,12 @@ function(dptrain_use_openmp target source)
   if(NOT OpenMP_CXX_FOUND)
     message(STATUS "${source}: no OpenMP for ${CMAKE_CXX_COMPILER_ID}; its "
                    "at::parallel_for loops will run on one thread")
-    set_source_files_properties(${source} PROPERTIES COMPILE_OPTIONS "${ARGN}")
+    set_source_files_properties(${source} PROPERTIES COMPILE_OPTIONS "${ARGN}"
+                                SKIP_UNITY_BUILD_INCLUSION ON)
     return()
   endif()
   set_source_files_properties(${source} PROPERTIES
-    COMPILE_OPTIONS "${OpenMP_CXX_FLAGS};${ARGN}" SKIP_PRECOMPILE_HEADERS ON)
+    COMPILE_OPTIONS "${OpenMP_CXX_FLAGS};${ARGN}" SKIP_PRECOMPILE_HEADERS ON
+    SKIP_UNITY_BUILD_INCLUSION ON)
   target_link_libraries(${target} PUBLIC ${OpenMP_CXX_FLAGS})
 endfunction()

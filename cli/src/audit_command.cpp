@@ -25,7 +25,7 @@ namespace {
 // Exit status when the audited lower bound exceeds the claimed ε.
 constexpr int kViolationExit = 2;
 
-std::string fmt(double x, const char* spec = "%.4f") {
+std::string audit_number(double x, const char* spec = "%.4f") {
   char buf[48];
   std::snprintf(buf, sizeof buf, spec, x);
   return buf;
@@ -96,15 +96,16 @@ void run_audit_command(const AuditFlags& f) {
                       ? " Dirac canaries ("
                       : " input-space canaries (")
               << r.canaries_included << " included), " << r.steps
-              << " steps, sample_rate " << fmt(r.sample_rate, "%.6g")
-              << ", noise_multiplier " << fmt(r.noise_multiplier)
+              << " steps, sample_rate " << audit_number(r.sample_rate, "%.6g")
+              << ", noise_multiplier " << audit_number(r.noise_multiplier)
               << (r.seeded ? ", seeded" : "") << "\n"
               << "epsilon claimed (accountant " << o.config.accountant
-              << "): " << fmt(r.epsilon_claimed) << " at delta "
-              << fmt(r.delta, "%g") << "\n"
+              << "): " << audit_number(r.epsilon_claimed) << " at delta "
+              << audit_number(r.delta, "%g") << "\n"
               << "epsilon lower bound (" << train::to_string(r.method)
-              << "): " << fmt(r.epsilon_lower_bound) << " with confidence "
-              << fmt(100.0 * (1.0 - r.alpha), "%g")
+              << "): " << audit_number(r.epsilon_lower_bound)
+              << " with confidence "
+              << audit_number(100.0 * (1.0 - r.alpha), "%g")
               << "% (k+ = " << r.choice.k_plus << ", k- = " << r.choice.k_minus
               << ": " << r.correct << " of " << r.guesses
               << " guesses correct, best of " << r.choices_tried
@@ -167,9 +168,10 @@ void run_bound_command(const BoundFlags& f) {
   }
   std::cout << "canaries: " << scores.size() << " (" << in.size() << " in, "
             << out.size() << " out)\n"
-            << "epsilon lower bound (" << f.method << "): " << fmt(a.epsilon)
-            << " at delta " << fmt(f.delta, "%g") << " with confidence "
-            << fmt(100.0 * (1.0 - f.alpha), "%g")
+            << "epsilon lower bound (" << f.method
+            << "): " << audit_number(a.epsilon) << " at delta "
+            << audit_number(f.delta, "%g") << " with confidence "
+            << audit_number(100.0 * (1.0 - f.alpha), "%g")
             << "% (k+ = " << a.choice.k_plus << ", k- = " << a.choice.k_minus
             << ": " << a.outcome.correct << " of " << a.outcome.guesses
             << " guesses correct)\n"

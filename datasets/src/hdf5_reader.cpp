@@ -15,11 +15,8 @@ namespace dptrain::datasets {
 namespace {
 
 using detail::Handle;
+using detail::join;
 using detail::QuietHdf5Errors;
-
-std::string join(const std::string& split, const std::string& name) {
-  return split.empty() ? name : split + "/" + name;
-}
 
 // H5Lexists fails (rather than answering false) when an intermediate group is
 // missing, so walk the path one component at a time.

@@ -17,10 +17,7 @@ namespace dptrain::datasets {
 namespace {
 
 using detail::Handle;
-
-std::string join(const std::string& split, const std::string& name) {
-  return split.empty() ? name : split + "/" + name;
-}
+using detail::join;
 
 void write_array(hid_t where, const std::string& file, const std::string& name,
                  const std::vector<hsize_t>& dims, hid_t file_type,

@@ -6,14 +6,12 @@
 #include <stdexcept>
 #include <string>
 
+#include "option_errors.h"
+
 namespace dptrain::models {
 namespace {
 
 constexpr double kPi = 3.14159265358979323846;
-
-[[noreturn]] void bad(const std::string& what, double value) {
-  throw std::invalid_argument(what + ", got " + std::to_string(value));
-}
 
 at::Tensor per_image(const at::Tensor& v) {  // [N] → [N, 1, 1, 1]
   return v.view({-1, 1, 1, 1});
@@ -23,32 +21,36 @@ at::Tensor per_image(const at::Tensor& v) {  // [N] → [N, 1, 1, 1]
 
 void EdmOptions::validate() const {
   if (!std::isfinite(sigma_data) || sigma_data <= 0) {
-    bad("EDM sigma_data must be finite and > 0", sigma_data);
+    detail::bad_value("EDM sigma_data must be finite and > 0", sigma_data);
   }
-  if (!std::isfinite(p_mean)) bad("EDM p_mean must be finite", p_mean);
+  if (!std::isfinite(p_mean))
+    detail::bad_value("EDM p_mean must be finite", p_mean);
   if (!std::isfinite(p_std) || p_std <= 0) {
-    bad("EDM p_std must be finite and > 0", p_std);
+    detail::bad_value("EDM p_std must be finite and > 0", p_std);
   }
   if (!(high_noise_weight >= 0 && high_noise_weight <= 1)) {
-    bad("EDM high_noise_weight must be in [0, 1]", high_noise_weight);
+    detail::bad_value("EDM high_noise_weight must be in [0, 1]",
+                      high_noise_weight);
   }
   if (!std::isfinite(train_sigma_min) || train_sigma_min <= 0) {
-    bad("EDM train_sigma_min must be finite and > 0", train_sigma_min);
+    detail::bad_value("EDM train_sigma_min must be finite and > 0",
+                      train_sigma_min);
   }
   if (!std::isfinite(train_sigma_max) || !(train_sigma_max > train_sigma_min)) {
-    bad("EDM train_sigma_max must be finite and > train_sigma_min",
+    detail::bad_value(
+        "EDM train_sigma_max must be finite and > train_sigma_min",
         train_sigma_max);
   }
   if (parameterization != Parameterization::kEdm &&
       parameterization != Parameterization::kV) {
-    bad("EDM parameterization is not a known value",
-        static_cast<double>(parameterization));
+    detail::bad_value("EDM parameterization is not a known value",
+                      static_cast<double>(parameterization));
   }
   if (sigma_distribution != SigmaDistribution::kLogNormal &&
       sigma_distribution != SigmaDistribution::kLogNormalLogUniformMix &&
       sigma_distribution != SigmaDistribution::kCosine) {
-    bad("EDM sigma_distribution is not a known value",
-        static_cast<double>(sigma_distribution));
+    detail::bad_value("EDM sigma_distribution is not a known value",
+                      static_cast<double>(sigma_distribution));
   }
 }
 
@@ -94,7 +96,8 @@ at::Tensor sample_training_sigmas(int64_t n, const EdmOptions& options,
                                   const at::TensorOptions& tensor_options) {
   options.validate();
   if (n < 0) {
-    bad("sample_training_sigmas: n must be >= 0", static_cast<double>(n));
+    detail::bad_value("sample_training_sigmas: n must be >= 0",
+                      static_cast<double>(n));
   }
   const auto cpu = tensor_options.dtype(at::kDouble).device(at::kCPU);
   const double lo = std::log(options.train_sigma_min);
@@ -125,19 +128,22 @@ at::Tensor sample_training_sigmas(int64_t n, const EdmOptions& options,
       return ((t_lo + (t_hi - t_lo) * u).tan() * sd).to(tensor_options);
     }
   }
-  bad("EDM sigma_distribution is not a known value",
-      static_cast<double>(options.sigma_distribution));
+  detail::bad_value("EDM sigma_distribution is not a known value",
+                    static_cast<double>(options.sigma_distribution));
 }
 
 void HeunOptions::validate() const {
-  if (steps < 1) bad("Heun steps must be >= 1", static_cast<double>(steps));
+  if (steps < 1)
+    detail::bad_value("Heun steps must be >= 1", static_cast<double>(steps));
   if (!(sigma_min > 0) || !std::isfinite(sigma_min)) {
-    bad("Heun sigma_min must be finite and > 0", sigma_min);
+    detail::bad_value("Heun sigma_min must be finite and > 0", sigma_min);
   }
   if (!(sigma_max > sigma_min) || !std::isfinite(sigma_max)) {
-    bad("Heun sigma_max must be finite and > sigma_min", sigma_max);
+    detail::bad_value("Heun sigma_max must be finite and > sigma_min",
+                      sigma_max);
   }
-  if (!(rho > 0) || !std::isfinite(rho)) bad("Heun rho must be > 0", rho);
+  if (!(rho > 0) || !std::isfinite(rho))
+    detail::bad_value("Heun rho must be > 0", rho);
 }
 
 std::vector<double> heun_schedule(const HeunOptions& o) {
@@ -180,7 +186,7 @@ at::Tensor heun_sample(const Denoiser& denoiser,
 Denoiser guided_denoiser(UNet& net, const at::Tensor& labels, double guidance,
                          const EdmOptions& options) {
   if (!std::isfinite(guidance) || guidance < 0) {
-    bad("guidance must be finite and >= 0", guidance);
+    detail::bad_value("guidance must be finite and >= 0", guidance);
   }
   // The holder is copied: it shares the module and outlives the caller's.
   return [net, labels, guidance, options](const at::Tensor& x,

@@ -7,12 +7,10 @@
 #include <stdexcept>
 #include <string>
 
+#include "option_errors.h"
+
 namespace dptrain::models {
 namespace {
-
-[[noreturn]] void bad(const std::string& what, double value) {
-  throw std::invalid_argument(what + ", got " + std::to_string(value));
-}
 
 void check_noise(const at::Tensor& initial_noise, const char* who) {
   if (!initial_noise.defined() || initial_noise.dim() != 4) {
@@ -26,16 +24,19 @@ void check_noise(const at::Tensor& initial_noise, const char* who) {
 void StochasticSamplerOptions::validate() const {
   schedule.validate();
   if (!std::isfinite(s_churn) || s_churn < 0) {
-    bad("stochastic sampler s_churn must be finite and >= 0", s_churn);
+    detail::bad_value("stochastic sampler s_churn must be finite and >= 0",
+                      s_churn);
   }
   if (!std::isfinite(s_tmin) || s_tmin < 0) {
-    bad("stochastic sampler s_tmin must be finite and >= 0", s_tmin);
+    detail::bad_value("stochastic sampler s_tmin must be finite and >= 0",
+                      s_tmin);
   }
   if (std::isnan(s_tmax) || s_tmax < s_tmin) {
-    bad("stochastic sampler s_tmax must be >= s_tmin", s_tmax);
+    detail::bad_value("stochastic sampler s_tmax must be >= s_tmin", s_tmax);
   }
   if (!std::isfinite(s_noise) || s_noise <= 0) {
-    bad("stochastic sampler s_noise must be finite and > 0", s_noise);
+    detail::bad_value("stochastic sampler s_noise must be finite and > 0",
+                      s_noise);
   }
 }
 

@@ -15,7 +15,9 @@ namespace {
 using detail::ws_conv;
 using detail::ws_conv_count;
 
-void fail(const std::string& what) { detail::nf_fail("NFResNet", what); }
+void nf_resnet_fail(const std::string& what) {
+  detail::nf_fail("NFResNet", what);
+}
 
 }  // namespace
 
@@ -23,21 +25,23 @@ void NFResNetOptions::validate() const {
   detail::check_nf_stage_lists("NFResNet", depths_, widths_);
   for (size_t s = 0; s < 4; ++s) {
     if (depths_[s] < 1)
-      fail("depths entries must be >= 1, got " + std::to_string(depths_[s]));
+      nf_resnet_fail("depths entries must be >= 1, got " +
+                     std::to_string(depths_[s]));
     if (widths_[s] < 1 ||
         static_cast<int64_t>(std::floor(static_cast<double>(widths_[s]) *
                                         bottleneck_ratio_)) < 1) {
-      fail("widths[" + std::to_string(s) +
-           "] · bottleneck_ratio must be >= 1, got width " +
-           std::to_string(widths_[s]));
+      nf_resnet_fail("widths[" + std::to_string(s) +
+                     "] · bottleneck_ratio must be >= 1, got width " +
+                     std::to_string(widths_[s]));
     }
   }
   if (stem_channels_ < 1)
-    fail("stem_channels must be >= 1, got " + std::to_string(stem_channels_));
+    nf_resnet_fail("stem_channels must be >= 1, got " +
+                   std::to_string(stem_channels_));
   detail::check_nf_head("NFResNet", num_classes_, in_channels_,
                         stochastic_depth_, dropout_);
   if (use_se_ && !(se_ratio_ > 0.0))
-    fail("se_ratio must be > 0, got " + std::to_string(se_ratio_));
+    nf_resnet_fail("se_ratio must be > 0, got " + std::to_string(se_ratio_));
 }
 
 NFResNetOptions nf_resnet_variant(int64_t depth) {

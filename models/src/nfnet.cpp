@@ -16,41 +16,43 @@ namespace {
 using detail::ws_conv;
 using detail::ws_conv_count;
 
-void fail(const std::string& what) { detail::nf_fail("NFNet", what); }
+void nfnet_fail(const std::string& what) { detail::nf_fail("NFNet", what); }
 
 }  // namespace
 
 void NFNetOptions::validate() const {
   detail::check_nf_stage_lists("NFNet", depths_, widths_);
   if (stem_channels_.size() != 3) {
-    fail("stem_channels must have 3 entries, got " +
-         std::to_string(stem_channels_.size()));
+    nfnet_fail("stem_channels must have 3 entries, got " +
+               std::to_string(stem_channels_.size()));
   }
   for (auto c : stem_channels_) {
     if (c < 1)
-      fail("stem_channels entries must be >= 1, got " + std::to_string(c));
+      nfnet_fail("stem_channels entries must be >= 1, got " +
+                 std::to_string(c));
   }
   if (group_width_ < 1)
-    fail("group_width must be >= 1, got " + std::to_string(group_width_));
+    nfnet_fail("group_width must be >= 1, got " + std::to_string(group_width_));
   if (widths_[0] < 2)
-    fail("widths[0] must be >= 2, got " + std::to_string(widths_[0]));
+    nfnet_fail("widths[0] must be >= 2, got " + std::to_string(widths_[0]));
   for (size_t s = 0; s < 4; ++s) {
     if (depths_[s] < 1)
-      fail("depths entries must be >= 1, got " + std::to_string(depths_[s]));
+      nfnet_fail("depths entries must be >= 1, got " +
+                 std::to_string(depths_[s]));
     const auto w = static_cast<int64_t>(
         std::floor(static_cast<double>(widths_[s]) * expansion_));
     if (w / group_width_ < 1) {
-      fail("widths[" + std::to_string(s) +
-           "] · expansion must be >= group_width " +
-           std::to_string(group_width_) + ", got width " +
-           std::to_string(widths_[s]));
+      nfnet_fail("widths[" + std::to_string(s) +
+                 "] · expansion must be >= group_width " +
+                 std::to_string(group_width_) + ", got width " +
+                 std::to_string(widths_[s]));
     }
   }
   if (!(se_ratio_ > 0.0))
-    fail("se_ratio must be > 0, got " + std::to_string(se_ratio_));
+    nfnet_fail("se_ratio must be > 0, got " + std::to_string(se_ratio_));
   if (final_conv_multiplier_ < 1) {
-    fail("final_conv_multiplier must be >= 1, got " +
-         std::to_string(final_conv_multiplier_));
+    nfnet_fail("final_conv_multiplier must be >= 1, got " +
+               std::to_string(final_conv_multiplier_));
   }
   detail::check_nf_head("NFNet", num_classes_, in_channels_, stochastic_depth_,
                         dropout_);

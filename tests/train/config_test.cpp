@@ -12,25 +12,19 @@
 #include <type_traits>
 #include <variant>
 
+#include "error_helpers.h"
+
 namespace dptrain::train {
 namespace {
 
 namespace fs = std::filesystem;
+using test_support::error_of;
 
 TrainConfig valid_config() {
   TrainConfig c;
   c.target_epsilon = 3.0;
   c.epochs = 2;
   return c;
-}
-
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const std::invalid_argument& e) {
-    return e.what();
-  }
-  return "<no std::invalid_argument thrown>";
 }
 
 TEST(TrainConfig, DefaultsWithBudgetAreValid) {
@@ -99,7 +93,7 @@ TEST(TrainConfig, EachBadFieldNamesItsFlagAndValue) {
   for (const auto& bad : cases) {
     TrainConfig c = valid_config();
     bad.mutate(c);
-    const auto msg = error_of([&] { c.validate(); });
+    const auto msg = error_of<std::invalid_argument>([&] { c.validate(); });
     EXPECT_NE(msg.find(bad.expected), std::string::npos)
         << bad.name << ": " << msg;
   }
@@ -142,7 +136,8 @@ TEST_F(TomlConfig, ReadsKebabAndSnakeKeys) {
 TEST_F(TomlConfig, UnknownKeyNamesFileAndKey) {
   write("target-epsilonn = 3\n");
   TrainConfig c;
-  const auto msg = error_of([&] { apply_toml_file(path_, c); });
+  const auto msg =
+      error_of<std::invalid_argument>([&] { apply_toml_file(path_, c); });
   EXPECT_NE(msg.find(path_), std::string::npos) << msg;
   EXPECT_NE(msg.find("unknown key 'target-epsilonn'"), std::string::npos)
       << msg;
@@ -151,7 +146,8 @@ TEST_F(TomlConfig, UnknownKeyNamesFileAndKey) {
 TEST_F(TomlConfig, WrongTypeNamesKey) {
   write("batch-size = \"big\"\n");
   TrainConfig c;
-  const auto msg = error_of([&] { apply_toml_file(path_, c); });
+  const auto msg =
+      error_of<std::invalid_argument>([&] { apply_toml_file(path_, c); });
   EXPECT_NE(msg.find("key 'batch-size': expected an integer"),
             std::string::npos)
       << msg;
@@ -160,20 +156,22 @@ TEST_F(TomlConfig, WrongTypeNamesKey) {
 TEST_F(TomlConfig, SyntaxErrorNamesFile) {
   write("target-epsilon = = 3\n");
   TrainConfig c;
-  const auto msg = error_of([&] { apply_toml_file(path_, c); });
+  const auto msg =
+      error_of<std::invalid_argument>([&] { apply_toml_file(path_, c); });
   EXPECT_NE(msg.find(path_), std::string::npos) << msg;
 }
 
 TEST_F(TomlConfig, MissingFileNamesFile) {
   TrainConfig c;
-  const auto msg =
-      error_of([&] { apply_toml_file("/nonexistent/run.toml", c); });
+  const auto msg = error_of<std::invalid_argument>(
+      [&] { apply_toml_file("/nonexistent/run.toml", c); });
   EXPECT_NE(msg.find("/nonexistent/run.toml"), std::string::npos) << msg;
 }
 
 TEST_F(TomlConfig, MissingFileSaysSo) {
   TrainConfig c;
-  EXPECT_EQ(error_of([&] { apply_toml_file("/nonexistent/run.toml", c); }),
+  EXPECT_EQ(error_of<std::invalid_argument>(
+                [&] { apply_toml_file("/nonexistent/run.toml", c); }),
             "config '/nonexistent/run.toml': no such file");
 }
 
@@ -181,7 +179,7 @@ TEST_F(TomlConfig, MissingFileSaysSo) {
 TEST_F(TomlConfig, FolderIsNotARegularFile) {
   const std::string dir = fs::temp_directory_path().string();
   TrainConfig c;
-  EXPECT_EQ(error_of([&] { apply_toml_file(dir, c); }),
+  EXPECT_EQ(error_of<std::invalid_argument>([&] { apply_toml_file(dir, c); }),
             "config '" + dir + "': not a regular file (a folder)");
 }
 
