@@ -3,30 +3,55 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <dlfcn.h>
+
+#include <cstdlib>
 #include <stdexcept>
 #include <thread>
 
 namespace dptrain::train {
 namespace {
 
-TEST(Runtime, ZeroThreadsMeansHardwareConcurrency) {
+// These tests change process-wide thread counts; the fixture puts back what
+// the process had, so that the tests after them in the same binary run as
+// they would alone (LibTorch 2 + OpenBLAS 2 threads made them 3x slower).
+class Runtime : public ::testing::Test {
+ protected:
+  void TearDown() override {
+    at::set_num_threads(torch_threads_);
+    using SetThreads = void (*)(int);
+    if (auto* set_blas = reinterpret_cast<SetThreads>(
+            dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) {
+      if (blas_threads_ > 0) set_blas(blas_threads_);
+    }
+  }
+  int torch_threads_ = at::get_num_threads();
+  int blas_threads_ = blas_num_threads();
+};
+
+TEST_F(Runtime, ZeroThreadsMeansHardwareConcurrency) {
   set_num_threads(0);
   EXPECT_EQ(
       at::get_num_threads(),
       static_cast<int>(std::max(1U, std::thread::hardware_concurrency())));
   set_num_threads(1);
   EXPECT_EQ(at::get_num_threads(), 1);
-  // The BLAS's own pool follows (OpenBLAS; 0 means another BLAS).
-  if (blas_is_openblas()) {
-    EXPECT_EQ(blas_num_threads(), 1);
-  }
+}
+
+TEST_F(Runtime, BlasRunsOnTheCallingThreadUnlessTheUserSaidOtherwise) {
+  if (!blas_is_openblas()) GTEST_SKIP() << "not OpenBLAS";
+  const char* user = std::getenv("OPENBLAS_NUM_THREADS");
   set_num_threads(2);
-  if (blas_is_openblas()) {
-    EXPECT_EQ(blas_num_threads(), 2);
+  EXPECT_EQ(at::get_num_threads(), 2);
+  if (user == nullptr) {
+    EXPECT_EQ(blas_num_threads(), 1);
+  } else {
+    EXPECT_EQ(blas_num_threads(), blas_threads_)
+        << "OPENBLAS_NUM_THREADS=" << user << " was overridden";
   }
 }
 
-TEST(Runtime, RejectsNegativeAndAbsurdThreadCounts) {
+TEST_F(Runtime, RejectsNegativeAndAbsurdThreadCounts) {
   const int most =
       4 * static_cast<int>(std::max(1U, std::thread::hardware_concurrency()));
   const std::string expected =
@@ -44,16 +69,15 @@ TEST(Runtime, RejectsNegativeAndAbsurdThreadCounts) {
   }
   set_num_threads(most);  // the bound itself is allowed
   EXPECT_EQ(at::get_num_threads(), most);
-  set_num_threads(0);
 }
 
-TEST(Runtime, ParsesCpuDevice) {
+TEST_F(Runtime, ParsesCpuDevice) {
   EXPECT_TRUE(parse_device("cpu").is_cpu());
   const auto automatic = parse_device("auto");
   EXPECT_EQ(automatic.is_cuda(), torch::cuda::is_available());
 }
 
-TEST(Runtime, RejectsUnknownDeviceNamingIt) {
+TEST_F(Runtime, RejectsUnknownDeviceNamingIt) {
   try {
     parse_device("tpu9");
     FAIL() << "expected std::invalid_argument";
@@ -62,12 +86,12 @@ TEST(Runtime, RejectsUnknownDeviceNamingIt) {
   }
 }
 
-TEST(Runtime, RejectsCudaWhenAbsent) {
+TEST_F(Runtime, RejectsCudaWhenAbsent) {
   if (torch::cuda::is_available()) GTEST_SKIP() << "CUDA present";
   EXPECT_THROW(parse_device("cuda:0"), std::invalid_argument);
 }
 
-TEST(Runtime, FindsLoadedBlas) {
+TEST_F(Runtime, FindsLoadedBlas) {
   // Force LibTorch to load its BLAS by doing a matmul.
   auto a = torch::ones({64, 64});
   auto b = torch::mm(a, a);

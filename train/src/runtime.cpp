@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -33,13 +34,21 @@ void set_num_threads(int threads) {
   }
   if (threads == 0) threads = hardware;
   at::set_num_threads(threads);
-  // OpenBLAS's pthread build keeps its own thread pool, which
-  // at::set_num_threads does not reach: `--threads 1` still ran its matmuls
-  // on two threads. Set it too when the loaded BLAS exports the setter.
+  // OpenBLAS's pthread build keeps its own pool, which at::set_num_threads
+  // does not reach. LibTorch calls the BLAS from inside its own parallel
+  // loops (convolutions over the batch, bmm), where a second pool of N
+  // threads per caller oversubscribes the cores. Measured on a 2-core AMD
+  // EPYC (bench step, LibTorch 2 threads, OpenBLAS 1 vs 2): WRN-16-4 B=32
+  // 816 vs 901 ms non-private and 1013 vs 1242 ms DP, seq B=16 97 vs 139 and
+  // 120 vs 204 ms, griffin-25m 3.7 vs 4.8 s; LibTorch 1 + OpenBLAS 2 was
+  // slower still (WRN 1717 ms). So the BLAS runs on the calling thread,
+  // unless the user set OPENBLAS_NUM_THREADS, which is then left alone.
   using SetThreads = void (*)(int);
-  if (auto* set_blas = reinterpret_cast<SetThreads>(
-          dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) {
-    set_blas(threads);
+  if (std::getenv("OPENBLAS_NUM_THREADS") == nullptr) {
+    if (auto* set_blas = reinterpret_cast<SetThreads>(
+            dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) {
+      set_blas(1);
+    }
   }
 }
 

@@ -10,13 +10,15 @@ namespace dptrain::train {
 /// "dptrain 0.1.0 (LibTorch x.y.z)".
 std::string version_string();
 
-/// Sets LibTorch's intra-op thread count and OpenBLAS's own thread pool.
+/// Sets LibTorch's intra-op thread count, and OpenBLAS's own thread pool to
+/// one thread (LibTorch's threads call the BLAS; see runtime.cpp for the
+/// measurements) unless OPENBLAS_NUM_THREADS is set in the environment.
 /// `threads` = 0 uses one thread per hardware thread (LibTorch 1.13
 /// defaults to 1 on small VMs).
-/// Throws std::invalid_argument for a negative count.
+/// Throws std::invalid_argument for a negative or absurd count.
 void set_num_threads(int threads);
-/// The loaded OpenBLAS's own thread count (set by set_num_threads too), or 0
-/// when the BLAS is not OpenBLAS.
+/// The loaded OpenBLAS's own thread count, or 0 when the BLAS is not
+/// OpenBLAS.
 int blas_num_threads();
 
 /// Path of the BLAS shared library mapped into this process (read from
