@@ -74,6 +74,7 @@ int main(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber);
   add_account_commands(app);
   add_report_command(app);
+  add_launch_command(app);
   // Listed for --help; `dptrain NAME` never reaches this parser.
   for (const auto& c : kCommandSummaries) {
     if (c.needs_torch) app.add_subcommand(c.name, c.summary);

@@ -57,6 +57,12 @@ inline constexpr CommandSummary kCommandSummaries[] = {
      "draws), sampling synthetic data sets, and evaluating them (downstream "
      "accuracy, FID).",
      true},
+    {"launch",
+     "Start N local ranks of a data-parallel run (torchrun's environment: "
+     "RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT): dptrain launch "
+     "--nproc 2 -- train ...; on several hosts, the same command on each with "
+     "--nnodes, --node-rank and --master-addr",
+     false},
     {"bench", "Measure the cost of privacy", true},
     {"audit",
      "Empirical privacy audit in one run: trains a small MLP on synthetic "

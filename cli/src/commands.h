@@ -37,6 +37,7 @@ void add_data_command(CLI::App& app);
 void add_model_command(CLI::App& app);     // model info, model list
 void add_account_commands(CLI::App& app);  // account, calibrate
 void add_report_command(CLI::App& app);    // torch-free too
+void add_launch_command(CLI::App& app);    // torch-free: starts ranks
 void add_train_command(CLI::App& app);
 void add_generate_command(CLI::App& app);   // text from an LM checkpoint
 void add_bench_command(CLI::App& app);      // bench step

@@ -32,6 +32,7 @@ int main(int argc, char** argv) {
   add_model_command(app);
   add_account_commands(app);
   add_report_command(app);
+  add_launch_command(app);
   add_train_command(app);
   add_generate_command(app);
   add_bench_command(app);

@@ -4,6 +4,8 @@
 // from TrainConfig's field table (train/config.h), one per field; `--config
 // FILE` reads the same keys from TOML and flags given on the command line
 // override the file.
+#include <chrono>
+#include <cstdint>
 #include <fstream>
 #include <functional>
 #include <iostream>
@@ -24,6 +26,7 @@
 #include "dptrain/train/checkpoint.h"
 #include "dptrain/train/config.h"
 #include "dptrain/train/diffusion_trainer.h"
+#include "dptrain/train/distributed.h"
 #include "dptrain/train/image_run.h"
 #include "dptrain/train/lm_trainer.h"
 #include "dptrain/train/recipes.h"
@@ -63,6 +66,28 @@ void add_train_command(CLI::App& app) {
       config = given(base);
       if (config.epochs == 0 && config.steps == 0)
         config.epochs = recipe->epochs;
+    }
+    // A rank of a data-parallel run (dptrain launch, torchrun's variables):
+    // rank 0 alone speaks and writes (train/distributed.h).
+    const auto env = train::distributed_env_from_environment();
+    if (env.distributed()) {
+      if (config.task == "diffusion") {
+        throw std::invalid_argument(
+            "WORLD_SIZE=" + std::to_string(env.world_size) +
+            ": data-parallel training supports --task classify and lm, not "
+            "diffusion");
+      }
+      train::set_process_communicator(train::connect_gloo(
+          env, std::chrono::milliseconds(static_cast<std::int64_t>(
+                   config.collective_timeout * 1000.0))));
+      if (env.rank != 0) {
+        config.summary.clear();
+        config.save_weights.clear();
+        config.metrics.clear();
+      }
+    }
+    const bool speaks = env.rank == 0;
+    if (recipe != nullptr && speaks) {
       std::cout << "recipe: " << recipe->model << " from " << recipe->source
                 << ": " << recipe->settings << ", " << recipe->epochs
                 << " epochs (flags override it; --recipe none turns it off)"
@@ -73,11 +98,18 @@ void add_train_command(CLI::App& app) {
                    : config.task == "diffusion"
                        ? train::run_diffusion_finetuning(config)
                        : train::run_image_training(config).summary_json;
-    if (recipe != nullptr) {
-      auto j = nlohmann::json::parse(summary);
+    auto j = nlohmann::json::parse(summary);
+    if (recipe != nullptr)
       j["recipe"] = recipe->model + " from " + recipe->source;
-      summary = j.dump();
+    if (env.distributed()) {
+      j["world_size"] = env.world_size;
+      j["distributed"] =
+          "data-parallel over c10d/Gloo: one global Poisson batch shared "
+          "between the ranks, clipped sums all-reduced, noise drawn once (rank "
+          "0)";
     }
+    summary = j.dump();
+    if (!speaks) return;
     std::cout << summary << std::endl;
     if (!config.summary.empty()) {
       train::write_file_atomically(config.summary, summary + "\n");

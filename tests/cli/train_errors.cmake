@@ -46,3 +46,21 @@ add_test(NAME Cli.RecipeNoneKeepsTheBareDefaults
 set_tests_properties(Cli.RecipeNoneKeepsTheBareDefaults PROPERTIES LABELS fast
   PASS_REGULAR_EXPRESSION "expected batch 256.*max_grad_norm = 1,"
   FAIL_REGULAR_EXPRESSION "recipe: ")
+
+# dptrain launch: 2 and 3 Gloo ranks equal one process; a killed rank stops
+# the run with its name; --resume finishes it.
+add_test(NAME Cli.LaunchRanksEqualOneProcessAndSurviveAKilledRank
+         COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/launch_test.sh $<TARGET_FILE:dptrain>)
+set_tests_properties(Cli.LaunchRanksEqualOneProcessAndSurviveAKilledRank PROPERTIES LABELS fast
+                     PASS_REGULAR_EXPRESSION "4 passed, 0 failed" TIMEOUT 300)
+dptrain_cli_error_test(LaunchNeedsACommand "command is required"
+  launch --nproc 2)
+add_test(NAME Cli.DiffusionIsNotDataParallel
+         COMMAND dptrain train --task diffusion --noise-multiplier 1 --steps 1)
+set_tests_properties(Cli.DiffusionIsNotDataParallel PROPERTIES LABELS fast
+  ENVIRONMENT "WORLD_SIZE=2;RANK=0"
+  PASS_REGULAR_EXPRESSION "error: WORLD_SIZE=2: data-parallel training supports --task classify and lm")
+add_test(NAME Cli.BadRankIsNamed COMMAND dptrain train --noise-multiplier 1 --steps 1)
+set_tests_properties(Cli.BadRankIsNamed PROPERTIES LABELS fast
+  ENVIRONMENT "WORLD_SIZE=2;RANK=5"
+  PASS_REGULAR_EXPRESSION "error: environment variable RANK='5': expected an integer in \\[0, 1\\]")

@@ -8,10 +8,14 @@
 #include <torch/torch.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <thread>
 
 #include "dptrain/accountant/rdp_accountant.h"
 #include "dptrain/dp/clipping/engine.h"
@@ -20,6 +24,7 @@
 #include "dptrain/dp/mechanism/noise_generator.h"
 #include "dptrain/dp/mechanism/poisson_sampler.h"
 #include "dptrain/train/checkpoint.h"
+#include "dptrain/train/distributed.h"
 #include "dptrain/train/ledger.h"
 #include "error_helpers.h"
 #include "temp_dir_test.h"
@@ -543,6 +548,127 @@ TEST(Ledger, DropsALineCutShortAndRefusesAMalformedOne) {
             "privacy ledger '" + file +
                 "' line 6: expected 'step <q> <sigma>', got 'step 0.25 oops'");
   std::filesystem::remove_all(dir);
+}
+
+// Data-parallel runs (distributed.h), ranks as threads of this process over
+// Gloo on localhost: the union of the ranks' shares is the batch, no example
+// is seen twice, and a W-rank seeded run is the one-process run: the same
+// batches, one noise draw per step (rank 0's), the same weights up to the
+// order of the sums.
+TEST(DataParallel, RankSharesAreDisjointAndMakeTheBatch) {
+  const std::vector<std::int64_t> batch{7, 3, 9, 0, 12, 5, 8};
+  for (int world = 1; world <= 4; ++world) {
+    std::vector<std::int64_t> all;
+    for (int r = 0; r < world; ++r) {
+      const auto share = rank_share(batch, r, world);
+      all.insert(all.end(), share.begin(), share.end());
+    }
+    std::sort(all.begin(), all.end());
+    std::vector<std::int64_t> sorted = batch;
+    std::sort(sorted.begin(), sorted.end());
+    EXPECT_EQ(all, sorted) << "world " << world;
+  }
+  EXPECT_TRUE(rank_share({}, 1, 2).empty());
+  EXPECT_THROW(rank_share(batch, 2, 2), std::invalid_argument);
+}
+
+TEST(DataParallel, EnvironmentErrorsNameTheVariable) {
+  setenv("WORLD_SIZE", "2", 1);
+  unsetenv("RANK");
+  EXPECT_NE(error_of([] {
+              distributed_env_from_environment();
+            }).find("RANK is not set"),
+            std::string::npos);
+  setenv("RANK", "2", 1);
+  EXPECT_NE(error_of([] {
+              distributed_env_from_environment();
+            }).find("RANK='2': expected an integer in [0, 1]"),
+            std::string::npos);
+  setenv("RANK", "1", 1);
+  setenv("MASTER_PORT", "http", 1);
+  EXPECT_NE(error_of([] {
+              distributed_env_from_environment();
+            }).find("MASTER_PORT='http'"),
+            std::string::npos);
+  unsetenv("MASTER_PORT");
+  const auto env = distributed_env_from_environment();
+  EXPECT_EQ(env.rank, 1);
+  EXPECT_EQ(env.world_size, 2);
+  unsetenv("WORLD_SIZE");
+  unsetenv("RANK");
+  EXPECT_FALSE(distributed_env_from_environment().distributed());
+}
+
+// A port for this test's store: distinct per process and world size, so that
+// ctest's parallel shards do not meet.
+int test_port(int world) {
+  return 20000 + static_cast<int>(getpid() % 4000) * 4 + world;
+}
+
+TEST(DataParallel, SeededRunsOfTwoAndThreeRanksEqualTheOneProcessRun) {
+  const Data d = make_data();
+  for (const std::int64_t k : {1, 2}) {
+    TrainConfig c = wiring_config();
+    c.max_physical_batch_size = 2 * k;
+    auto single = make_model(5);
+    std::vector<Draw> single_draws;
+    {
+      PrivateLoop loop(single, c);
+      loop.log = [](const std::string&) {};
+      loop.set_noise_generator(std::make_unique<RecordingNoise>(
+          single_draws, loop.engine().parameters(), 99));
+      loop.run(make_task(d, *single, k));
+    }
+    ASSERT_EQ(single_draws.size(), 5U);
+    for (const int world : {2, 3}) {
+      SCOPED_TRACE("K = " + std::to_string(k) + ", " + std::to_string(world) +
+                   " ranks");
+      std::vector<std::shared_ptr<TinyImpl>> models;
+      for (int r = 0; r < world; ++r) models.push_back(make_model(5));
+      std::vector<std::vector<Draw>> draws(static_cast<std::size_t>(world));
+      std::vector<std::string> errors(static_cast<std::size_t>(world));
+      std::vector<LoopResult> results(static_cast<std::size_t>(world));
+      std::vector<std::thread> ranks;
+      for (int r = 0; r < world; ++r) {
+        ranks.emplace_back([&, r] {
+          const auto i = static_cast<std::size_t>(r);
+          try {
+            DistributedEnv env;
+            env.rank = r;
+            env.world_size = world;
+            env.master_port = test_port(world) + static_cast<int>(k) * 8;
+            std::shared_ptr<Communicator> communicator =
+                connect_gloo(env, std::chrono::seconds(60));
+            PrivateLoop loop(models[i], c);
+            loop.log = [](const std::string&) {};
+            loop.set_communicator(communicator);
+            loop.set_noise_generator(std::make_unique<RecordingNoise>(
+                draws[i], loop.engine().parameters(), 99));
+            results[i] = loop.run(make_task(d, *models[i], k));
+          } catch (const std::exception& e) {
+            errors[i] = e.what();
+          }
+        });
+      }
+      for (auto& t : ranks) t.join();
+      for (int r = 0; r < world; ++r) {
+        const auto i = static_cast<std::size_t>(r);
+        ASSERT_EQ(errors[i], "") << "rank " << r;
+        EXPECT_EQ(results[i].steps, 5);
+        EXPECT_DOUBLE_EQ(results[i].epsilon, results[0].epsilon);
+        // Noise exactly once per step: on rank 0, the one-process draws.
+        EXPECT_EQ(draws[i].size(), r == 0 ? 5U : 0U) << "rank " << r;
+        const auto got = parameters_of(*models[i]);
+        const auto want = parameters_of(*single);
+        ASSERT_EQ(got.size(), want.size());
+        for (std::size_t p = 0; p < got.size(); ++p) {
+          EXPECT_TRUE(torch::allclose(got[p], want[p], 1e-12, 1e-12))
+              << "rank " << r << " parameter " << p << ": "
+              << (got[p] - want[p]).abs().max().item<double>();
+        }
+      }
+    }
+  }
 }
 
 }  // namespace

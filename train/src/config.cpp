@@ -300,6 +300,9 @@ void TrainConfig::validate() const {
           str(ema_decay));
   require(polyak_start >= -1, "polyak-start",
           "must be a step >= 0, or -1 for off", str(polyak_start));
+  require(std::isfinite(collective_timeout) && collective_timeout > 0,
+          "collective-timeout", "must be a finite number of seconds > 0",
+          str(collective_timeout));
   require(checkpoint_every >= 0, "checkpoint-every", "must be >= 0",
           str(checkpoint_every));
   if (resume && checkpoint.empty()) {
@@ -512,6 +515,9 @@ const std::vector<ConfigField>& config_fields() {
       {"device", &TrainConfig::device, "cpu, cuda, cuda:N or auto"},
       {"checkpoint", &TrainConfig::checkpoint,
        "checkpoint file (written atomically)"},
+      {"collective-timeout", &TrainConfig::collective_timeout,
+       "data-parallel runs (dptrain launch, or WORLD_SIZE > 1): seconds a "
+       "rank waits for the others at a collective before it stops"},
       {"checkpoint-every", &TrainConfig::checkpoint_every,
        "steps between checkpoints; 0 = each epoch"},
       {"resume", &TrainConfig::resume,

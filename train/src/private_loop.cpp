@@ -23,6 +23,7 @@
 #include "dptrain/dp/mechanism/privacy_budget.h"
 #include "dptrain/dp/mechanism/shuffled_sampler.h"
 #include "dptrain/train/checkpoint.h"
+#include "dptrain/train/distributed.h"
 #include "dptrain/train/dp_plan.h"
 #include "dptrain/train/ledger.h"
 #include "dptrain/train/optimization.h"
@@ -172,7 +173,12 @@ struct PrivateLoop::State {
   std::unique_ptr<Optimization> optimization;  // optimizer, schedule, EMA
   std::unique_ptr<dp::PrivacyBudget> budget;   // events so far; the stop rule
   std::unique_ptr<dp::NoiseGenerator> injected_noise;  // set_noise_generator
+  std::shared_ptr<Communicator> communicator;  // data-parallel runs only
 };
+
+void PrivateLoop::set_communicator(std::shared_ptr<Communicator> communicator) {
+  state_->communicator = std::move(communicator);
+}
 
 void PrivateLoop::set_noise_generator(
     std::unique_ptr<dp::NoiseGenerator> generator) {
@@ -187,6 +193,7 @@ PrivateLoop::PrivateLoop(std::shared_ptr<torch::nn::Module> model,
   s.model = std::move(model);
   s.config = *config;
   s.device = parse_device(s.config.device);
+  s.communicator = process_communicator();
   s.model->to(s.device);
   dp::ClippingOptions clip(s.config.max_grad_norm);
   clip.mode(s.config.clipping == "per-layer" ? dp::ClipMode::kPerLayer
@@ -227,7 +234,15 @@ class PrivateLoop::Run {
     open_record();
     make_plan();
     build_mechanism();
-    if (resume_archive_) restore();
+    if (resume_archive_) {
+      on_every_rank("loading the checkpoint", [&] { restore(); });
+      // A secret key is drawn afresh by load() on each rank; give them all
+      // rank 0's.
+      if (s_.communicator && !c_.seed) {
+        sampler_->replace_key(
+            share_key(*s_.communicator, dp::os_entropy_key()));
+      }
+    }
     announce();
     prepare_steps();
     while (step_ < plan_.steps && step()) {
@@ -240,7 +255,36 @@ class PrivateLoop::Run {
   }
 
  private:
-  void log(const std::string& line) const { loop_.log(line); }
+  void log(const std::string& line) const {
+    if (rank0()) loop_.log(line);
+  }
+  // Rank 0 of a data-parallel run, or the only process: the one that writes.
+  bool rank0() const {
+    return !s_.communicator || s_.communicator->rank() == 0;
+  }
+  // Runs `part` on every rank, then agrees: when it threw on any rank, every
+  // rank throws (its own error, or one pointing at the rank that failed), so
+  // that no rank waits for a collective the others will never join.
+  template <typename Part>
+  void on_every_rank(const char* what, Part part) {
+    if (!s_.communicator) return part();
+    std::exception_ptr error;
+    try {
+      part();
+    } catch (...) {
+      error = std::current_exception();
+    }
+    std::vector<at::Tensor> failed{
+        torch::full({1}, error ? 1.0 : 0.0, torch::kDouble)};
+    s_.communicator->all_reduce_sum(failed);
+    if (error) std::rethrow_exception(error);
+    if (failed[0].item<double>() > 0) {
+      throw std::runtime_error(
+          std::string("rank ") + std::to_string(s_.communicator->rank()) +
+          ": another rank failed while " + what +
+          " (its message is in its output; rank 0's is the log)");
+    }
+  }
   double elapsed() const {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() -
                                          wall_start_)
@@ -264,7 +308,17 @@ class PrivateLoop::Run {
   // 7): one run at a time; a fresh run never replaces a record unless told
   // to; a resumed run reads its σ and state.
   void open_record() {
-    if (!c_.checkpoint.empty()) {
+    // Rank 0 owns the record (lock, ledger); the others read the ledger and
+    // checkpoint once rank 0 has opened (and, if need be, repaired) them.
+    on_every_rank("opening the checkpoint", [&] {
+      if (rank0()) open_record_here();
+    });
+    on_every_rank("reading the checkpoint", [&] {
+      if (!rank0()) open_record_here();
+    });
+  }
+  void open_record_here() {
+    if (!c_.checkpoint.empty() && rank0()) {
       lock_ = std::make_unique<CheckpointLock>(c_.checkpoint);
       const int stale = remove_stale_temporaries(c_.checkpoint) +
                         remove_stale_temporaries(ledger_path(c_.checkpoint));
@@ -286,6 +340,8 @@ class PrivateLoop::Run {
             "ledger with the checkpoint)");
       }
       if (c_.resume) ledger_ = PrivacyLedger::open(record);
+    } else if (!c_.checkpoint.empty() && c_.resume) {
+      ledger_ = PrivacyLedger::open(ledger_path(c_.checkpoint));  // read only
     }
     if (c_.resume) {
       resume_archive_ = std::make_unique<torch::serialize::InputArchive>();
@@ -344,8 +400,11 @@ class PrivateLoop::Run {
   // optimizer.
   void build_mechanism() {
     const std::int64_t n = plan_.dataset_size;
-    const dp::ChaChaKey key =
+    dp::ChaChaKey key =
         c_.seed ? dp::key_from_seed(*c_.seed) : dp::os_entropy_key();
+    // One global batch per step for the whole run: every rank samples with
+    // rank 0's key and keeps its share (distributed.h).
+    if (s_.communicator) key = share_key(*s_.communicator, key);
     const auto key_policy =
         c_.seed ? dp::SamplerKey::kReproducible : dp::SamplerKey::kSecret;
     if (plan_.sampler == "poisson") {
@@ -456,7 +515,7 @@ class PrivateLoop::Run {
       log(std::string("WARNING: ") + kSeededNotice +
           " (the seed determines the batches and the noise)");
     }
-    if (!c_.checkpoint.empty() && !c_.resume) {
+    if (!c_.checkpoint.empty() && !c_.resume && rank0()) {
       ledger_ = PrivacyLedger::create(ledger_path(c_.checkpoint), run_id_,
                                       identity_.dump());
       save();
@@ -464,7 +523,7 @@ class PrivateLoop::Run {
   }
 
   void prepare_steps() {
-    metrics_ = std::make_unique<MetricsLog>(c_.metrics);
+    metrics_ = std::make_unique<MetricsLog>(rank0() ? c_.metrics : "");
     group_size_ = std::max<std::int64_t>(1, task_.group_size);
     chunk_examples_ =
         std::max<std::int64_t>(1, c_.max_physical_batch_size / group_size_);
@@ -490,9 +549,15 @@ class PrivateLoop::Run {
     }
     // Write-ahead (invariant 7): the step is on the ledger, on disk, before
     // anything it computes exists.
-    if (ledger_) ledger_->append(plan_.sample_rate, plan_.noise_multiplier);
+    if (ledger_ && rank0()) {
+      ledger_->append(plan_.sample_rate, plan_.noise_multiplier);
+    }
     s_.budget->record(plan_.step_event());
-    const auto batch = sampler_->next_batch();
+    auto batch = sampler_->next_batch();
+    if (s_.communicator) {
+      batch = rank_share(batch, s_.communicator->rank(),
+                         s_.communicator->world_size());
+    }
     for (auto& p : params_) {
       if (p.grad().defined()) p.mutable_grad().zero_();
     }
@@ -500,16 +565,29 @@ class PrivateLoop::Run {
       clip_chunk(chunk);
     }
     // Invariants 2 and 3: noise once per step, after every chunk, divided by
-    // the expected batch size.
-    dp::finalize_noisy_gradient(params_, noise_options_, *noise_);
+    // the expected batch size. Data-parallel: rank 0 alone adds its draw to
+    // its clipped sum, the sums are all-reduced, every rank divides: one draw
+    // in the sum (distributed.h).
+    if (s_.communicator) {
+      dp::validate(noise_options_);
+      if (rank0()) {
+        dp::add_gaussian_noise(params_, noise_options_.noise_std(), *noise_);
+      }
+      all_reduce_gradients(*s_.communicator, params_);
+      dp::divide_by_expected_batch_size(params_,
+                                        noise_options_.expected_batch_size);
+    } else {
+      dp::finalize_noisy_gradient(params_, noise_options_, *noise_);
+    }
     s_.optimization->step(*s_.model, step_);
     ++step_;
-    bar_->update(
-        step_ - epoch_ * plan_.steps_per_epoch,
-        "loss " +
-            format_fixed(stats_.count ? stats_.loss_sum / stats_.count : 0.0,
-                         3) +
-            " (non-private)");
+    if (rank0())
+      bar_->update(
+          step_ - epoch_ * plan_.steps_per_epoch,
+          "loss " +
+              format_fixed(stats_.count ? stats_.loss_sum / stats_.count : 0.0,
+                           3) +
+              " (non-private)");
     return true;
   }
 
@@ -590,7 +668,7 @@ class PrivateLoop::Run {
   }
 
   void save() const {
-    if (c_.checkpoint.empty()) return;
+    if (c_.checkpoint.empty() || !rank0()) return;
     torch::serialize::OutputArchive out;
     out.write("identity", c10::IValue(identity_.dump()));
     out.write("config", c10::IValue(to_json(c_)));

@@ -133,6 +133,9 @@ struct TrainConfig {
   std::string augment_crop = "pad";
   double crop_scale_min = 0.08;
   double ema_decay = 0.0;  ///< 0 = no EMA
+  /// Data-parallel runs (WORLD_SIZE > 1): how long a rank waits for the
+  /// others at a collective before it stops with an error, in seconds.
+  double collective_timeout = 300.0;
   /// >= 0: also keep the uniform (Polyak–Ruppert) average of the iterates
   /// from this step on, evaluated alongside the last iterate; -1 = off.
   std::int64_t polyak_start = -1;

@@ -31,6 +31,8 @@ class NoiseGenerator;
 
 namespace dptrain::train {
 
+class Communicator;
+
 class Optimization;
 
 /// Running statistics of the sampled examples since the last epoch end.
@@ -138,6 +140,11 @@ class PrivateLoop {
   /// The noise source of the next run() instead of the one the config
   /// implies (seeded or secure): for tests and audits. Its name() is logged.
   void set_noise_generator(std::unique_ptr<dp::NoiseGenerator> generator);
+
+  /// Makes the next run() one rank of a data-parallel run (distributed.h):
+  /// the batch shared between the ranks, the clipped sums all-reduced, noise
+  /// drawn on rank 0 only, outputs written by rank 0 only.
+  void set_communicator(std::shared_ptr<Communicator> communicator);
 
   /// Receives the plan, notes and per-epoch lines (default: standard output).
   std::function<void(const std::string&)> log;

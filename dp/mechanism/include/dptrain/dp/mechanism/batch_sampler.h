@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "dptrain/dp/archive/archive_fwd.h"
+#include "dptrain/dp/mechanism/secure_random.h"
 
 namespace dptrain::dp {
 
@@ -74,6 +75,11 @@ class BatchSampler {
   /// afresh from the OS. Throws std::runtime_error, changing nothing, when an
   /// entry is missing or kind, key policy, dataset_size or the rate differ.
   virtual void load(torch::serialize::InputArchive& archive) = 0;
+
+  /// Draws from `key` from now on (the step counter is kept). A
+  /// data-parallel run gives every rank rank 0's key, also after a resume
+  /// under SamplerKey::kSecret has drawn a fresh one on each rank.
+  virtual void replace_key(const ChaChaKey& key) = 0;
 };
 
 /// Splits a logical batch into consecutive physical chunks of at most

@@ -43,6 +43,7 @@ class PoissonSampler final : public BatchSampler {
   SamplerKey key_policy() const override { return key_policy_; }
   void save(torch::serialize::OutputArchive& archive) const override;
   void load(torch::serialize::InputArchive& archive) override;
+  void replace_key(const ChaChaKey& key) override { key_ = key; }
 
  private:
   int64_t dataset_size_;

@@ -42,6 +42,10 @@ class ShuffledFixedSizeSampler final : public BatchSampler {
   SamplerKey key_policy() const override { return key_policy_; }
   void save(torch::serialize::OutputArchive& archive) const override;
   void load(torch::serialize::InputArchive& archive) override;
+  void replace_key(const ChaChaKey& key) override {
+    key_ = key;
+    cached_epoch_ = -1;  // the cached permutation came from the old key
+  }
 
  private:
   const std::vector<int64_t>& permutation(int64_t epoch) const;
