@@ -94,7 +94,7 @@ Shape describe(hid_t dset, const std::string& path, const std::string& name) {
   return s;
 }
 
-std::string dims_string(const std::vector<hsize_t>& dims) {
+std::string hdf5_dims_string(const std::vector<hsize_t>& dims) {
   std::string s = "[";
   for (std::size_t i = 0; i < dims.size(); ++i) {
     s += (i ? ", " : "") + std::to_string(dims[i]);
@@ -135,12 +135,13 @@ at::Tensor read_int_vector(hid_t file, const std::string& path,
     throw DatasetError(path, std::string("wrong rank: ") + what +
                                  " dataset \"" + name +
                                  "\" must be [N] (or [N, 1, ...]), got " +
-                                 dims_string(s.dims));
+                                 hdf5_dims_string(s.dims));
   }
   if (s.dims[0] >
       static_cast<hsize_t>(std::numeric_limits<int32_t>::max()) * 64) {
-    throw DatasetError(path, std::string(what) + " dataset \"" + name +
-                                 "\" is too large: " + dims_string(s.dims));
+    throw DatasetError(path,
+                       std::string(what) + " dataset \"" + name +
+                           "\" is too large: " + hdf5_dims_string(s.dims));
   }
   auto out = torch::empty({static_cast<int64_t>(s.dims[0])}, torch::kLong);
   if (s.dims[0] > 0 && H5Dread(dset.get(), H5T_NATIVE_INT64, H5S_ALL, H5S_ALL,
@@ -162,19 +163,20 @@ at::Tensor read_images(hid_t dset, const std::string& path,
   hsize_t per_image = 1;
   for (hsize_t d : {h, w, c}) {
     if (d == 0) {
-      throw DatasetError(path,
-                         "images dataset \"" + name +
-                             "\" has a zero dimension: " + dims_string(s.dims));
+      throw DatasetError(
+          path, "images dataset \"" + name +
+                    "\" has a zero dimension: " + hdf5_dims_string(s.dims));
     }
     if (per_image > kMaxBytes / d) {
-      throw DatasetError(path, "images dataset \"" + name +
-                                   "\" is too large: " + dims_string(s.dims));
+      throw DatasetError(path,
+                         "images dataset \"" + name +
+                             "\" is too large: " + hdf5_dims_string(s.dims));
     }
     per_image *= d;
   }
   if (n > 0 && per_image > kMaxBytes / n) {
-    throw DatasetError(path, "images dataset \"" + name +
-                                 "\" is too large: " + dims_string(s.dims));
+    throw DatasetError(path, "images dataset \"" + name + "\" is too large: " +
+                                 hdf5_dims_string(s.dims));
   }
   auto out = torch::empty({static_cast<int64_t>(n), static_cast<int64_t>(c),
                            static_cast<int64_t>(h), static_cast<int64_t>(w)},
@@ -247,7 +249,7 @@ ImageDataset load_hdf5(const std::string& path, const Hdf5Options& options) {
       throw DatasetError(path,
                          "wrong rank: images dataset \"" + images_name +
                              "\" must be [N, H, W, C] or [N, H, W], got " +
-                             dims_string(s.dims));
+                             hdf5_dims_string(s.dims));
     }
     images =
         read_images(dset.get(), path, images_name, s, options.read_block_bytes);

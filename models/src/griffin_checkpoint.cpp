@@ -17,7 +17,7 @@ namespace {
 
 // A published parameter: how to read it from the model in the published
 // layout and how to write a published-layout tensor back.
-struct Entry {
+struct CheckpointEntry {
   std::string name;
   std::function<torch::Tensor()> get;
   std::function<void(const torch::Tensor&)> set;
@@ -28,21 +28,21 @@ void assign(const torch::Tensor& dst, const torch::Tensor& src) {
   dst.copy_(src.to(dst.options().requires_grad(false)));
 }
 
-Entry plain(const std::string& name, torch::Tensor param) {
+CheckpointEntry plain(const std::string& name, torch::Tensor param) {
   return {name, [param] { return param.detach().clone(); },
           [param](const torch::Tensor& t) { assign(param, t); }};
 }
 
 // Linear weights as the reference stores them ([out, in], nn.Linear).
-void add_linear(std::vector<Entry>& out, const std::string& prefix,
+void add_linear(std::vector<CheckpointEntry>& out, const std::string& prefix,
                 const dp::LinearImpl& l) {
   out.push_back(plain(prefix + ".weight", l.weight));
   if (l.bias.defined()) out.push_back(plain(prefix + ".bias", l.bias));
 }
 
 // BlockDiagonalLinear: w [H, bw, bw] with y_h = x_h · w[h]; b [H, bw].
-void add_block_diagonal(std::vector<Entry>& out, const std::string& prefix,
-                        torch::nn::ModuleList list) {
+void add_block_diagonal(std::vector<CheckpointEntry>& out,
+                        const std::string& prefix, torch::nn::ModuleList list) {
   std::vector<dp::LinearImpl*> layers;
   for (const auto& module : *list)
     layers.push_back(module->as<dp::LinearImpl>());
@@ -78,8 +78,8 @@ void add_block_diagonal(std::vector<Entry>& out, const std::string& prefix,
                  }});
 }
 
-std::vector<Entry> entries(GriffinImpl& m) {
-  std::vector<Entry> out;
+std::vector<CheckpointEntry> entries(GriffinImpl& m) {
+  std::vector<CheckpointEntry> out;
   out.push_back(plain("embedder.input_embedding", m.embedder->weight));
   for (size_t i = 0; i < m.blocks->size(); ++i) {
     auto* b = m.blocks[i]->as<ResidualBlockImpl>();

@@ -18,8 +18,8 @@ namespace dp = dptrain::dp;
 
 namespace {
 
-struct Net : torch::nn::Module {
-  Net() {
+struct WsNet : torch::nn::Module {
+  WsNet() {
     conv = register_module(
         "conv", dp::WSConv2d(dp::WSConv2dOptions(3, 4, 3).padding(1)));
   }
@@ -27,7 +27,7 @@ struct Net : torch::nn::Module {
   dp::WSConv2d conv{nullptr};
 };
 
-torch::Tensor row_loss(const torch::Tensor& y, const torch::Tensor& r) {
+torch::Tensor ws_row_loss(const torch::Tensor& y, const torch::Tensor& r) {
   return (r * y + 0.5 * y * y).flatten(1).sum(1);
 }
 
@@ -41,7 +41,7 @@ void clear(torch::nn::Module& m) {
 void check(bool freeze_weight, bool freeze_gain, int64_t size,
            const std::string& label, torch::Dtype dtype = torch::kDouble) {
   torch::manual_seed(5);
-  auto net = std::make_shared<Net>();
+  auto net = std::make_shared<WsNet>();
   net->to(torch::kDouble);
   {
     torch::NoGradGuard g;
@@ -61,8 +61,8 @@ void check(bool freeze_weight, bool freeze_gain, int64_t size,
   auto oracle = dp::microbatch_clip_and_accumulate(
       *net, batch,
       [&](int64_t i) {
-        return row_loss(net->forward(x.slice(0, i, i + 1)),
-                        r.slice(0, i, i + 1));
+        return ws_row_loss(net->forward(x.slice(0, i, i + 1)),
+                           r.slice(0, i, i + 1));
       },
       opts);
   std::vector<torch::Tensor> expected;
@@ -78,7 +78,7 @@ void check(bool freeze_weight, bool freeze_gain, int64_t size,
   {
     auto recording = engine.record();
     result = engine.clip_and_accumulate(
-        row_loss(net->forward(x.to(dtype)), r.to(dtype)));
+        ws_row_loss(net->forward(x.to(dtype)), r.to(dtype)));
   }
   const auto& want = oracle.diagnostics->norms;
   const auto got = result.diagnostics->norms.to(torch::kDouble);

@@ -12,13 +12,13 @@ namespace {
 
 using dptrain::test_support::expect_error;
 
-m::WideResNet tiny_wrn() {
+m::WideResNet small_wrn() {
   return m::WideResNet(
       m::WideResNetOptions(10, 1).stem_channels(4).norm_groups(2));
 }
 
 TEST(FineTuning, ResetClassifierChangesClassesKeepsDtype) {
-  auto net = tiny_wrn();
+  auto net = small_wrn();
   net->to(torch::kDouble);
   net->reset_classifier(3);
   EXPECT_EQ(net->num_classes(), 3);
@@ -37,7 +37,7 @@ TEST(FineTuning, ResetClassifierChangesClassesKeepsDtype) {
 }
 
 TEST(FineTuning, OnlyClassifierTrains) {
-  auto net = tiny_wrn();
+  auto net = small_wrn();
   auto names = m::train_only_classifier(*net);
   EXPECT_EQ(names,
             (std::vector<std::string>{"classifier.weight", "classifier.bias"}));
@@ -51,7 +51,7 @@ TEST(FineTuning, OnlyClassifierTrains) {
 }
 
 TEST(FineTuning, PatternSelectsLayers) {
-  auto net = tiny_wrn();
+  auto net = small_wrn();
   auto names = m::set_trainable(*net, "^stages\\.2\\.|^final_norm\\.");
   for (const auto& n : names) {
     EXPECT_TRUE(n.rfind("stages.2.", 0) == 0 || n.rfind("final_norm.", 0) == 0)
@@ -63,7 +63,7 @@ TEST(FineTuning, PatternSelectsLayers) {
 }
 
 TEST(FineTuning, PrepareResetsHeadAndFreezes) {
-  auto net = tiny_wrn();
+  auto net = small_wrn();
   auto names = m::prepare_fine_tuning(*net, {5, "classifier"});
   EXPECT_EQ(net->num_classes(), 5);
   EXPECT_EQ(names.size(), 2u);
@@ -75,7 +75,7 @@ TEST(FineTuning, PrepareResetsHeadAndFreezes) {
 }
 
 TEST(FineTuning, BadPatternsAreNamed) {
-  auto net = tiny_wrn();
+  auto net = small_wrn();
   expect_error<std::invalid_argument>(
       [&] { m::set_trainable(*net, "[oops"); },
       "trainable pattern '[oops' is not a valid regex");

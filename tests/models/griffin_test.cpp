@@ -40,7 +40,7 @@ m::Griffin tiny(const std::string& name,
   return model;
 }
 
-std::string temp_path(const std::string& stem) {
+std::string h5_temp_path(const std::string& stem) {
   return testing::TempDir() + "/" + stem + "_" +
          std::to_string(::testing::UnitTest::GetInstance()->random_seed()) +
          ".h5";
@@ -623,7 +623,7 @@ TEST(GriffinCheckpoint, Hdf5RoundTripByPublishedNames) {
   torch::manual_seed(12);
   auto src = tiny("griffin-tiny", torch::kFloat);
   perturb(*src);
-  const auto path = temp_path("griffin_roundtrip");
+  const auto path = h5_temp_path("griffin_roundtrip");
   m::save_griffin_hdf5(*src, path);
   torch::manual_seed(13);
   auto dst = tiny("griffin-tiny", torch::kFloat);
@@ -722,7 +722,7 @@ TEST(GriffinCheckpoint, ErrorsNameFileDatasetAndShape) {
   auto other = m::griffin_config("hawk-tiny");
   other.width = 32;
   m::Griffin wide(other);
-  const auto path = temp_path("griffin_wide");
+  const auto path = h5_temp_path("griffin_wide");
   m::save_griffin_hdf5(*wide, path);
   const auto msg = error_of([&] { m::load_griffin_hdf5(*model, path); });
   EXPECT_NE(msg.find("dataset 'embedder.input_embedding' has shape [256, 32], "

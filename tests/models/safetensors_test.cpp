@@ -37,7 +37,7 @@ std::string bytes(std::initializer_list<int> b) {
   return s;
 }
 
-std::string temp_path(const std::string& stem) {
+std::string safetensors_temp_path(const std::string& stem) {
   return testing::TempDir() + "/" + stem + "_" +
          std::to_string(::testing::UnitTest::GetInstance()->random_seed()) +
          ".safetensors";
@@ -179,7 +179,7 @@ TEST(Safetensors, LoadsTinyGriffinCheckpointByPublishedNames) {
   // Stored as BF16 for one tensor and F32 for the rest, as published files mix.
   auto published = m::published_parameters(*src);
   published[0].second = published[0].second.to(torch::kBFloat16);
-  const auto path = temp_path("griffin_tiny");
+  const auto path = safetensors_temp_path("griffin_tiny");
   m::write_safetensors(path, published);
 
   torch::manual_seed(4);
@@ -198,7 +198,7 @@ TEST(Safetensors, LoadsTinyGriffinCheckpointByPublishedNames) {
   // A checkpoint of another model (Hawk: no attention block 2): the file
   // and the parameter are named.
   auto hawk = m::Griffin(m::griffin_config("hawk-tiny"));
-  const auto hawk_path = temp_path("hawk_tiny");
+  const auto hawk_path = safetensors_temp_path("hawk_tiny");
   m::write_safetensors(hawk_path, m::published_parameters(*hawk));
   const auto msg = error_of<std::invalid_argument>(
       [&] { m::load_griffin_safetensors(*dst, hawk_path); });

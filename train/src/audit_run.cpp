@@ -28,7 +28,7 @@ constexpr std::int64_t kClasses = 4;
 // Canaries above this need a first layer of more than ~3·10⁷ weights.
 constexpr std::int64_t kMaxCanaries = 1'000'000;
 
-std::string str(double v) {
+std::string audit_str(double v) {
   std::ostringstream out;
   out << v;
   return out.str();
@@ -96,15 +96,15 @@ void validate(const AuditRunOptions& o) {
   }
   if (!(std::isfinite(o.alpha) && o.alpha > 0.0 && o.alpha < 1.0)) {
     throw std::invalid_argument("--alpha must be in (0, 1), got " +
-                                str(o.alpha));
+                                audit_str(o.alpha));
   }
   if (!(std::isfinite(o.canary_norm_factor) && o.canary_norm_factor >= 1.0)) {
     throw std::invalid_argument("canary_norm_factor must be >= 1, got " +
-                                str(o.canary_norm_factor));
+                                audit_str(o.canary_norm_factor));
   }
   if (!(std::isfinite(o.faults.noise_scale) && o.faults.noise_scale >= 0.0)) {
     throw std::invalid_argument("faults.noise_scale must be >= 0, got " +
-                                str(o.faults.noise_scale));
+                                audit_str(o.faults.noise_scale));
   }
   if (o.faults.split_noise_per_chunk && o.faults.full_noise_per_chunk) {
     throw std::invalid_argument(
@@ -131,7 +131,7 @@ std::string describe(const PlantedFaults& f) {
   const auto add = [&out](const std::string& s) {
     out += (out.empty() ? "" : ", ") + s;
   };
-  if (f.noise_scale != 1.0) add("noise scaled by " + str(f.noise_scale));
+  if (f.noise_scale != 1.0) add("noise scaled by " + audit_str(f.noise_scale));
   if (f.skip_clipping) add("clipping skipped");
   if (f.split_noise_per_chunk) add("noise sigma*C/K in each of K chunks");
   if (f.full_noise_per_chunk) add("noise sigma*C in each of K chunks");

@@ -1,5 +1,7 @@
 #include "dptrain/train/checkpoint.h"
 
+#include "file_helpers.h"
+
 #include <fcntl.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -20,9 +22,7 @@ constexpr std::uint32_t kFormatVersion = 1;
 // magic(8) + version(4) + payload length(8) + crc32(4)
 constexpr std::size_t kHeaderSize = 24;
 
-std::runtime_error io_error(const std::string& what, const std::string& path) {
-  return std::runtime_error(what + " '" + path + "': " + std::strerror(errno));
-}
+using detail::io_error;
 
 void put_u32(std::string& out, std::uint32_t v) {
   for (int i = 0; i < 4; ++i)

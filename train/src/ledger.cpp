@@ -1,5 +1,7 @@
 #include "dptrain/train/ledger.h"
 
+#include "file_helpers.h"
+
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -22,9 +24,7 @@ namespace {
 
 constexpr char kHeader[] = "dptrain privacy ledger v1";
 
-std::runtime_error io_error(const std::string& what, const std::string& path) {
-  return std::runtime_error(what + " '" + path + "': " + std::strerror(errno));
-}
+using detail::io_error;
 
 std::string exact(double v) {
   char buf[40];

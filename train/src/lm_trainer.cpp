@@ -1,5 +1,7 @@
 #include "dptrain/train/lm_trainer.h"
 
+#include "file_helpers.h"
+
 #include <torch/torch.h>
 
 #include <nlohmann/json.hpp>
@@ -79,10 +81,7 @@ models::GriffinConfig config_from_json(const nlohmann::json& j) {
   return c;
 }
 
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() &&
-         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
+using detail::ends_with;
 
 // Per-sequence losses of `rows` of `data`, padding masked when it has any.
 torch::Tensor row_losses(models::GriffinImpl& model,

@@ -1,5 +1,7 @@
 #include "dptrain/train/outputs.h"
 
+#include "file_helpers.h"
+
 #include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
@@ -17,10 +19,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() &&
-         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
+using detail::ends_with;
 
 // The file a path names, for comparison: absolute, with . and .. and
 // symbolic links of the existing part resolved.
