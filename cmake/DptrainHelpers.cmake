@@ -152,6 +152,10 @@ function(dptrain_add_test name)
       LABELS "${ARG_LABELS}" TIMEOUT 900
       ENVIRONMENT "${env};GTEST_TOTAL_SHARDS=${ARG_SHARDS};GTEST_SHARD_INDEX=${shard}")
   endforeach()
+  # Tests named *Cuda* skip themselves without a GPU (in the shards too);
+  # `ctest -L cuda` runs just them (scripts/gpu_check.sh).
+  add_test(NAME ${name}.cuda COMMAND ${name} --gtest_filter=*Cuda* --gtest_brief=1)
+  set_tests_properties(${name}.cuda PROPERTIES LABELS cuda TIMEOUT 900 ENVIRONMENT "${env}")
   add_test(NAME ${name}.slow COMMAND ${name} --gtest_filter=*Slow* --gtest_brief=1)
   set_tests_properties(${name}.slow PROPERTIES LABELS slow TIMEOUT 7200 ENVIRONMENT "${env}")
 endfunction()

@@ -38,9 +38,9 @@ set_tests_properties(Cli.ModelListCoversEveryModel PROPERTIES LABELS fast
 # Without --config, the model's recipe is taken and said in the log; flags
 # override it, --recipe none turns it off (checked on the plan line).
 add_test(NAME Cli.RecipeIsTakenAndSaid
-         COMMAND dptrain train --target-epsilon 1 --steps 1 --batch-size 1024)
+         COMMAND dptrain train --target-epsilon 1 --steps 1 --batch-size 512)
 set_tests_properties(Cli.RecipeIsTakenAndSaid PROPERTIES LABELS fast
-  PASS_REGULAR_EXPRESSION "recipe: cnn from configs/fashion_mnist_cnn_eps3.toml.*expected batch 1024.*max_grad_norm = 0.1")
+  PASS_REGULAR_EXPRESSION "recipe: cnn from configs/fashion_mnist_cnn_eps3_10epochs.toml.*expected batch 512.*max_grad_norm = 0.1")
 add_test(NAME Cli.RecipeNoneKeepsTheBareDefaults
          COMMAND dptrain train --target-epsilon 1 --steps 1 --recipe none)
 set_tests_properties(Cli.RecipeNoneKeepsTheBareDefaults PROPERTIES LABELS fast
@@ -64,3 +64,10 @@ add_test(NAME Cli.BadRankIsNamed COMMAND dptrain train --noise-multiplier 1 --st
 set_tests_properties(Cli.BadRankIsNamed PROPERTIES LABELS fast
   ENVIRONMENT "WORLD_SIZE=2;RANK=5"
   PASS_REGULAR_EXPRESSION "error: environment variable RANK='5': expected an integer in \\[0, 1\\]")
+
+# scripts/gpu_check.sh skips cleanly, with its reason as JSON, where there is
+# no GPU (on a GPU machine this test is skipped: the script builds there).
+add_test(NAME Cli.GpuCheckSkipsWithoutAGpu
+         COMMAND bash -c "command -v nvidia-smi >/dev/null && exit 77; f=$(mktemp); DPTRAIN_GPU_OUT=$f bash ${PROJECT_SOURCE_DIR}/scripts/gpu_check.sh; rc=$?; rm -f $f; exit $rc")
+set_tests_properties(Cli.GpuCheckSkipsWithoutAGpu PROPERTIES LABELS fast SKIP_RETURN_CODE 77
+  PASS_REGULAR_EXPRESSION "^\\{\"skipped\": \"no nvidia-smi")

@@ -466,21 +466,23 @@ Run run_engine(const std::shared_ptr<LambdaNet>& net, const torch::Tensor& x,
 
 class EngineOracle : public ::testing::TestWithParam<Case> {};
 
-TEST_P(EngineOracle, MatchesMicrobatchOracle) {
-  const Case& c = GetParam();
+// Every case on `device` (the model, inputs and residuals moved there after
+// being drawn on the CPU), engine against oracle.
+void check_against_oracle(const Case& c, const c10::Device& device) {
   for (int64_t batch : {0, 1, 3, 8}) {
     for (int64_t k : {1, 2}) {
       torch::manual_seed(17 + batch * 3 + k);
       auto net = c.make();
       net->to(torch::kDouble);
+      net->to(device);
       auto params = net->parameters();
-      auto x = c.input(batch * k);
+      auto x = c.input(batch * k).to(device);
       torch::Tensor y;
       {
         torch::NoGradGuard g;
         y = net->forward(x);
       }
-      auto r = torch::randn(y.sizes(), torch::kDouble);
+      auto r = torch::randn(y.sizes(), torch::kDouble).to(device);
       // C = the oracle's median unclipped norm, so some examples are clipped.
       auto probe =
           run_oracle(*net, x, r, batch, k,
@@ -518,6 +520,16 @@ TEST_P(EngineOracle, MatchesMicrobatchOracle) {
       }
     }
   }
+}
+
+TEST_P(EngineOracle, MatchesMicrobatchOracle) {
+  check_against_oracle(GetParam(), torch::kCPU);
+}
+
+// Label `cuda` (ctest -L cuda; scripts/gpu_check.sh): skipped without a GPU.
+TEST_P(EngineOracle, CudaMatchesMicrobatchOracle) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  check_against_oracle(GetParam(), c10::Device(c10::kCUDA, 0));
 }
 
 INSTANTIATE_TEST_SUITE_P(AllLayers, EngineOracle, ::testing::ValuesIn(cases()),
