@@ -6,12 +6,14 @@ namespace dptrain::train {
 
 const Recipe* find_recipe(const std::string& model) {
   static const std::vector<Recipe> recipes = {
-      {"cnn", "configs/fashion_mnist_cnn_eps3.toml (Tramer & Boneh 2021)",
-       "--batch-size 2048 --max-physical-batch-size 1024 --optimizer sgd --lr "
+      {"cnn",
+       "configs/fashion_mnist_cnn_eps3_10epochs.toml (Tramer & Boneh 2021's "
+       "settings, batch 1024 for 10 epochs)",
+       "--batch-size 1024 --max-physical-batch-size 1024 --optimizer sgd --lr "
        "4 --momentum 0.9 "
        "--max-grad-norm 0.1 --ema-decay 0.999",
        [](TrainConfig& c) {
-         c.batch_size = 2048;
+         c.batch_size = 1024;
          c.max_physical_batch_size = 1024;
          c.optimizer = "sgd";
          c.lr = 4.0;
