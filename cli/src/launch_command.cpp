@@ -125,9 +125,14 @@ int run_launch(const LaunchFlags& f) {
   int result = 0;
   int running = f.nproc;
   bool stopping = false;
+  // A stopped (hung under SIGSTOP, or traced) rank would hold SIGTERM until
+  // continued: continue it too.
   auto stop_others = [&](int signal) {
     for (pid_t pid : pids) {
-      if (pid > 0) kill(pid, signal);
+      if (pid > 0) {
+        kill(pid, signal);
+        kill(pid, SIGCONT);
+      }
     }
   };
   auto deadline = std::chrono::steady_clock::time_point::max();

@@ -2,7 +2,8 @@
 # dptrain launch: 2 and 3 local ranks over Gloo give the one-process run of a
 # seeded configuration (every figure of the summary); a killed rank stops the
 # others with a message naming it, the checkpoint stays intact, and a
-# relaunch with --resume finishes the run with every step accounted.
+# relaunch with --resume finishes the run with every step accounted; a rank
+# that hangs stops the others after --collective-timeout.
 # Usage: launch_test.sh DPTRAIN_BINARY
 set -euo pipefail
 dptrain=$1
@@ -54,6 +55,33 @@ wait "$launcher" || status=$?
 (( SECONDS - start < 30 )) || { echo "FAIL: the run took $((SECONDS - start)) s to stop"; exit 1; }
 grep -q "rank 1 (pid $rank1) was killed by signal 9" kill.log || { echo "FAIL: launcher did not name rank 1:"; cat kill.log; exit 1; }
 grep -q "error: rank 0 of 2: the all-reduce failed" kill.log || { echo "FAIL: rank 0 did not say why it stopped:"; cat kill.log; exit 1; }
+passed=$((passed + 1))
+
+# A rank that hangs (stopped): the others stop after --collective-timeout.
+hang=(train --model cnn --noise-multiplier 1 --batch-size 64 --steps 2000 --lr 0.5 --seed 5
+      --collective-timeout 5)
+"$dptrain" launch --nproc 2 --master-port $((port + 1)) -- "${hang[@]}" >hang.log 2>&1 &
+launcher=$!
+rank1=""
+for _ in $(seq 1 600); do
+  if grep -q '^plan:' hang.log; then
+    for p in $(pgrep -P "$launcher"); do
+      if tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx 'RANK=1'; then rank1=$p; fi
+    done
+    [[ -n "$rank1" ]] && break
+  fi
+  sleep 0.1
+done
+[[ -n "$rank1" ]] || { echo "FAIL: rank 1 of the hang run not found"; cat hang.log; exit 1; }
+sleep 1
+kill -STOP "$rank1"
+start=$SECONDS
+status=0
+wait "$launcher" || status=$?
+(( status != 0 )) || { echo "FAIL: launcher exited 0 after a rank hung"; exit 1; }
+(( SECONDS - start < 40 )) || { echo "FAIL: a hung rank held the run $((SECONDS - start)) s"; exit 1; }
+grep -q "error: rank 0 of 2: the all-reduce failed .*timeout 5 s" hang.log ||
+  { echo "FAIL: rank 0 did not report the timeout:"; cat hang.log; exit 1; }
 passed=$((passed + 1))
 
 # Relaunch with --resume: the run completes its 120 steps, and the ledger

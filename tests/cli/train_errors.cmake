@@ -52,7 +52,7 @@ set_tests_properties(Cli.RecipeNoneKeepsTheBareDefaults PROPERTIES LABELS fast
 add_test(NAME Cli.LaunchRanksEqualOneProcessAndSurviveAKilledRank
          COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/launch_test.sh $<TARGET_FILE:dptrain>)
 set_tests_properties(Cli.LaunchRanksEqualOneProcessAndSurviveAKilledRank PROPERTIES LABELS fast
-                     PASS_REGULAR_EXPRESSION "4 passed, 0 failed" TIMEOUT 300)
+                     PASS_REGULAR_EXPRESSION "5 passed, 0 failed" TIMEOUT 300)
 dptrain_cli_error_test(LaunchNeedsACommand "command is required"
   launch --nproc 2)
 add_test(NAME Cli.DiffusionIsNotDataParallel
