@@ -41,23 +41,13 @@ bool runs_here(const std::string& name) {
   return false;  // unknown: dptrain-torch reports it
 }
 
-// dptrain-torch in the folder of this executable.
-std::string torch_binary() {
-  char self[PATH_MAX];
-  const ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-  if (n <= 0) return "dptrain-torch";
-  self[n] = '\0';
-  std::string path(self);
-  return path.substr(0, path.rfind('/') + 1) + "dptrain-torch";
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
   using namespace dptrain::cli;
   const std::string subcommand = subcommand_of(argc, argv);
   if (!subcommand.empty() && !runs_here(subcommand)) {
-    const std::string path = torch_binary();
+    const std::string path = program_beside_this_one("dptrain-torch");
     std::vector<char*> args(argv, argv + argc);
     args.push_back(nullptr);
     execv(path.c_str(), args.data());

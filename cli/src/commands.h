@@ -4,8 +4,12 @@
 
 #include <CLI/CLI.hpp>
 
+#include <unistd.h>
+
+#include <climits>
 #include <exception>
 #include <iostream>
+#include <string>
 
 namespace dptrain::cli {
 
@@ -30,6 +34,18 @@ inline int parse_and_run(CLI::App& app, int argc, char** argv) {
     return 1;
   }
   return 0;
+}
+
+/// The program `name` in the folder of this executable (dptrain and
+/// dptrain-torch are built and installed side by side); `name` alone when
+/// /proc/self/exe cannot be read.
+inline std::string program_beside_this_one(const std::string& name) {
+  char self[PATH_MAX];
+  const ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+  if (n <= 0) return name;
+  self[n] = '\0';
+  const std::string path(self);
+  return path.substr(0, path.rfind('/') + 1) + name;
 }
 
 void add_info_command(CLI::App& app);

@@ -38,17 +38,6 @@ struct LaunchFlags {
 volatile sig_atomic_t g_stop_signal = 0;
 void remember_signal(int signal) { g_stop_signal = signal; }
 
-std::string self_path() {
-  char self[PATH_MAX];
-  const ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-  if (n <= 0) return "dptrain";
-  self[n] = '\0';
-  std::string path(self);
-  // dptrain-torch launches through the launcher beside it all the same.
-  const auto slash = path.rfind('/');
-  return path.substr(0, slash + 1) + "dptrain";
-}
-
 std::string describe_status(int status) {
   if (WIFEXITED(status))
     return "exited with status " + std::to_string(WEXITSTATUS(status));
@@ -78,7 +67,8 @@ int run_launch(const LaunchFlags& f) {
                           : std::max(1, static_cast<int>(hardware) / f.nproc);
   const bool has_threads = std::find(f.command.begin(), f.command.end(),
                                      "--threads") != f.command.end();
-  const std::string program = self_path();
+  // Ranks run through the launcher, whichever binary runs this.
+  const std::string program = program_beside_this_one("dptrain");
 
   struct sigaction action {};
   action.sa_handler = remember_signal;

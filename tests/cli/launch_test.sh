@@ -17,6 +17,21 @@ figures() {
   sed -e 's/"wall_seconds":[0-9.e+-]*//' -e 's/"summary":"[^"]*"//' \
     -e 's/,"distributed":"[^"]*"//' -e 's/,"world_size":[0-9]*//' "$1"
 }
+# The pid of rank 1 among the children of launcher $1, once `$2` is true.
+rank1_of() {
+  local launcher=$1 ready=$2 p
+  for _ in $(seq 1 600); do
+    if eval "$ready"; then
+      for p in $(pgrep -P "$launcher"); do
+        if tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx 'RANK=1'; then
+          echo "$p"
+          return
+        fi
+      done
+    fi
+    sleep 0.1
+  done
+}
 passed=0
 "$dptrain" --threads 1 "${args[@]}" --summary one.json >one.log 2>&1
 for n in 2 3; do
@@ -36,16 +51,7 @@ long=(train --model cnn --noise-multiplier 1 --batch-size 64 --steps 120 --lr 0.
       --checkpoint k.ckpt --checkpoint-every 10 --collective-timeout 60)
 "$dptrain" launch --nproc 2 --master-port $((port + 4)) -- "${long[@]}" >kill.log 2>&1 &
 launcher=$!
-rank1=""
-for _ in $(seq 1 600); do
-  if [[ -f k.ckpt.ledger ]] && (( $(wc -l <k.ckpt.ledger) > 20 )); then
-    for p in $(pgrep -P "$launcher"); do
-      if tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx 'RANK=1'; then rank1=$p; fi
-    done
-    [[ -n "$rank1" ]] && break
-  fi
-  sleep 0.1
-done
+rank1=$(rank1_of "$launcher" '[[ -f k.ckpt.ledger ]] && (( $(wc -l <k.ckpt.ledger) > 20 ))')
 [[ -n "$rank1" ]] || { echo "FAIL: rank 1 not found"; cat kill.log; exit 1; }
 kill -9 "$rank1"
 start=$SECONDS
@@ -62,16 +68,7 @@ hang=(train --model cnn --noise-multiplier 1 --batch-size 64 --steps 2000 --lr 0
       --collective-timeout 5)
 "$dptrain" launch --nproc 2 --master-port $((port + 1)) -- "${hang[@]}" >hang.log 2>&1 &
 launcher=$!
-rank1=""
-for _ in $(seq 1 600); do
-  if grep -q '^plan:' hang.log; then
-    for p in $(pgrep -P "$launcher"); do
-      if tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx 'RANK=1'; then rank1=$p; fi
-    done
-    [[ -n "$rank1" ]] && break
-  fi
-  sleep 0.1
-done
+rank1=$(rank1_of "$launcher" "grep -q '^plan:' hang.log")
 [[ -n "$rank1" ]] || { echo "FAIL: rank 1 of the hang run not found"; cat hang.log; exit 1; }
 sleep 1
 kill -STOP "$rank1"
