@@ -612,12 +612,24 @@ TEST(DataParallel, SeededRunsOfTwoAndThreeRanksEqualTheOneProcessRun) {
     c.max_physical_batch_size = 2 * k;
     auto single = make_model(5);
     std::vector<Draw> single_draws;
+    // Every example index each process computed a loss for, in order.
+    const auto recording = [&](TinyImpl& m, std::vector<std::int64_t>& seen) {
+      PrivateTask task = make_task(d, m, k);
+      task.losses = [inner = task.losses, &seen](
+                        const std::vector<std::int64_t>& chunk,
+                        LoopStats& stats) {
+        seen.insert(seen.end(), chunk.begin(), chunk.end());
+        return inner(chunk, stats);
+      };
+      return task;
+    };
+    std::vector<std::int64_t> single_seen;
     {
       PrivateLoop loop(single, c);
       loop.log = [](const std::string&) {};
       loop.set_noise_generator(std::make_unique<RecordingNoise>(
           single_draws, loop.engine().parameters(), 99));
-      loop.run(make_task(d, *single, k));
+      loop.run(recording(*single, single_seen));
     }
     ASSERT_EQ(single_draws.size(), 5U);
     for (const int world : {2, 3}) {
@@ -628,6 +640,8 @@ TEST(DataParallel, SeededRunsOfTwoAndThreeRanksEqualTheOneProcessRun) {
       std::vector<std::vector<Draw>> draws(static_cast<std::size_t>(world));
       std::vector<std::string> errors(static_cast<std::size_t>(world));
       std::vector<LoopResult> results(static_cast<std::size_t>(world));
+      std::vector<std::vector<std::int64_t>> seen(
+          static_cast<std::size_t>(world));
       std::vector<std::thread> ranks;
       for (int r = 0; r < world; ++r) {
         ranks.emplace_back([&, r] {
@@ -644,13 +658,19 @@ TEST(DataParallel, SeededRunsOfTwoAndThreeRanksEqualTheOneProcessRun) {
             loop.set_communicator(communicator);
             loop.set_noise_generator(std::make_unique<RecordingNoise>(
                 draws[i], loop.engine().parameters(), 99));
-            results[i] = loop.run(make_task(d, *models[i], k));
+            results[i] = loop.run(recording(*models[i], seen[i]));
           } catch (const std::exception& e) {
             errors[i] = e.what();
           }
         });
       }
       for (auto& t : ranks) t.join();
+      // The ranks' examples are the one-process run's, each once.
+      std::vector<std::int64_t> all, want_seen = single_seen;
+      for (const auto& v : seen) all.insert(all.end(), v.begin(), v.end());
+      std::sort(all.begin(), all.end());
+      std::sort(want_seen.begin(), want_seen.end());
+      EXPECT_EQ(all, want_seen);
       for (int r = 0; r < world; ++r) {
         const auto i = static_cast<std::size_t>(r);
         ASSERT_EQ(errors[i], "") << "rank " << r;
