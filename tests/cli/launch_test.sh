@@ -10,7 +10,7 @@ dptrain=$1
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 cd "$work"
-port=$((30000 + ($$ % 3000) * 6))
+port=$((20000 + ($$ % 1000) * 6))  # below the ephemeral ports (32768-)
 args=(train --model cnn --noise-multiplier 1 --batch-size 64 --steps 3 --lr 0.5 --seed 5)
 # What the weights decide, without the fields that name the run's files.
 figures() {

@@ -600,9 +600,10 @@ TEST(DataParallel, EnvironmentErrorsNameTheVariable) {
 }
 
 // A port for this test's store: distinct per process and world size, so that
-// ctest's parallel shards do not meet.
+// ctest's parallel shards do not meet; 27000-32615, clear of the CLI launch
+// test's (20000-26005) and below Linux's ephemeral ports (32768-).
 int test_port(int world) {
-  return 20000 + static_cast<int>(getpid() % 4000) * 4 + world;
+  return 27000 + static_cast<int>(getpid() % 1400) * 4 + world;
 }
 
 TEST(DataParallel, SeededRunsOfTwoAndThreeRanksEqualTheOneProcessRun) {
