@@ -3,8 +3,6 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include <dlfcn.h>
-
 #include <cstdlib>
 #include <stdexcept>
 #include <thread>
@@ -19,11 +17,7 @@ class Runtime : public ::testing::Test {
  protected:
   void TearDown() override {
     at::set_num_threads(torch_threads_);
-    using SetThreads = void (*)(int);
-    if (auto* set_blas = reinterpret_cast<SetThreads>(
-            dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) {
-      if (blas_threads_ > 0) set_blas(blas_threads_);
-    }
+    if (blas_threads_ > 0) set_blas_num_threads(blas_threads_);
   }
   int torch_threads_ = at::get_num_threads();
   int blas_threads_ = blas_num_threads();

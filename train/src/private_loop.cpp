@@ -341,7 +341,9 @@ class PrivateLoop::Run {
       }
       if (c_.resume) ledger_ = PrivacyLedger::open(record);
     } else if (!c_.checkpoint.empty() && c_.resume) {
-      ledger_ = PrivacyLedger::open(ledger_path(c_.checkpoint));  // read only
+      // Opened after rank 0 (which may have repaired it); never appended to
+      // here: rank 0 alone writes the ledger.
+      ledger_ = PrivacyLedger::open(ledger_path(c_.checkpoint));
     }
     if (c_.resume) {
       resume_archive_ = std::make_unique<torch::serialize::InputArchive>();

@@ -43,13 +43,17 @@ void set_num_threads(int threads) {
   // 120 vs 204 ms, griffin-25m 3.7 vs 4.8 s; LibTorch 1 + OpenBLAS 2 was
   // slower still (WRN 1717 ms). So the BLAS runs on the calling thread,
   // unless the user set OPENBLAS_NUM_THREADS, which is then left alone.
+  if (std::getenv("OPENBLAS_NUM_THREADS") == nullptr) set_blas_num_threads(1);
+}
+
+bool set_blas_num_threads(int threads) {
   using SetThreads = void (*)(int);
-  if (std::getenv("OPENBLAS_NUM_THREADS") == nullptr) {
-    if (auto* set_blas = reinterpret_cast<SetThreads>(
-            dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) {
-      set_blas(1);
-    }
+  if (auto* set_blas = reinterpret_cast<SetThreads>(
+          dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) {
+    set_blas(threads);
+    return true;
   }
+  return false;
 }
 
 int blas_num_threads() {

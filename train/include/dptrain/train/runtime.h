@@ -17,6 +17,9 @@ std::string version_string();
 /// defaults to 1 on small VMs).
 /// Throws std::invalid_argument for a negative or absurd count.
 void set_num_threads(int threads);
+/// Sets the loaded OpenBLAS's own pool to `threads`; false (nothing done)
+/// when the BLAS is not OpenBLAS.
+bool set_blas_num_threads(int threads);
 /// The loaded OpenBLAS's own thread count, or 0 when the BLAS is not
 /// OpenBLAS.
 int blas_num_threads();
