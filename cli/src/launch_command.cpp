@@ -114,10 +114,16 @@ int run_launch(const LaunchFlags& f) {
 
   int result = 0;
   int running = f.nproc;
-  bool stopping = false;
-  // A stopped (hung under SIGSTOP, or traced) rank would hold SIGTERM until
-  // continued: continue it too.
-  auto stop_others = [&](int signal) {
+  // After a rank fails, the others stop in three stages: first they get
+  // kGrace to fail on their own (the next all-reduce does, saying why),
+  // then SIGTERM, then after kTerm SIGKILL. A stopped (hung under SIGSTOP,
+  // or traced) rank would hold SIGTERM until continued: continue it too.
+  enum class Stage { kRunning, kGrace, kTerm, kKill };
+  constexpr auto kGrace = std::chrono::seconds(10);
+  constexpr auto kTerm = std::chrono::seconds(30);
+  Stage stage = Stage::kRunning;
+  auto next_stage_at = std::chrono::steady_clock::time_point::max();
+  auto signal_others = [&](int signal) {
     for (pid_t pid : pids) {
       if (pid > 0) {
         kill(pid, signal);
@@ -125,19 +131,28 @@ int run_launch(const LaunchFlags& f) {
       }
     }
   };
-  auto deadline = std::chrono::steady_clock::time_point::max();
+  auto enter = [&](Stage next) {
+    stage = next;
+    const auto now = std::chrono::steady_clock::now();
+    if (next == Stage::kGrace) next_stage_at = now + kGrace;
+    if (next == Stage::kTerm) {
+      signal_others(SIGTERM);
+      next_stage_at = now + kTerm;
+    }
+    if (next == Stage::kKill) {
+      signal_others(SIGKILL);
+      next_stage_at = std::chrono::steady_clock::time_point::max();
+    }
+  };
   while (running > 0) {
-    if (g_stop_signal != 0 && !stopping) {
+    if (g_stop_signal != 0 && result == 0) {
       std::cerr << "dptrain launch: " << strsignal(g_stop_signal)
                 << "; stopping every rank\n";
-      stopping = true;
       result = 128 + g_stop_signal;
-      stop_others(SIGTERM);
-      deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+      enter(Stage::kTerm);
     }
-    if (stopping && std::chrono::steady_clock::now() > deadline) {
-      stop_others(SIGKILL);
-      deadline = std::chrono::steady_clock::time_point::max();
+    if (std::chrono::steady_clock::now() > next_stage_at) {
+      enter(stage == Stage::kGrace ? Stage::kTerm : Stage::kKill);
     }
     int status = 0;
     const pid_t done = waitpid(-1, &status, WNOHANG);
@@ -151,14 +166,12 @@ int run_launch(const LaunchFlags& f) {
     *it = -1;
     --running;
     const bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
-    if (!ok && !stopping) {
+    if (!ok && stage == Stage::kRunning) {
       std::cerr << "dptrain launch: rank " << f.node_rank * f.nproc + local
                 << " (pid " << done << ") " << describe_status(status)
                 << "; stopping the other ranks\n";
-      stopping = true;
       result = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-      stop_others(SIGTERM);
-      deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+      enter(Stage::kGrace);
     }
   }
   return result;
