@@ -135,6 +135,9 @@ struct StepRunner::State {
   std::unique_ptr<dp::DpOptimizer> oracle_optimizer;
   std::unique_ptr<dp::NoiseGenerator> noise;
   dp::NoiseOptions noise_options;
+  std::map<const torch::nn::Module*, std::string> path_of;
+  // The last DP step's routes (RouteObserver).
+  std::vector<std::pair<std::string, std::string>> routes;
 
   void drop_grads() {
     for (auto& p : params) p.mutable_grad() = torch::Tensor();
@@ -244,6 +247,19 @@ StepRunner::StepRunner(const StepBenchmarkOptions& options)
 
   s.engine = std::make_unique<dp::GradientEngine>(
       s.model, dp::ClippingOptions(options.max_grad_norm));
+  dp::RoutePolicy policy;
+  policy.search = options.routes;
+  policy.table = std::make_shared<dp::RouteTable>();
+  if (!options.route_cache.empty()) {
+    policy.table->load(options.route_cache, dp::route_context());
+    if (options.routes == dp::RouteSearch::kMeasure) {
+      policy.cache_file = options.route_cache;
+    }
+  }
+  s.engine->set_route_policy(std::move(policy));
+  for (const auto& item : s.model->named_modules("", true)) {
+    s.path_of[item.value().get()] = item.key();
+  }
   s.params = s.engine->parameters();
   s.nonprivate_optimizer =
       std::make_unique<dp::DpOptimizer>(s.params, benchmark_optimizer());
@@ -281,12 +297,50 @@ void StepRunner::nonprivate_backward() {
   loss.backward();
 }
 
+namespace {
+
+// Collects the route of each layer call that has one, as the engine set it.
+class RouteObserver final : public dp::EngineObserver {
+ public:
+  RouteObserver(const std::map<const torch::nn::Module*, std::string>& paths,
+                std::vector<std::pair<std::string, std::string>>& routes)
+      : paths_(paths), routes_(routes) {
+    routes_.clear();
+  }
+  void layer_end(dp::EnginePhase phase, const dp::LayerCall& call,
+                 bool /*kept*/) override {
+    if (phase != dp::EnginePhase::kNorms || call.route.empty()) return;
+    const auto it = paths_.find(call.layer);
+    routes_.emplace_back(it == paths_.end() ? std::string("?") : it->second,
+                         call.route);
+  }
+
+ private:
+  const std::map<const torch::nn::Module*, std::string>& paths_;
+  std::vector<std::pair<std::string, std::string>>& routes_;
+};
+
+}  // namespace
+
 void StepRunner::dp_clip() {
   auto& s = *state_;
   s.drop_grads();
   auto recording = s.engine->record();
   auto losses = s.per_example_loss(s.forward(s.inputs), s.targets);
-  s.engine->clip_and_accumulate(losses);
+  RouteObserver observer(s.path_of, s.routes);
+  s.engine->set_observer(&observer);
+  try {
+    s.engine->clip_and_accumulate(losses);
+  } catch (...) {
+    s.engine->set_observer(nullptr);
+    throw;
+  }
+  s.engine->set_observer(nullptr);
+}
+
+std::vector<std::pair<std::string, std::string>> StepRunner::last_routes()
+    const {
+  return state_->routes;
 }
 
 void StepRunner::oracle_clip() {
@@ -371,6 +425,7 @@ class ProfileObserver final : public dp::EngineObserver {
                                : std::string("-");
       layer.norms_ms = ms;
       layer.kept = kept;
+      layer.route = call.route;
       index_[&call] = profile_.layers.size();
       profile_.layers.push_back(std::move(layer));
     } else if (const auto it = index_.find(&call); it != index_.end()) {
@@ -421,11 +476,7 @@ void StepRunner::profile_once(StepProfile& profile) {
   // DP: the engine's own step, its phases and layer rules timed by an
   // observer (the device synchronised around each).
   s.drop_grads();
-  std::map<const torch::nn::Module*, std::string> path_of;
-  for (const auto& item : s.model->named_modules("", true)) {
-    path_of[item.value().get()] = item.key();
-  }
-  ProfileObserver observer(profile, path_of, clock);
+  ProfileObserver observer(profile, s.path_of, clock);
   t0 = clock();
   {
     auto recording = s.engine->record();
@@ -520,6 +571,7 @@ StepBenchmarkResult benchmark_step(const StepBenchmarkOptions& options) {
     result.oracle_ratio = *result.oracle_ms / *result.nonprivate_ms;
   }
   result.peak_rss_bytes = peak_rss_bytes();
+  result.routes = runner.last_routes();
   return result;
 }
 

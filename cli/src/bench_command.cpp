@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -28,6 +29,7 @@ struct BenchStepFlags {
   std::string device = "cpu";
   bool json = false;
   bool profile = false;
+  std::string routes = "model";
 };
 
 double megabytes(int64_t bytes) {
@@ -55,7 +57,8 @@ void print_profile(const bench::StepProfile& p, bool json) {
                                {"output", l.output_shape},
                                {"norms_ms", l.norms_ms},
                                {"sums_ms", l.sums_ms},
-                               {"kept", l.kept}});
+                               {"kept", l.kept},
+                               {"route", l.route}});
     }
     std::cout << out.dump(2) << "\n";
     return;
@@ -71,13 +74,21 @@ void print_profile(const bench::StepProfile& p, bool json) {
     std::cout << std::setw(9) << fixed(l.norms_ms, 2) << std::setw(9)
               << fixed(l.sums_ms, 2) << (l.kept ? " kept " : "      ") << l.path
               << "  " << l.type << "  " << l.input_shape << " -> "
-              << l.output_shape << "\n";
+              << l.output_shape;
+    if (!l.route.empty()) std::cout << "  route " << l.route;
+    std::cout << "\n";
   }
 }
 
 void run_bench_step(BenchStepFlags flags) {
   auto& o = flags.options;
   o.device = train::parse_device(flags.device);
+  o.routes = dp::parse_route_search(flags.routes);
+  if (!o.route_cache.empty() && o.routes == dp::RouteSearch::kCostModel) {
+    throw std::invalid_argument(
+        "--route-cache needs --routes measure or fixed (the cost model reads "
+        "no cache)");
+  }
   if (flags.profile) {
     print_profile(bench::profile_step(o), flags.json);
     return;
@@ -112,6 +123,11 @@ void run_bench_step(BenchStepFlags flags) {
     put("oracle_ratio", r.oracle_ratio);
     out["baseline_rss_mb"] = megabytes(r.baseline_rss_bytes);
     out["peak_rss_mb"] = megabytes(r.peak_rss_bytes);
+    out["route_search"] = flags.routes;
+    out["routes"] = nlohmann::json::array();
+    for (const auto& [path, route] : r.routes) {
+      out["routes"].push_back({{"layer", path}, {"route", route}});
+    }
     std::cout << out.dump(2) << "\n";
     return;
   }
@@ -194,6 +210,14 @@ void add_bench_command(CLI::App& app) {
   step->add_option("--seed", flags->options.seed, "seed [default 0]");
   step->add_option("--device", flags->device,
                    "cpu, cuda, cuda:N or auto [default cpu]");
+  step->add_option("--routes", flags->routes,
+                   "how the DP step's layer rules pick their routes: model "
+                   "(cost model), measure (time each route once per layer "
+                   "shape, keep the fastest) or fixed (from --route-cache, "
+                   "else the cost model) [default model]");
+  step->add_option("--route-cache", flags->options.route_cache,
+                   "file of measured routes: read by measure and fixed, "
+                   "written by measure [default none]");
   step->add_flag("--json", flags->json, "print one JSON object");
   step->add_flag("--profile", flags->profile,
                  "instead: median time of each phase of both steps and of "

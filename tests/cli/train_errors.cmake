@@ -21,6 +21,16 @@ dptrain_cli_error_test(GenerateCheckpointIsADirectory "error: --checkpoint '/tmp
 dptrain_cli_error_test(GenerateNeedsOneSource "error: give one of --weights .* and --checkpoint"
   generate --prompt hi)
 
+dptrain_cli_error_test(RouteCacheNeedsASearch "error: --route-cache needs --routes measure or fixed"
+  train --noise-multiplier 1 --steps 1 --route-cache r.tsv)
+dptrain_cli_error_test(RoutesUnknown "error: --routes must be one of"
+  train --noise-multiplier 1 --steps 1 --routes fastest)
+# Measured routes go to the cache; a fixed run takes them (same weights).
+add_test(NAME Cli.RouteCacheIsWrittenThenTaken
+         COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/route_cache_test.sh $<TARGET_FILE:dptrain>)
+set_tests_properties(Cli.RouteCacheIsWrittenThenTaken PROPERTIES LABELS fast
+                     PASS_REGULAR_EXPRESSION "1 passed, 0 failed" TIMEOUT 100)
+
 # Two seeded runs, identical weights (a real run on Fashion-MNIST).
 add_test(NAME Cli.SeedMakesTheWholeRunReproducible
          COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/seed_reproducible_test.sh $<TARGET_FILE:dptrain>)

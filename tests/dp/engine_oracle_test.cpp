@@ -7,6 +7,7 @@
 
 #include <functional>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -536,6 +537,75 @@ INSTANTIATE_TEST_SUITE_P(AllLayers, EngineOracle, ::testing::ValuesIn(cases()),
                          [](const ::testing::TestParamInfo<Case>& p) {
                            return p.param.name;
                          });
+
+// Collects the route of every layer call the engine sets one on.
+struct RouteRecorder : dp::EngineObserver {
+  std::set<std::string> taken;
+  void layer_end(dp::EnginePhase phase, const dp::LayerCall& call,
+                 bool /*kept*/) override {
+    if (phase == dp::EnginePhase::kNorms && !call.route.empty()) {
+      taken.insert(call.route);
+    }
+  }
+};
+
+// Every route of every rule, forced on every case that offers it (routes.h:
+// the measured choice may pick any), against the oracle in float64; and
+// each route name is taken by some case.
+TEST(EngineRoutes, EveryRouteOfEveryCaseMatchesTheOracle) {
+  const std::vector<std::string> routes = {"ghost", "grouped", "loop", "bmm",
+                                           "materialised"};
+  std::set<std::string> taken;
+  for (const auto& c : cases()) {
+    for (const auto& route : routes) {
+      for (int64_t k : {1, 2}) {
+        const int64_t batch = 3;
+        torch::manual_seed(5 + k);
+        auto net = c.make();
+        net->to(torch::kDouble);
+        auto params = net->parameters();
+        auto x = c.input(batch * k);
+        torch::Tensor y;
+        {
+          torch::NoGradGuard g;
+          y = net->forward(x);
+        }
+        auto r = torch::randn(y.sizes(), torch::kDouble);
+        auto probe =
+            run_oracle(*net, x, r, batch, k,
+                       dp::ClippingOptions(1e30).diagnostics(true), params);
+        double c_norm = std::get<0>(probe.norms.median(0)).item<double>();
+        if (!(c_norm > 0.0)) c_norm = 1.0;
+        auto opts = dp::ClippingOptions(c_norm).diagnostics(true);
+        SCOPED_TRACE(c.name + " route " + route + " K=" + std::to_string(k));
+        auto want = run_oracle(*net, x, r, batch, k, opts, params);
+        clear_grads(*net);
+        dp::GradientEngine engine(net, opts);
+        dp::RoutePolicy policy;
+        policy.forced = route;
+        engine.set_route_policy(policy);
+        RouteRecorder recorder;
+        engine.set_observer(&recorder);
+        dp::ClipResult result;
+        {
+          auto recording = engine.record();
+          result = engine.clip_and_accumulate(row_loss(net->forward(x), r), k);
+        }
+        if (recorder.taken.count(route) != 0) taken.insert(route);
+        EXPECT_LE(rel_diff(result.diagnostics->norms, want.norms), 1e-9);
+        auto got = grads_of(params);
+        for (size_t i = 0; i < params.size(); ++i) {
+          if (!params[i].requires_grad()) continue;
+          ASSERT_TRUE(got[i].defined());
+          EXPECT_LE(rel_diff(got[i], want.grads[i]), 1e-9) << "parameter " << i;
+        }
+      }
+    }
+  }
+  for (const auto& route : routes) {
+    EXPECT_EQ(taken.count(route), 1u) << "no case took route " << route;
+  }
+}
 
 // An example whose gradient is 10⁶ times larger contributes exactly norm C.
 TEST(GradientEngine, HugeExampleContributesExactlyC) {

@@ -265,6 +265,12 @@ void TrainConfig::validate() const {
   require(max_grad_norm <= kMaxGradNorm, "max-grad-norm",
           "must be at most " + str(kMaxGradNorm), str(max_grad_norm));
   require_one_of("clipping", clipping, {"flat", "per-layer"});
+  require_one_of("routes", routes, {"model", "measure", "fixed"});
+  if (!route_cache.empty() && routes == "model") {
+    throw std::invalid_argument(
+        "--route-cache needs --routes measure or fixed (the cost model reads "
+        "no cache)");
+  }
   require_one_of("accountant", accountant, {"rdp", "prv"});
   require_one_of("sampler", sampler, {"poisson", "shuffle"});
   require(batch_size > 0, "batch-size", "must be > 0", str(batch_size));
@@ -477,6 +483,13 @@ const std::vector<ConfigField>& config_fields() {
       {"normalize-clipped", &TrainConfig::normalize_clipped,
        "rescale clipped gradients by 1/C (De et al.)"},
       {"clipping", &TrainConfig::clipping, "flat or per-layer"},
+      {"routes", &TrainConfig::routes,
+       "how per-example norms are computed, layer by layer: model (cost "
+       "model), measure (time each exact route once per layer shape, keep "
+       "the fastest) or fixed (from --route-cache, else the cost model)"},
+      {"route-cache", &TrainConfig::route_cache,
+       "file of measured routes: read by measure and fixed, written by "
+       "measure"},
       {"accountant", &TrainConfig::accountant, "rdp or prv"},
       {"sampler", &TrainConfig::sampler,
        "poisson, or shuffle (NOT covered by the accountant)"},

@@ -178,6 +178,12 @@ struct PrivateLoop::State {
 
 void PrivateLoop::set_communicator(std::shared_ptr<Communicator> communicator) {
   state_->communicator = std::move(communicator);
+  // Rank 0 alone writes the route cache (the constructor assumed rank 0).
+  if (state_->communicator && state_->communicator->rank() != 0) {
+    auto routes = state_->engine->route_policy();
+    routes.cache_file.clear();
+    state_->engine->set_route_policy(std::move(routes));
+  }
 }
 
 void PrivateLoop::set_noise_generator(
@@ -201,6 +207,18 @@ PrivateLoop::PrivateLoop(std::shared_ptr<torch::nn::Module> model,
       .normalize(s.config.normalize_clipped)
       .diagnostics(s.config.diagnostics);
   s.engine = std::make_unique<dp::GradientEngine>(s.model, clip);
+  dp::RoutePolicy routes;
+  routes.search = dp::parse_route_search(s.config.routes);
+  routes.table = std::make_shared<dp::RouteTable>();
+  if (!s.config.route_cache.empty()) {
+    routes.table->load(s.config.route_cache, dp::route_context());
+    // Every rank measures for itself; rank 0 alone writes.
+    if (routes.search == dp::RouteSearch::kMeasure &&
+        (!s.communicator || s.communicator->rank() == 0)) {
+      routes.cache_file = s.config.route_cache;
+    }
+  }
+  s.engine->set_route_policy(std::move(routes));
   dp::PrivacyBudgetOptions budget;
   budget.delta = s.config.delta;
   if (s.config.target_epsilon > 0)

@@ -10,6 +10,8 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include "builtin_rules.h"
 #include "conv_cost_model.h"
@@ -56,24 +58,88 @@ inline torch::Tensor bias_weighted_sum(const LayerCall& call,
       .view({-1});
 }
 
-// The materialised route of a call (Pointwise): kGrouped unless the layer
-// is pointwise (1×1 kernel, no padding, one group).
+// Is the layer pointwise (1×1 kernel, no padding, one group)?
+template <size_t D, typename Layer>
+bool is_pointwise(const LayerCall& call, const Layer& l) {
+  if (l.options.groups() != 1) return false;
+  for (size_t i = 0; i < D; ++i) {
+    if ((*l.options.kernel_size())[i] != 1 || call.ints[i] != 0) return false;
+  }
+  return true;
+}
+
+// The cost model's materialised route of a call (Pointwise): kGrouped
+// unless the layer is pointwise.
 template <size_t D, typename Layer>
 Pointwise pointwise_route(const LayerCall& call, const Layer& l) {
-  if (l.options.groups() != 1) return Pointwise::kGrouped;
-  for (size_t i = 0; i < D; ++i) {
-    if ((*l.options.kernel_size())[i] != 1 || call.ints[i] != 0) {
-      return Pointwise::kGrouped;
-    }
-  }
+  if (!is_pointwise<D>(call, l)) return Pointwise::kGrouped;
   const auto& g = call.grad_output;
   const int64_t t_row = g.numel() == 0 ? 0 : g[0][0].numel();
   return choose_pointwise_route(t_row, call.input.size(1), g.size(1));
 }
 
+// Route names (LayerRule::routes, LayerCall::route) of the convolution
+// rules: "ghost", and the materialised "grouped", "loop" and "bmm".
+inline constexpr const char* kGhostRoute = "ghost";
+inline const char* route_name(Pointwise route) {
+  switch (route) {
+    case Pointwise::kLoop:
+      return "loop";
+    case Pointwise::kBmm:
+      return "bmm";
+    case Pointwise::kGrouped:
+      break;
+  }
+  return "grouped";
+}
+
+// The materialised route that call.route names; the cost model's when it
+// names none (empty, ghost) or one the layer cannot take.
+template <size_t D, typename Layer>
+Pointwise materialised_route(const LayerCall& call, const Layer& l) {
+  if (call.route == route_name(Pointwise::kGrouped)) return Pointwise::kGrouped;
+  if (is_pointwise<D>(call, l)) {
+    for (auto route : {Pointwise::kLoop, Pointwise::kBmm}) {
+      if (call.route == route_name(route)) return route;
+    }
+  }
+  return pointwise_route<D>(call, l);
+}
+
+// The materialised routes a call may take, the cost model's first: kGrouped,
+// and kLoop and kBmm for pointwise layers.
+template <size_t D, typename Layer>
+std::vector<std::string> materialised_routes(const LayerCall& call,
+                                             const Layer& l) {
+  const Pointwise chosen = pointwise_route<D>(call, l);
+  std::vector<std::string> routes = {route_name(chosen)};
+  if (!is_pointwise<D>(call, l)) return routes;
+  for (auto route : {Pointwise::kGrouped, Pointwise::kLoop, Pointwise::kBmm}) {
+    if (route != chosen) routes.emplace_back(route_name(route));
+  }
+  return routes;
+}
+
+// Offers the ghost route among `routes`: first when the cost model picks it
+// (`cheaper`), last when only its memory fits (`fits`), not at all else.
+inline void offer_ghost(std::vector<std::string>& routes, bool cheaper,
+                        bool fits) {
+  if (cheaper) {
+    routes.insert(routes.begin(), kGhostRoute);
+  } else if (fits) {
+    routes.emplace_back(kGhostRoute);
+  }
+}
+
+// Does the call take the ghost route: call.route says so, or (no route
+// set) the cost model's `cheaper`?
+inline bool takes_ghost(const LayerCall& call, bool cheaper) {
+  return call.route.empty() ? cheaper : call.route == kGhostRoute;
+}
+
 // Per-example (group-summed) gradients of the convolution's weight
 // [B, out, in/groups, k...] by one grouped convolution_backward (or, for
-// pointwise layers, the route of pointwise_route). conv_rule.cpp;
+// pointwise layers, the route of materialised_route). conv_rule.cpp;
 // instantiated for Conv1dImpl, Conv2dImpl and WSConv2dImpl.
 template <size_t D, typename Layer>
 torch::Tensor per_example_weight(const LayerCall& call, const Layer& l,

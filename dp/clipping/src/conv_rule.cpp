@@ -20,6 +20,7 @@
 #include <torch/torch.h>
 
 #include <cstddef>
+#include <string>
 #include <vector>
 
 #include "conv_common.h"
@@ -35,7 +36,7 @@ torch::Tensor per_example_weight(const LayerCall& call, const Layer& l,
   const int64_t batch = rows / group_size;
   const int64_t in = x.size(1);
   const int64_t out = g.size(1);
-  const Pointwise route = pointwise_route<D>(call, l);
+  const Pointwise route = materialised_route<D>(call, l);
   if (route != Pointwise::kGrouped) {
     // x_b = Σ_t g_t a_tᵀ: one [out, K·T] × [K·T, in] product per example.
     torch::Tensor xs = x;
@@ -138,6 +139,23 @@ class ConvRule final : public LayerRule {
     return {l.weight, l.bias};
   }
 
+  // The materialised routes, and ghost (one group) when the cost model
+  // picks it or its Grams and patches fit kMaxKeptElements.
+  std::vector<std::string> routes(const LayerCall& call,
+                                  int64_t group_size) const override {
+    const auto& l = dynamic_cast<const Layer&>(*call.layer);
+    auto routes = materialised_routes<D>(call, l);
+    if (l.options.groups() != 1) return routes;
+    const auto& g = call.grad_output;
+    const int64_t batch = g.size(0) / group_size;
+    const int64_t t = g.numel() == 0 ? 0 : g[0][0].numel() * group_size;
+    const int64_t d_in = l.weight[0].numel();
+    const bool fits = batch * t * t <= kMaxKeptElements &&
+                      batch * t * d_in <= kMaxKeptElements;
+    offer_ghost(routes, use_ghost(call, l, group_size), fits);
+    return routes;
+  }
+
   void squared_norms(const LayerCall& call, int64_t group_size,
                      const std::vector<bool>& needed,
                      std::vector<torch::Tensor>& norms,
@@ -146,7 +164,8 @@ class ConvRule final : public LayerRule {
     const int64_t batch = call.input.size(0) / group_size;
     if (needed[kBiasSlot]) bias_norms(call, group_size, norms, per_example);
     if (!needed[kWeightSlot]) return;
-    if (use_ghost(call, l, group_size)) {
+    if (l.options.groups() == 1 &&
+        takes_ghost(call, use_ghost(call, l, group_size))) {
       norms[kWeightSlot] = ghost_norm(call, l, group_size);
       return;
     }

@@ -3,7 +3,10 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <chrono>
+#include <limits>
 #include <optional>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <unordered_map>
@@ -31,6 +34,99 @@ class PhaseScope {
   EngineObserver* observer_;
   EnginePhase phase_;
 };
+
+// The key of a call in a RouteTable: the layer as printed (type and
+// options), the input's and output gradient's shapes with the rows bucketed
+// to the next power of two (a Poisson batch varies from step to step), K,
+// dtype and device. No tab or newline (the cache file's separators).
+std::string route_key(const LayerCall& call, int64_t group_size) {
+  std::ostringstream os;
+  call.layer->pretty_print(os);
+  auto shape = [&os](const char* name, const torch::Tensor& t) {
+    os << ' ' << name << '[';
+    for (int64_t i = 0; i < t.dim(); ++i) {
+      if (i == 0) {
+        int64_t bucket = 1;
+        while (bucket < t.size(0)) bucket *= 2;
+        os << "N<=" << bucket;
+      } else {
+        os << ',' << t.size(i);
+      }
+    }
+    os << ']';
+  };
+  shape("in", call.input);
+  shape("out", call.grad_output);
+  os << " K=" << group_size << ' ' << call.grad_output.dtype() << ' '
+     << call.grad_output.device().type();
+  std::string key = os.str();
+  std::replace(key.begin(), key.end(), '\t', ' ');
+  std::replace(key.begin(), key.end(), '\n', ' ');
+  return key;
+}
+
+bool offers(const std::vector<std::string>& routes, const std::string& route) {
+  return std::find(routes.begin(), routes.end(), route) != routes.end();
+}
+
+// One run of a route as the engine runs it: the norms, then the weighted
+// sum (of kept per-example gradients, else the rule's) with unit weights;
+// waits for the device (item) so that the time is the route's.
+void run_route_once(const LayerRule& rule, const LayerCall& call,
+                    int64_t group_size, const std::vector<bool>& needed) {
+  const size_t n = needed.size();
+  const int64_t rows = call.grad_output.size(0);
+  std::vector<torch::Tensor> norms(n), per_example(n), row_weights(n), sums(n);
+  rule.squared_norms(call, group_size, needed, norms, per_example);
+  double sink = 0.0;
+  bool any = false;
+  for (size_t s = 0; s < n; ++s) {
+    if (!needed[s]) continue;
+    sink += norms[s].sum().item<double>();
+    if (per_example[s].defined()) {
+      auto ones = torch::ones({rows / group_size}, per_example[s].options());
+      sink +=
+          torch::tensordot(ones, per_example[s], {0}, {0}).sum().item<double>();
+    } else {
+      row_weights[s] =
+          torch::ones({rows}, call.grad_output.options().dtype(torch::kDouble));
+      any = true;
+    }
+  }
+  if (any) rule.weighted_sums(call, row_weights, sums);
+  for (const auto& t : sums) {
+    if (t.defined()) sink += t.sum().item<double>();
+  }
+  (void)sink;
+}
+
+// The fastest of `routes` on this call: a warm-up and `repeats` timed runs
+// each, the minimum counted.
+std::string fastest_route(const LayerRule& rule, const LayerCall& call,
+                          int64_t group_size, const std::vector<bool>& needed,
+                          const std::vector<std::string>& routes,
+                          int64_t repeats) {
+  std::string best = routes.front();
+  double best_s = std::numeric_limits<double>::infinity();
+  for (const auto& route : routes) {
+    LayerCall trial = call;
+    trial.route = route;
+    double fastest = std::numeric_limits<double>::infinity();
+    for (int64_t rep = 0; rep <= repeats; ++rep) {
+      trial.rule_state = torch::Tensor();
+      const auto start = std::chrono::steady_clock::now();
+      run_route_once(rule, trial, group_size, needed);
+      const std::chrono::duration<double> took =
+          std::chrono::steady_clock::now() - start;
+      if (rep > 0) fastest = std::min(fastest, took.count());
+    }
+    if (fastest < best_s) {
+      best_s = fastest;
+      best = route;
+    }
+  }
+  return best;
+}
 
 }  // namespace
 
@@ -71,6 +167,7 @@ GradientEngine::GradientEngine(std::shared_ptr<torch::nn::Module> model,
       options_(std::move(options)),
       registry_(registry ? std::move(registry) : builtin_rules()),
       recorder_(std::make_unique<detail::Recorder>()) {
+  route_policy_.table = std::make_shared<RouteTable>();
   if (!model_) throw std::invalid_argument("GradientEngine: model is null");
   validate_model(*model_, *registry_);
   for (const auto& item : model_->named_modules("", true)) {
@@ -93,6 +190,15 @@ GradientEngine::GradientEngine(std::shared_ptr<torch::nn::Module> model,
       if (it != index.end()) param_covered_[it->second] = true;
     }
   }
+}
+
+void GradientEngine::set_route_policy(RoutePolicy policy) {
+  if (policy.repeats < 1) {
+    throw std::invalid_argument("route search repeats must be >= 1, got " +
+                                std::to_string(policy.repeats));
+  }
+  if (!policy.table) policy.table = std::make_shared<RouteTable>();
+  route_policy_ = std::move(policy);
 }
 
 RecordingGuard GradientEngine::record() {
@@ -198,10 +304,37 @@ ClipResult GradientEngine::clip_and_accumulate(
     };
     std::vector<std::vector<Use>> uses(params_.size());
     std::vector<std::vector<torch::Tensor>> call_params(mine.size());
+    // Each call's route (routes.h); a call whose shape kMeasure has not
+    // seen is searched in the norms phase, its output kept until then.
+    const RoutePolicy& policy = route_policy_;
+    std::vector<std::vector<std::string>> pending(mine.size());
+    std::vector<std::string> pending_key(mine.size());
     for (size_t c = 0; c < mine.size(); ++c) {
       mine[c].grad_output = grads[c];
+      if (grads[c].defined()) {
+        auto& call = mine[c];
+        auto routes = entries[c]->rule->routes(call, group_size);
+        if (routes.size() == 1) {
+          call.route = routes.front();
+        } else if (routes.size() > 1) {
+          call.route = routes.front();
+          if (!policy.forced.empty() && offers(routes, policy.forced)) {
+            call.route = policy.forced;
+          } else if (policy.search != RouteSearch::kCostModel) {
+            auto key = route_key(call, group_size);
+            auto found = policy.table->find(key);
+            if (found && offers(routes, *found)) {
+              call.route = *found;
+            } else if (policy.search == RouteSearch::kMeasure) {
+              pending[c] = std::move(routes);
+              pending_key[c] = std::move(key);
+            }
+          }
+        }
+      }
       if (!grads[c].defined() ||
-          !entries[c]->rule->uses_output(mine[c], group_size)) {
+          (pending[c].empty() &&
+           !entries[c]->rule->uses_output(mine[c], group_size))) {
         mine[c].output = torch::Tensor();
       }
       if (!grads[c].defined()) continue;
@@ -217,6 +350,7 @@ ClipResult GradientEngine::clip_and_accumulate(
     // Squared norms per parameter, [B] each.
     std::vector<torch::Tensor> sq(params_.size());
     std::vector<torch::Tensor> per_example(params_.size());
+    bool searched = false;
     for (size_t c = 0; c < mine.size(); ++c) {
       const size_t n = call_params[c].size();
       std::vector<bool> needed(n, false);
@@ -228,6 +362,12 @@ ClipResult GradientEngine::clip_and_accumulate(
         any = any || needed[s];
       }
       if (!any) continue;
+      if (!pending[c].empty()) {
+        mine[c].route = fastest_route(*entries[c]->rule, mine[c], group_size,
+                                      needed, pending[c], policy.repeats);
+        policy.table->insert(pending_key[c], mine[c].route);
+        searched = true;
+      }
       std::vector<torch::Tensor> call_norms(n), call_pe(n);
       if (observer_ != nullptr)
         observer_->layer_begin(EnginePhase::kNorms, mine[c]);
@@ -245,6 +385,9 @@ ClipResult GradientEngine::clip_and_accumulate(
         sq[i] = call_norms[s].to(torch::kDouble);
         per_example[i] = call_pe[s];
       }
+    }
+    if (searched && !policy.cache_file.empty()) {
+      policy.table->save(policy.cache_file, route_context());
     }
     // Shared parameters: the norm of the TOTAL per-example gradient.
     for (size_t i = 0; i < params_.size(); ++i) {

@@ -18,11 +18,17 @@
 // ghost.
 #include <torch/torch.h>
 
+#include <string>
+#include <vector>
+
 #include "builtin_rules.h"
 #include "dptrain/dp/layers/linear.h"
 
 namespace dptrain::dp::detail {
 namespace {
+
+constexpr const char* kGhost = "ghost";
+constexpr const char* kMaterialised = "materialised";
 
 // The route choice above; t = T·K per example.
 bool use_ghost(int64_t batch, int64_t t, int64_t in, int64_t out) {
@@ -42,6 +48,22 @@ class LinearRule final : public LayerRule {
     return {l.weight, l.bias};
   }
 
+  // "ghost" and "materialised" for sequences (T·K > 1), the cost model's
+  // first; ghost only when the model picks it or its B·T² Grams fit
+  // kMaxKeptElements. One route (none to choose) for T·K = 1.
+  std::vector<std::string> routes(const LayerCall& call,
+                                  int64_t group_size) const override {
+    const auto& a = call.input;
+    const int64_t batch = a.size(0) / group_size;
+    const int64_t in = a.size(-1);
+    const int64_t out = call.grad_output.size(-1);
+    const int64_t t = batch == 0 ? 0 : a.numel() / (batch * in);
+    if (t <= 1) return {};
+    if (use_ghost(batch, t, in, out)) return {kGhost, kMaterialised};
+    if (batch * t * t <= kMaxKeptElements) return {kMaterialised, kGhost};
+    return {kMaterialised};
+  }
+
   void squared_norms(const LayerCall& call, int64_t group_size,
                      const std::vector<bool>& needed,
                      std::vector<torch::Tensor>& norms,
@@ -57,7 +79,8 @@ class LinearRule final : public LayerRule {
     if (needed[0]) {
       if (t == 1) {
         norms[0] = a3.pow(2).sum({1, 2}) * g3.pow(2).sum({1, 2});
-      } else if (use_ghost(batch, t, in, out)) {
+      } else if (call.route.empty() ? use_ghost(batch, t, in, out)
+                                    : call.route == kGhost) {
         auto gram_a = torch::bmm(a3, a3.transpose(1, 2));
         auto gram_g = torch::bmm(g3, g3.transpose(1, 2));
         norms[0] = (gram_a * gram_g).sum({1, 2});

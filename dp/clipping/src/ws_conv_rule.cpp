@@ -20,6 +20,7 @@
 #include <torch/torch.h>
 
 #include <cstddef>
+#include <string>
 #include <vector>
 
 #include "conv_common.h"
@@ -111,6 +112,23 @@ class WSConvRule final : public LayerRule {
     return {l.weight, l.bias, l.gain};
   }
 
+  // The materialised routes, and ghost (one group) when the cost model
+  // picks it or its Grams fit kMaxKeptElements.
+  std::vector<std::string> routes(const LayerCall& call,
+                                  int64_t group_size) const override {
+    const auto& l = dynamic_cast<const Layer&>(*call.layer);
+    auto routes = materialised_routes<D>(call, l);
+    if (l.options.groups() != 1) return routes;
+    const auto shape = route_shape(call, l, group_size);
+    const double t = shape.t_row * static_cast<double>(group_size);
+    const double p = shape.pixels * static_cast<double>(group_size);
+    const double limit = static_cast<double>(kMaxKeptElements);
+    const double b = static_cast<double>(shape.batch);
+    offer_ghost(routes, ws_ghost_cheaper(shape),
+                b * p * p <= limit && b * t * t <= limit);
+    return routes;
+  }
+
   bool uses_output(const LayerCall& call, int64_t group_size) const override {
     const auto& l = dynamic_cast<const Layer&>(*call.layer);
     return call.grad_output.defined() && ws_use_ghost(call, l, group_size);
@@ -199,10 +217,17 @@ class WSConvRule final : public LayerRule {
   }
 
  private:
-  // The route choice (ws_ghost_cheaper, conv_cost_model.h).
+  // The ghost route: call.route's, else the cost model's
+  // (ws_ghost_cheaper, conv_cost_model.h).
   static bool ws_use_ghost(const LayerCall& call, const Layer& l,
                            int64_t group_size) {
     if (l.options.groups() != 1) return false;
+    if (!call.route.empty()) return call.route == kGhostRoute;
+    return ws_ghost_cheaper(route_shape(call, l, group_size));
+  }
+
+  static WsRouteShape route_shape(const LayerCall& call, const Layer& l,
+                                  int64_t group_size) {
     const auto& x = call.input;
     const auto& g = call.grad_output;
     WsRouteShape shape;
@@ -219,7 +244,7 @@ class WSConvRule final : public LayerRule {
     shape.d_in = static_cast<double>(l.weight[0].numel());
     shape.weight_numel = l.weight.numel();
     shape.pointwise = pointwise_route<D>(call, l);
-    return ws_ghost_cheaper(shape);
+    return shape;
   }
 
   // Per example, Σ_o w_o‖x_o‖² with x_o = Σ_t g_{t,o}·a_t the (group-summed)

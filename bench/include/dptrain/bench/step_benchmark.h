@@ -19,7 +19,10 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
+
+#include "dptrain/dp/clipping/routes.h"
 
 namespace dptrain::bench {
 
@@ -61,6 +64,13 @@ struct StepBenchmarkOptions {
   /// layers, the base frozen, in both variants (0 = full fine-tuning).
   int64_t lora_rank = 0;
   c10::Device device = c10::Device(c10::kCPU);
+  /// How the DP step's rules pick their routes (dp/clipping/routes.h). With
+  /// kMeasure the search runs in the first DP step (a warm-up step unless
+  /// warmup_steps is 0).
+  dp::RouteSearch routes = dp::RouteSearch::kCostModel;
+  /// Non-empty: routes are read from this cache file (kFixed, kMeasure)
+  /// and, with kMeasure, new ones written to it.
+  std::string route_cache;
 };
 
 /// Throws std::invalid_argument naming the field and value of the first
@@ -103,6 +113,9 @@ struct StepBenchmarkResult {
   /// ru_maxrss, bytes). Meaningful per variant only when one variant runs
   /// in its own process.
   int64_t peak_rss_bytes = 0;
+  /// The last DP step's route of each layer call that had a choice of
+  /// routes (LayerRule::routes): {module path, route}, in call order.
+  std::vector<std::pair<std::string, std::string>> routes;
 };
 
 /// Builds the model and batch, warms up, and times the variants. Throws
@@ -132,6 +145,7 @@ struct StepProfile {
     /// or the rule's weighted_sums (a batch weight gradient).
     double sums_ms = 0;
     bool kept = false;  ///< per-example gradients were materialised and kept
+    std::string route;  ///< LayerCall::route ("" where the rule has none)
   };
   std::vector<Phase> phases;
   std::vector<Layer> layers;
@@ -173,6 +187,9 @@ class StepRunner {
 
   /// The trainable parameters, each once.
   std::vector<at::Tensor> parameters() const;
+  /// The route each layer call with a choice took in the last DP step run
+  /// by run() or dp_clip(): {module path, route}.
+  std::vector<std::pair<std::string, std::string>> last_routes() const;
   int64_t num_parameters() const;
 
  private:

@@ -107,7 +107,16 @@ struct TrainConfig {
   double max_grad_norm = 1.0;     ///< C
   bool normalize_clipped =
       false;  ///< De et al.: clipped gradients scaled by 1/C
-  std::string clipping = "flat";   ///< "flat" or "per-layer"
+  std::string clipping = "flat";  ///< "flat" or "per-layer"
+  /// How the clipping engine's layer rules pick their routes: "model" (the
+  /// cost model), "measure" (time each exact route once per layer shape,
+  /// keep the fastest) or "fixed" (route_cache's, else the cost model's);
+  /// dptrain/dp/clipping/routes.h. The values clipped are the same up to
+  /// rounding whichever route runs.
+  std::string routes = "model";
+  /// Non-empty: measured routes are read from this file (measure, fixed)
+  /// and, with measure, new ones written to it (by rank 0 alone).
+  std::string route_cache;
   std::string accountant = "rdp";  ///< "rdp" or "prv"
   std::string sampler =
       "poisson";  ///< "poisson" or "shuffle" (not covered by the accountant)

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "dptrain/dp/clipping/clipping.h"
+#include "dptrain/dp/clipping/routes.h"
 #include "dptrain/dp/clipping/rule_registry.h"
 #include "dptrain/dp/layers/recording.h"
 
@@ -113,6 +114,11 @@ class GradientEngine {
   /// Receives the phases of every later clip_and_accumulate (not owned;
   /// null, the default, for none).
   void set_observer(EngineObserver* observer) { observer_ = observer; }
+  /// How the rules' routes are chosen in later clip_and_accumulate calls
+  /// (routes.h): the cost model unless set. Throws std::invalid_argument
+  /// if repeats < 1. An observer sees each call's route in LayerCall::route.
+  void set_route_policy(RoutePolicy policy);
+  const RoutePolicy& route_policy() const { return route_policy_; }
 
  private:
   struct LayerEntry {
@@ -122,6 +128,7 @@ class GradientEngine {
   std::shared_ptr<torch::nn::Module> model_;
   ClippingOptions options_;
   EngineObserver* observer_ = nullptr;
+  RoutePolicy route_policy_;
   std::shared_ptr<const RuleRegistry> registry_;
   std::unique_ptr<detail::Recorder> recorder_;
   std::vector<std::pair<const torch::nn::Module*, LayerEntry>> layers_;

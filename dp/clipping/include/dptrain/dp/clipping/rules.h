@@ -11,6 +11,7 @@
 #include <torch/nn/module.h>
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "dptrain/dp/layers/recording.h"
@@ -25,6 +26,16 @@ class LayerRule {
   /// The layer's parameters in a fixed order (undefined for an absent bias).
   virtual std::vector<torch::Tensor> parameters(
       const torch::nn::Module& layer) const = 0;
+
+  /// The exact routes squared_norms and weighted_sums may take on this call
+  /// (grad_output set), its cost model's choice first; every other route
+  /// must fit the same memory bound. squared_norms, weighted_sums and
+  /// uses_output follow call.route when it is one of them. Empty (the
+  /// default) or one route: nothing to choose (routes.h).
+  virtual std::vector<std::string> routes(const LayerCall& /*call*/,
+                                          int64_t /*group_size*/) const {
+    return {};
+  }
 
   /// True if squared_norms on this call (grad_output set) would use
   /// call.output; the engine otherwise releases outputs after the backward

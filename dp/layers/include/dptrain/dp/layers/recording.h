@@ -10,6 +10,7 @@
 #include <torch/nn/module.h>
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 namespace dptrain::dp {
@@ -33,6 +34,9 @@ struct LayerCall {
   /// What a rule's squared_norms keeps for its weighted_sums on the same call
   /// (e.g. WSConv2d's per-example dŴ); released with the call.
   mutable torch::Tensor rule_state;
+  /// The route the rule takes on this call (one of LayerRule::routes), set
+  /// by the engine before the rule runs; empty: the rule's cost model.
+  std::string route;
 };
 
 namespace detail {
