@@ -24,8 +24,10 @@ int main(int argc, char** argv) {
   app.add_option("--threads", g_options.threads,
                  "intra-op threads (default: one per hardware thread)")
       ->check(CLI::NonNegativeNumber);
-  app.parse_complete_callback(
-      [] { dptrain::train::set_num_threads(g_options.threads); });
+  app.parse_complete_callback([] {
+    dptrain::train::configure_allocator();
+    dptrain::train::set_num_threads(g_options.threads);
+  });
 
   add_info_command(app);
   add_data_command(app);

@@ -4,7 +4,11 @@
 #include <torch/torch.h>
 
 #include <cstdlib>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <stdexcept>
+#include <string>
 #include <thread>
 
 namespace dptrain::train {
@@ -44,6 +48,38 @@ TEST_F(Runtime, BlasRunsOnTheCallingThreadUnlessTheUserSaidOtherwise) {
         << "OPENBLAS_NUM_THREADS=" << user << " was overridden";
   }
 }
+
+#if defined(__GLIBC__)
+// After configure_allocator a 16 MiB block comes from the heap (mmap
+// threshold 32 MiB), not from a fresh mapping (glibc's default threshold
+// starts at 128 KiB); a variable the user set leaves glibc alone.
+TEST_F(Runtime, AllocatorKeepsLargeBlocksUnlessTheUserChose) {
+  for (const char* name : {"GLIBC_TUNABLES", "MALLOC_MMAP_THRESHOLD_",
+                           "MALLOC_TRIM_THRESHOLD_", "DPTRAIN_MALLOC"}) {
+    if (std::getenv(name) != nullptr) GTEST_SKIP() << name << " is set";
+  }
+  ::setenv("MALLOC_TRIM_THRESHOLD_", "1000", 1);
+  EXPECT_FALSE(configure_allocator());
+  EXPECT_NE(allocator_summary().find("MALLOC_TRIM_THRESHOLD_ is set"),
+            std::string::npos)
+      << allocator_summary();
+  ::unsetenv("MALLOC_TRIM_THRESHOLD_");
+  ::setenv("DPTRAIN_MALLOC", "default", 1);
+  EXPECT_FALSE(configure_allocator());
+  ::unsetenv("DPTRAIN_MALLOC");
+
+  ASSERT_TRUE(configure_allocator());
+  EXPECT_EQ(allocator_summary(), "kept (mmap threshold 32 MiB, trim 1 GiB)");
+  const auto mapped_before = mallinfo2().hblkhd;
+  void* block = std::malloc(size_t{16} << 20);
+  ASSERT_NE(block, nullptr);
+  const auto mapped_during = mallinfo2().hblkhd;
+  std::free(block);
+  EXPECT_EQ(mapped_during, mapped_before)
+      << "the 16 MiB block was mapped on its own";
+  EXPECT_NE(runtime_summary().find("allocator: kept"), std::string::npos);
+}
+#endif
 
 TEST_F(Runtime, RejectsNegativeAndAbsurdThreadCounts) {
   const int most =

@@ -1,6 +1,9 @@
 #include "dptrain/train/runtime.h"
 
 #include <dlfcn.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -18,6 +21,44 @@ std::string version_string() {
       << TORCH_VERSION_MINOR << "." << TORCH_VERSION_PATCH << ")";
   return out.str();
 }
+
+namespace {
+// configure_allocator's outcome, for allocator_summary.
+std::string g_allocator = "glibc defaults (configure_allocator not called)";
+}  // namespace
+
+bool configure_allocator() {
+#if defined(__GLIBC__)
+  for (const char* name :
+       {"GLIBC_TUNABLES", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"}) {
+    if (std::getenv(name) != nullptr) {
+      g_allocator =
+          std::string("glibc defaults or the user's (") + name + " is set)";
+      return false;
+    }
+  }
+  const char* choice = std::getenv("DPTRAIN_MALLOC");
+  if (choice != nullptr && std::string(choice) == "default") {
+    g_allocator = "glibc defaults (DPTRAIN_MALLOC=default)";
+    return false;
+  }
+  // Measured on a 2-vCPU Intel Xeon (bench step, both variants alike, DP
+  // ms default -> these): seq B=16 69-70 -> 51-54, WRN-16-4 B=32 424-449 ->
+  // 405-407, with peak RSS within 2 %.
+  constexpr int kMmapThreshold = 32 << 20;  // glibc's largest
+  constexpr int kTrimThreshold = 1 << 30;
+  const bool ok = mallopt(M_MMAP_THRESHOLD, kMmapThreshold) == 1 &&
+                  mallopt(M_TRIM_THRESHOLD, kTrimThreshold) == 1;
+  g_allocator = ok ? "kept (mmap threshold 32 MiB, trim 1 GiB)"
+                   : "glibc defaults (mallopt refused)";
+  return ok;
+#else
+  g_allocator = "the C library's defaults (not glibc)";
+  return false;
+#endif
+}
+
+std::string allocator_summary() { return g_allocator; }
 
 void set_num_threads(int threads) {
   const int hardware =
@@ -126,6 +167,7 @@ std::string runtime_summary() {
               ? ""
               : "  [warning: not OpenBLAS; matmuls will be slow]")
       << "\n"
+      << "allocator: " << allocator_summary() << "\n"
       << "cuda: "
       << (torch::cuda::is_available()
               ? std::to_string(torch::cuda::device_count()) + " device(s)"

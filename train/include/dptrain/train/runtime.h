@@ -24,6 +24,18 @@ bool set_blas_num_threads(int threads);
 /// OpenBLAS.
 int blas_num_threads();
 
+/// Keeps freed large blocks in the process for the next step instead of
+/// returning them to the OS: glibc's mmap threshold set to 32 MiB (its
+/// most) and its trim threshold to 1 GiB, so that a step's tensors reuse
+/// the last step's memory rather than being mapped and zero-filled afresh
+/// (benchmarks/RESULTS.md, "Allocation"). Does nothing, and returns false,
+/// when GLIBC_TUNABLES, MALLOC_MMAP_THRESHOLD_ or MALLOC_TRIM_THRESHOLD_ is
+/// set (the user's choice), when DPTRAIN_MALLOC=default, or without glibc.
+bool configure_allocator();
+/// What configure_allocator did: "kept (mmap threshold 32 MiB, trim 1 GiB)",
+/// or "glibc defaults" with the reason.
+std::string allocator_summary();
+
 /// Path of the BLAS shared library mapped into this process (read from
 /// /proc/self/maps), or "" when none is found (e.g. not Linux).
 std::string loaded_blas_library();
