@@ -91,6 +91,7 @@ void validate(const StepBenchmarkOptions& o) {
   at_least("warmup_steps", o.warmup_steps, 0);
   at_least("logical_batch_size", o.logical_batch_size, 0);
   at_least("lora_rank", o.lora_rank, 0);
+  at_least("max_kept_mb", o.max_kept_mb, -1);
   if (o.logical_batch_size % o.batch_size != 0) {
     throw std::invalid_argument(
         "logical_batch_size must be a multiple of batch_size (" +
@@ -257,6 +258,9 @@ StepRunner::StepRunner(const StepBenchmarkOptions& options)
     }
   }
   s.engine->set_route_policy(std::move(policy));
+  if (options.max_kept_mb >= 0) {
+    s.engine->set_max_kept_bytes(options.max_kept_mb << 20);
+  }
   for (const auto& item : s.model->named_modules("", true)) {
     s.path_of[item.value().get()] = item.key();
   }

@@ -607,6 +607,67 @@ TEST(EngineRoutes, EveryRouteOfEveryCaseMatchesTheOracle) {
   }
 }
 
+// Counts the layer calls whose norms left per-example gradients kept.
+struct KeptCounter : dp::EngineObserver {
+  int kept = 0;
+  int calls = 0;
+  void layer_end(dp::EnginePhase phase, const dp::LayerCall& /*call*/,
+                 bool kept_here) override {
+    if (phase != dp::EnginePhase::kNorms) return;
+    ++calls;
+    kept += kept_here ? 1 : 0;
+  }
+};
+
+// A kept-memory bound of 0 frees every kept per-example gradient: the
+// weighted sums then come from A and G, and still match the oracle. Without
+// a bound the same models keep some (so the bound changed the path).
+TEST(EngineKeptBudget, ZeroBoundFreesEveryKeptTensorAndMatchesTheOracle) {
+  for (const auto& c : cases()) {
+    for (int64_t k : {1, 2}) {
+      const int64_t batch = 3;
+      torch::manual_seed(11 + k);
+      auto net = c.make();
+      net->to(torch::kDouble);
+      auto params = net->parameters();
+      auto x = c.input(batch * k);
+      torch::Tensor y;
+      {
+        torch::NoGradGuard g;
+        y = net->forward(x);
+      }
+      auto r = torch::randn(y.sizes(), torch::kDouble);
+      auto opts = dp::ClippingOptions(0.05).diagnostics(true);
+      SCOPED_TRACE(c.name + " K=" + std::to_string(k));
+      auto want = run_oracle(*net, x, r, batch, k, opts, params);
+      auto run = [&](int64_t bound, KeptCounter& counter) {
+        clear_grads(*net);
+        dp::GradientEngine engine(net, opts);
+        engine.set_max_kept_bytes(bound, 0);
+        engine.set_observer(&counter);
+        {
+          auto recording = engine.record();
+          engine.clip_and_accumulate(row_loss(net->forward(x), r), k);
+        }
+        return grads_of(params);
+      };
+      KeptCounter unbounded, bounded;
+      run(int64_t{1} << 40, unbounded);
+      auto got = run(0, bounded);
+      EXPECT_EQ(bounded.kept, 0) << "of " << bounded.calls << " calls";
+      for (size_t i = 0; i < params.size(); ++i) {
+        if (!params[i].requires_grad()) continue;
+        ASSERT_TRUE(got[i].defined());
+        EXPECT_LE(rel_diff(got[i], want.grads[i]), 1e-9) << "parameter " << i;
+      }
+      if (c.name == "FashionMnistCnn" || c.name == "TinyWrn" ||
+          c.name == "LinearSequenceMaterialised") {
+        EXPECT_GT(unbounded.kept, 0);
+      }
+    }
+  }
+}
+
 // An example whose gradient is 10⁶ times larger contributes exactly norm C.
 TEST(GradientEngine, HugeExampleContributesExactlyC) {
   torch::manual_seed(3);

@@ -266,6 +266,8 @@ void TrainConfig::validate() const {
           "must be at most " + str(kMaxGradNorm), str(max_grad_norm));
   require_one_of("clipping", clipping, {"flat", "per-layer"});
   require_one_of("routes", routes, {"model", "measure", "fixed"});
+  require(max_kept_mb >= -1 && max_kept_mb <= (int64_t{1} << 30), "max-kept-mb",
+          "must be -1 (no bound) or a size in MiB >= 0", str(max_kept_mb));
   if (!route_cache.empty() && routes == "model") {
     throw std::invalid_argument(
         "--route-cache needs --routes measure or fixed (the cost model reads "
@@ -490,6 +492,10 @@ const std::vector<ConfigField>& config_fields() {
       {"route-cache", &TrainConfig::route_cache,
        "file of measured routes: read by measure and fixed, written by "
        "measure"},
+      {"max-kept-mb", &TrainConfig::max_kept_mb,
+       "bound (MiB) on the per-example gradients kept between the norms and "
+       "the weighted sums; beyond it a layer's sum is recomputed from its "
+       "activations (less memory, more time); -1 = no bound"},
       {"accountant", &TrainConfig::accountant, "rdp or prv"},
       {"sampler", &TrainConfig::sampler,
        "poisson, or shuffle (NOT covered by the accountant)"},

@@ -219,6 +219,9 @@ PrivateLoop::PrivateLoop(std::shared_ptr<torch::nn::Module> model,
     }
   }
   s.engine->set_route_policy(std::move(routes));
+  if (s.config.max_kept_mb >= 0) {
+    s.engine->set_max_kept_bytes(s.config.max_kept_mb << 20);
+  }
   dp::PrivacyBudgetOptions budget;
   budget.delta = s.config.delta;
   if (s.config.target_epsilon > 0)

@@ -351,6 +351,7 @@ ClipResult GradientEngine::clip_and_accumulate(
     std::vector<torch::Tensor> sq(params_.size());
     std::vector<torch::Tensor> per_example(params_.size());
     bool searched = false;
+    int64_t kept_bytes = 0;  // counted against max_kept_bytes_
     for (size_t c = 0; c < mine.size(); ++c) {
       const size_t n = call_params[c].size();
       std::vector<bool> needed(n, false);
@@ -373,6 +374,31 @@ ClipResult GradientEngine::clip_and_accumulate(
         observer_->layer_begin(EnginePhase::kNorms, mine[c]);
       entries[c]->rule->squared_norms(mine[c], group_size, needed, call_norms,
                                       call_pe);
+      if (max_kept_bytes_ >= 0) {
+        // The kept tensors of this call that count, and whether they still
+        // fit; if not, all of them go (the rule's weighted_sums then works
+        // from A and G).
+        int64_t bytes = 0;
+        const int64_t smallest = min_counted_kept_bytes_;
+        auto counted = [smallest](const torch::Tensor& t) {
+          const int64_t b =
+              t.defined() ? t.numel() * static_cast<int64_t>(t.element_size())
+                          : 0;
+          return b > 0 && b >= smallest ? b : 0;
+        };
+        for (const auto& t : call_pe) bytes += counted(t);
+        bytes += counted(mine[c].rule_state);
+        if (bytes > 0 && kept_bytes + bytes > max_kept_bytes_) {
+          for (auto& t : call_pe) {
+            if (counted(t) > 0) t = torch::Tensor();
+          }
+          if (counted(mine[c].rule_state) > 0) {
+            mine[c].rule_state = torch::Tensor();
+          }
+        } else {
+          kept_bytes += bytes;
+        }
+      }
       if (observer_ != nullptr) {
         const bool kept =
             std::any_of(call_pe.begin(), call_pe.end(),

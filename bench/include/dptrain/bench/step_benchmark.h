@@ -71,6 +71,9 @@ struct StepBenchmarkOptions {
   /// Non-empty: routes are read from this cache file (kFixed, kMeasure)
   /// and, with kMeasure, new ones written to it.
   std::string route_cache;
+  /// >= 0: GradientEngine::set_max_kept_bytes(max_kept_mb MiB) for the DP
+  /// step; -1: no bound.
+  int64_t max_kept_mb = -1;
 };
 
 /// Throws std::invalid_argument naming the field and value of the first

@@ -117,6 +117,11 @@ struct TrainConfig {
   /// Non-empty: measured routes are read from this file (measure, fixed)
   /// and, with measure, new ones written to it (by rank 0 alone).
   std::string route_cache;
+  /// Bound, in MiB, on the per-example gradients the clipping engine keeps
+  /// from the norms to the weighted sums (GradientEngine::
+  /// set_max_kept_bytes); beyond it a layer's weighted sum is recomputed
+  /// from its activations (less memory, more time). -1: no bound.
+  std::int64_t max_kept_mb = -1;
   std::string accountant = "rdp";  ///< "rdp" or "prv"
   std::string sampler =
       "poisson";  ///< "poisson" or "shuffle" (not covered by the accountant)

@@ -119,6 +119,20 @@ class GradientEngine {
   /// if repeats < 1. An observer sees each call's route in LayerCall::route.
   void set_route_policy(RoutePolicy policy);
   const RoutePolicy& route_policy() const { return route_policy_; }
+  /// Bounds the per-example gradients (and rule state) that the norms phase
+  /// keeps for the weighted sums, in bytes over all layer calls of one
+  /// clip_and_accumulate. A call whose kept tensors would pass the bound
+  /// frees them at once, and its weighted sum is then computed from A and G
+  /// (for a convolution one batch weight gradient: slower, the same values
+  /// up to rounding). Tensors under `min_counted_bytes` are neither counted
+  /// nor freed (recomputing them costs more than they hold). Negative (the
+  /// default): no bound but each rule's own per-layer limit.
+  void set_max_kept_bytes(int64_t bytes,
+                          int64_t min_counted_bytes = int64_t{1} << 20) {
+    max_kept_bytes_ = bytes;
+    min_counted_kept_bytes_ = min_counted_bytes;
+  }
+  int64_t max_kept_bytes() const { return max_kept_bytes_; }
 
  private:
   struct LayerEntry {
@@ -129,6 +143,8 @@ class GradientEngine {
   ClippingOptions options_;
   EngineObserver* observer_ = nullptr;
   RoutePolicy route_policy_;
+  int64_t max_kept_bytes_ = -1;
+  int64_t min_counted_kept_bytes_ = int64_t{1} << 20;
   std::shared_ptr<const RuleRegistry> registry_;
   std::unique_ptr<detail::Recorder> recorder_;
   std::vector<std::pair<const torch::nn::Module*, LayerEntry>> layers_;
