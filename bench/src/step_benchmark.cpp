@@ -303,6 +303,22 @@ void StepRunner::nonprivate_backward() {
 
 namespace {
 
+// Sets an observer on the engine for the scope's lifetime (also when the
+// step throws).
+class ObserverScope {
+ public:
+  ObserverScope(dp::GradientEngine& engine, dp::EngineObserver* observer)
+      : engine_(engine) {
+    engine_.set_observer(observer);
+  }
+  ~ObserverScope() { engine_.set_observer(nullptr); }
+  ObserverScope(const ObserverScope&) = delete;
+  ObserverScope& operator=(const ObserverScope&) = delete;
+
+ private:
+  dp::GradientEngine& engine_;
+};
+
 // Collects the route of each layer call that has one, as the engine set it.
 class RouteObserver final : public dp::EngineObserver {
  public:
@@ -332,14 +348,8 @@ void StepRunner::dp_clip() {
   auto recording = s.engine->record();
   auto losses = s.per_example_loss(s.forward(s.inputs), s.targets);
   RouteObserver observer(s.path_of, s.routes);
-  s.engine->set_observer(&observer);
-  try {
-    s.engine->clip_and_accumulate(losses);
-  } catch (...) {
-    s.engine->set_observer(nullptr);
-    throw;
-  }
-  s.engine->set_observer(nullptr);
+  ObserverScope observing(*s.engine, &observer);
+  s.engine->clip_and_accumulate(losses);
 }
 
 std::vector<std::pair<std::string, std::string>> StepRunner::last_routes()
@@ -487,14 +497,8 @@ void StepRunner::profile_once(StepProfile& profile) {
     const auto losses = s.per_example_loss(s.forward(s.inputs), s.targets);
     t1 = clock();
     phase("dp", "forward (recorded)", ms(t0, t1));
-    s.engine->set_observer(&observer);
-    try {
-      s.engine->clip_and_accumulate(losses);
-    } catch (...) {
-      s.engine->set_observer(nullptr);
-      throw;
-    }
-    s.engine->set_observer(nullptr);
+    ObserverScope observing(*s.engine, &observer);
+    s.engine->clip_and_accumulate(losses);
   }
   t2 = clock();
   dp::finalize_noisy_gradient(s.params, s.noise_options, *s.noise);

@@ -538,6 +538,29 @@ INSTANTIATE_TEST_SUITE_P(AllLayers, EngineOracle, ::testing::ValuesIn(cases()),
                            return p.param.name;
                          });
 
+// A case's float64 model, its parameters, `rows` input rows and the loss's
+// residuals r, drawn after torch::manual_seed(seed).
+struct Prepared {
+  std::shared_ptr<LambdaNet> net;
+  std::vector<torch::Tensor> params;
+  torch::Tensor x, r;
+};
+Prepared prepare(const Case& c, int64_t rows, uint64_t seed) {
+  torch::manual_seed(seed);
+  Prepared p;
+  p.net = c.make();
+  p.net->to(torch::kDouble);
+  p.params = p.net->parameters();
+  p.x = c.input(rows);
+  torch::Tensor y;
+  {
+    torch::NoGradGuard g;
+    y = p.net->forward(p.x);
+  }
+  p.r = torch::randn(y.sizes(), torch::kDouble);
+  return p;
+}
+
 // Collects the route of every layer call the engine sets one on.
 struct RouteRecorder : dp::EngineObserver {
   std::set<std::string> taken;
@@ -560,17 +583,11 @@ TEST(EngineRoutes, EveryRouteOfEveryCaseMatchesTheOracle) {
     for (const auto& route : routes) {
       for (int64_t k : {1, 2}) {
         const int64_t batch = 3;
-        torch::manual_seed(5 + k);
-        auto net = c.make();
-        net->to(torch::kDouble);
-        auto params = net->parameters();
-        auto x = c.input(batch * k);
-        torch::Tensor y;
-        {
-          torch::NoGradGuard g;
-          y = net->forward(x);
-        }
-        auto r = torch::randn(y.sizes(), torch::kDouble);
+        const Prepared p = prepare(c, batch * k, 5 + k);
+        const auto& net = p.net;
+        const auto& params = p.params;
+        const auto& x = p.x;
+        const auto& r = p.r;
         auto probe =
             run_oracle(*net, x, r, batch, k,
                        dp::ClippingOptions(1e30).diagnostics(true), params);
@@ -626,17 +643,11 @@ TEST(EngineKeptBudget, ZeroBoundFreesEveryKeptTensorAndMatchesTheOracle) {
   for (const auto& c : cases()) {
     for (int64_t k : {1, 2}) {
       const int64_t batch = 3;
-      torch::manual_seed(11 + k);
-      auto net = c.make();
-      net->to(torch::kDouble);
-      auto params = net->parameters();
-      auto x = c.input(batch * k);
-      torch::Tensor y;
-      {
-        torch::NoGradGuard g;
-        y = net->forward(x);
-      }
-      auto r = torch::randn(y.sizes(), torch::kDouble);
+      const Prepared p = prepare(c, batch * k, 11 + k);
+      const auto& net = p.net;
+      const auto& params = p.params;
+      const auto& x = p.x;
+      const auto& r = p.r;
       auto opts = dp::ClippingOptions(0.05).diagnostics(true);
       SCOPED_TRACE(c.name + " K=" + std::to_string(k));
       auto want = run_oracle(*net, x, r, batch, k, opts, params);

@@ -58,6 +58,20 @@ inline torch::Tensor bias_weighted_sum(const LayerCall& call,
       .view({-1});
 }
 
+// x [N, C, spatial...] zero-padded by call.ints on both sides of each
+// spatial dimension (the padding the op was given); x itself when all 0.
+inline torch::Tensor pad_symmetric(const torch::Tensor& x,
+                                   const std::vector<int64_t>& ints) {
+  std::vector<int64_t> pads;  // last dimension first
+  bool any = false;
+  for (size_t i = ints.size(); i-- > 0;) {
+    pads.push_back(ints[i]);
+    pads.push_back(ints[i]);
+    any = any || ints[i] != 0;
+  }
+  return any ? torch::constant_pad_nd(x, pads, 0) : x;
+}
+
 // Is the layer pointwise (1×1 kernel, no padding, one group)?
 template <size_t D, typename Layer>
 bool is_pointwise(const LayerCall& call, const Layer& l) {

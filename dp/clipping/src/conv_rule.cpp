@@ -221,11 +221,7 @@ class ConvRule final : public LayerRule {
     const auto& s = *l.options.stride();
     const auto& d = *l.options.dilation();
     bool dilated = false;
-    bool padded = false;
-    for (size_t i = 0; i < D; ++i) {
-      dilated = dilated || d[i] != 1;
-      padded = padded || call.ints[i] != 0;
-    }
+    for (size_t i = 0; i < D; ++i) dilated = dilated || d[i] != 1;
     if (dilated) {
       std::vector<int64_t> kk(k.begin(), k.end()), ss(s.begin(), s.end()),
           dd(d.begin(), d.end()), pp = call.ints;
@@ -239,14 +235,7 @@ class ConvRule final : public LayerRule {
       auto cols = torch::im2col(x, kk, dd, pp, ss);  // [N, d_in, T]
       return by_example(cols, group_size).transpose(1, 2);
     }
-    if (padded) {
-      std::vector<int64_t> pads;  // last dimension first
-      for (size_t i = D; i-- > 0;) {
-        pads.push_back(call.ints[i]);
-        pads.push_back(call.ints[i]);
-      }
-      x = torch::constant_pad_nd(x, pads, 0);
-    }
+    x = pad_symmetric(x, call.ints);
     // [N, C, T_1, ..., T_D, k_1, ..., k_D] → [N, T_1, ..., T_D, C, k...].
     for (size_t i = 0; i < D; ++i) {
       x = x.unfold(static_cast<int64_t>(2 + i), k[i], s[i]);

@@ -260,18 +260,8 @@ class WSConvRule final : public LayerRule {
     const int64_t rows = g.size(0);
     const int64_t batch = rows / group_size;
     const int64_t out = g.size(1);
-    torch::Tensor x = call.input;
+    const torch::Tensor x = pad_symmetric(call.input, call.ints);
     const int64_t in = x.size(1);
-    bool padded = false;
-    for (int64_t v : call.ints) padded = padded || v != 0;
-    if (padded) {
-      std::vector<int64_t> pads;  // last dimension first
-      for (size_t i = D; i-- > 0;) {
-        pads.push_back(call.ints[i]);
-        pads.push_back(call.ints[i]);
-      }
-      x = torch::constant_pad_nd(x, pads, 0);
-    }
     const int64_t pix = x[0][0].numel();
     auto xs = x.reshape({batch, group_size, in, pix})
                   .transpose(1, 2)
