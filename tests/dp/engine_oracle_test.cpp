@@ -7,6 +7,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -677,6 +678,36 @@ TEST(EngineKeptBudget, ZeroBoundFreesEveryKeptTensorAndMatchesTheOracle) {
       }
     }
   }
+}
+
+// A DP layer's output that no rule reads is not held by the recording: after
+// the forward it lives only if autograd holds it (tanh saves its result, not
+// its input). A WSConv2d output its ghost route reads is held. The sums are
+// still the oracle's (EngineOracle); here, that the engine still runs.
+TEST(GradientEngine, OutputsNoRuleReadsAreNotHeld) {
+  using Weak = c10::weak_intrusive_ptr<c10::TensorImpl>;
+  auto check = [](auto layer, const torch::Tensor& x, bool held) {
+    auto net = std::make_shared<LambdaNet>();
+    net->register_module("layer", layer);
+    std::optional<Weak> weak;
+    net->body = [&](const torch::Tensor& in) {
+      auto y = layer(in);
+      weak.emplace(y.getIntrusivePtr());
+      return torch::tanh(y).flatten(1);
+    };
+    dp::GradientEngine engine(net, dp::ClippingOptions(1.0));
+    auto recording = engine.record();
+    auto out = net->forward(x);
+    EXPECT_EQ(weak->expired(), !held);
+    engine.clip_and_accumulate(out.pow(2).sum(1));
+    for (const auto& p : net->parameters()) EXPECT_TRUE(p.grad().defined());
+  };
+  check(dp::Linear(4, 3), torch::randn({5, 4}), false);
+  check(dp::Conv2d(dp::Conv2dOptions(2, 3, 3).padding(1)),
+        torch::randn({5, 2, 6, 6}), false);
+  // The cost model's ghost route for this WSConv2d (the WSConv2dGhost case).
+  check(dp::WSConv2d(dp::WSConv2dOptions(8, 16, 3).padding(1)),
+        torch::randn({4, 8, 4, 4}), true);
 }
 
 // An example whose gradient is 10⁶ times larger contributes exactly norm C.

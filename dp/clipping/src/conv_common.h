@@ -87,7 +87,9 @@ bool is_pointwise(const LayerCall& call, const Layer& l) {
 template <size_t D, typename Layer>
 Pointwise pointwise_route(const LayerCall& call, const Layer& l) {
   if (!is_pointwise<D>(call, l)) return Pointwise::kGrouped;
-  const auto& g = call.grad_output;
+  // The output gradient's shape is the output's (the output before the
+  // backward, when a rule asks at record time).
+  const auto& g = call.grad_output.defined() ? call.grad_output : call.output;
   const int64_t t_row = g.numel() == 0 ? 0 : g[0][0].numel();
   return choose_pointwise_route(t_row, call.input.size(1), g.size(1));
 }

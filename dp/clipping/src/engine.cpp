@@ -1,5 +1,7 @@
 #include "dptrain/dp/clipping/engine.h"
 
+#include <torch/csrc/autograd/engine.h>
+#include <torch/csrc/autograd/variable.h>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -176,6 +178,14 @@ GradientEngine::GradientEngine(std::shared_ptr<torch::nn::Module> model,
       layers_.push_back({item.value().get(), LayerEntry{item.key(), rule}});
     }
   }
+  // Outputs are kept only where a rule may read them: the rest are freed
+  // in the forward pass unless autograd itself holds them.
+  std::unordered_map<const torch::nn::Module*, const LayerRule*> rule_of;
+  for (const auto& [module, entry] : layers_) rule_of[module] = entry.rule;
+  recorder_->keep_output = [rule_of](const LayerCall& call) {
+    const auto it = rule_of.find(call.layer);
+    return it != rule_of.end() && it->second->may_read_output(call);
+  };
   num_groups_ =
       detail::parameter_groups(*model_, params_, param_names_, param_group_);
   std::unordered_map<const c10::TensorImpl*, size_t> index;
@@ -258,7 +268,8 @@ ClipResult GradientEngine::clip_and_accumulate(
   for (auto& call : calls) {
     auto it = layer_of.find(call.layer);
     if (it == layer_of.end()) continue;
-    if (call.output._version() != call.output_version) {
+    if (call.output_version_counter.current_version() !=
+        static_cast<uint32_t>(call.output_version)) {
       throw std::invalid_argument(
           "the output of layer '" + it->second->path +
           "' was modified in place after the layer ran (e.g. an in-place "
@@ -283,20 +294,24 @@ ClipResult GradientEngine::clip_and_accumulate(
       per_example_loss.options().dtype(torch::kDouble).requires_grad(false);
   if (rows > 0 && has_graph && !mine.empty()) {
     // The one backward pass: gradients w.r.t. the layers' outputs only, so
-    // no parameter gradient (weight-gradient kernel) is computed.
-    std::vector<torch::Tensor> outputs;
-    for (const auto& c : mine) outputs.push_back(c.output);
+    // no parameter gradient (weight-gradient kernel) is computed. What
+    // torch::autograd::grad does, but targeting the outputs' graph edges:
+    // the outputs themselves need not be held (LayerCall::output_edge).
+    torch::autograd::edge_list edges;
+    for (const auto& c : mine) edges.push_back(c.output_edge);
     std::optional<PhaseScope> phase;
     phase.emplace(observer_, EnginePhase::kBackward);
-    auto grads = torch::autograd::grad({per_example_loss.sum()}, outputs, {},
-                                       /*retain_graph=*/false,
-                                       /*create_graph=*/false,
-                                       /*allow_unused=*/true);
+    torch::autograd::variable_list grads;
+    {
+      const auto total = per_example_loss.sum();
+      grads = torch::autograd::Engine::get_default_engine().execute(
+          {torch::autograd::impl::gradient_edge(total)},
+          {torch::ones_like(total)}, /*keep_graph=*/false,
+          /*create_graph=*/false, /*accumulate_grad=*/false, edges);
+    }
     phase.reset();
-    // The outputs are no longer needed (the rules use inputs and output
-    // gradients; a rule may ask to keep one, uses_output): release them, so
-    // that they do not add to the peak memory.
-    outputs.clear();
+    edges.clear();
+    for (auto& c : mine) c.output_edge = torch::autograd::Edge();
     torch::NoGradGuard no_grad;
     struct Use {
       size_t call;

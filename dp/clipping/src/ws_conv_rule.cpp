@@ -129,6 +129,16 @@ class WSConvRule final : public LayerRule {
     return routes;
   }
 
+  // The output replaces a convolution on the ghost route
+  // (projections_from_output): kept where the cost model would take ghost
+  // for K = 1 (at record time K is not known; elsewhere the ghost route, if
+  // measured or forced, convolves instead).
+  bool may_read_output(const LayerCall& call) const override {
+    const auto& l = dynamic_cast<const Layer&>(*call.layer);
+    if (l.options.groups() != 1 || call.output.numel() == 0) return false;
+    return ws_ghost_cheaper(route_shape(call, l, 1));
+  }
+
   bool uses_output(const LayerCall& call, int64_t group_size) const override {
     const auto& l = dynamic_cast<const Layer&>(*call.layer);
     return call.grad_output.defined() && ws_use_ghost(call, l, group_size);
@@ -226,10 +236,11 @@ class WSConvRule final : public LayerRule {
     return ws_ghost_cheaper(route_shape(call, l, group_size));
   }
 
+  // From the output gradient's shape (the output's, before the backward).
   static WsRouteShape route_shape(const LayerCall& call, const Layer& l,
                                   int64_t group_size) {
     const auto& x = call.input;
-    const auto& g = call.grad_output;
+    const auto& g = call.grad_output.defined() ? call.grad_output : call.output;
     WsRouteShape shape;
     shape.batch = g.size(0) / group_size;
     shape.group_size = group_size;

@@ -20,7 +20,12 @@ void record_call(const torch::nn::Module& layer, const torch::Tensor& input,
   if (input.defined()) call.input = input.detach();
   call.output = output;
   call.ints = std::move(ints);
+  call.output_edge = torch::autograd::impl::gradient_edge(output);
+  call.output_version_counter = output.unsafeGetTensorImpl()->version_counter();
   call.output_version = output._version();
+  if (tls_recorder->keep_output && !tls_recorder->keep_output(call)) {
+    call.output = torch::Tensor();
+  }
   tls_recorder->calls.push_back(std::move(call));
 }
 

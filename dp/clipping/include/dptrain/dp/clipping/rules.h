@@ -37,6 +37,14 @@ class LayerRule {
     return {};
   }
 
+  /// Asked when a call is recorded (input and output set, no gradient
+  /// yet): may squared_norms read call.output? If false the output is not
+  /// kept (it is freed in the forward pass unless autograd holds it), and
+  /// call.output is then undefined in every later method. Default false.
+  virtual bool may_read_output(const LayerCall& /*call*/) const {
+    return false;
+  }
+
   /// True if squared_norms on this call (grad_output set) would use
   /// call.output; the engine otherwise releases outputs after the backward
   /// pass. Rules must still work when output is undefined.

@@ -7,9 +7,12 @@
 /// output gradient after its single backward pass.
 
 #include <ATen/core/Tensor.h>
+#include <c10/core/TensorImpl.h>
+#include <torch/csrc/autograd/edge.h>
 #include <torch/nn/module.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -23,8 +26,16 @@ struct LayerCall {
   /// Linear: its input [N, ..., in]; Conv: its zero-padded input; norms: the
   /// normalised input before the affine map; Embedding: the indices.
   torch::Tensor input;
-  /// The layer's output; the engine differentiates the loss with respect to it.
+  /// The layer's output, kept only where the engine's recorder was told
+  /// that its rule may read it (LayerRule::may_read_output); else undefined,
+  /// so that outputs nothing else holds are freed during the forward pass.
   torch::Tensor output;
+  /// Where the output enters the autograd graph (its grad_fn and output
+  /// number): the engine differentiates the loss with respect to it.
+  torch::autograd::Edge output_edge;
+  /// The output's version counter (shared with it), to tell an in-place
+  /// change after recording (output_version) without holding the output.
+  c10::VariableVersion output_version_counter;
   /// G = d(sum of losses)/d(output), [same shape as output]; set by the engine.
   torch::Tensor grad_output;
   /// Layer-specific integers (Conv: the symmetric padding given to the op).
@@ -44,6 +55,8 @@ namespace detail {
 /// The calls recorded by one engine.
 struct Recorder {
   std::vector<LayerCall> calls;
+  /// Whether a call (input and output set) keeps its output; unset: all do.
+  std::function<bool(const LayerCall&)> keep_output;
 };
 
 /// The recorder active on this thread, or nullptr outside recording.
