@@ -261,6 +261,7 @@ StepRunner::StepRunner(const StepBenchmarkOptions& options)
   if (options.max_kept_mb >= 0) {
     s.engine->set_max_kept_bytes(options.max_kept_mb << 20);
   }
+  s.engine->set_backward_passes(options.backward_passes);
   for (const auto& item : s.model->named_modules("", true)) {
     s.path_of[item.value().get()] = item.key();
   }

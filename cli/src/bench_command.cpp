@@ -221,6 +221,10 @@ void add_bench_command(CLI::App& app) {
   step->add_option("--max-kept-mb", flags->options.max_kept_mb,
                    "bound (MiB) on the per-example gradients the DP step "
                    "keeps for its weighted sums; -1 = no bound [default -1]");
+  step->add_option("--backward-passes", flags->options.backward_passes,
+                   "DP step: 1 (one backward) or 2 (norms as gradients "
+                   "arrive, then a reweighted backward: less memory) "
+                   "[default 1]");
   step->add_flag("--json", flags->json, "print one JSON object");
   step->add_flag("--profile", flags->profile,
                  "instead: median time of each phase of both steps and of "

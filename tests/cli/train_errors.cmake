@@ -27,6 +27,8 @@ dptrain_cli_error_test(RoutesUnknown "error: --routes must be one of"
   train --noise-multiplier 1 --steps 1 --routes fastest)
 dptrain_cli_error_test(MaxKeptNegative "error: --max-kept-mb must be -1 \\(no bound\\) or a size in MiB >= 0, got -2"
   train --noise-multiplier 1 --steps 1 --max-kept-mb -2)
+dptrain_cli_error_test(TwoPassesNeedFlatClipping "error: --backward-passes 2 clips the flat norm only, got --clipping per-layer"
+  train --noise-multiplier 1 --steps 1 --backward-passes 2 --clipping per-layer)
 # Measured routes go to the cache; a fixed run takes them (same weights).
 add_test(NAME Cli.RouteCacheIsWrittenThenTaken
          COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/route_cache_test.sh $<TARGET_FILE:dptrain>)

@@ -680,6 +680,76 @@ TEST(EngineKeptBudget, ZeroBoundFreesEveryKeptTensorAndMatchesTheOracle) {
   }
 }
 
+// Two backward passes (norms as each output gradient arrives, then the
+// backward of Σ cᵢ·lossᵢ): every case without tied weights against the
+// oracle in float64, flat clipping, plain and normalized, B ∈ {0, 1, 3},
+// K ∈ {1, 2}; per-layer clipping and tied weights are refused by name.
+TEST(EngineTwoPass, MatchesTheOracleAndRefusesWhatItCannotDo) {
+  for (const auto& c : cases()) {
+    const bool tied =
+        c.name == "TinyTransformerTiedWeights" || c.name == "LayerCalledTwice";
+    for (int64_t batch : {0, 1, 3}) {
+      for (int64_t k : {1, 2}) {
+        const Prepared p = prepare(c, batch * k, 23 + batch + k);
+        const auto& net = p.net;
+        double c_norm = 1.0;
+        if (batch > 0) {
+          auto probe =
+              run_oracle(*net, p.x, p.r, batch, k,
+                         dp::ClippingOptions(1e30).diagnostics(true), p.params);
+          c_norm = std::get<0>(probe.norms.median(0)).item<double>();
+          if (!(c_norm > 0.0)) c_norm = 1.0;
+        }
+        for (bool normalize : {false, true}) {
+          SCOPED_TRACE(c.name + " B=" + std::to_string(batch) + " K=" +
+                       std::to_string(k) + (normalize ? " normalize" : ""));
+          auto opts =
+              dp::ClippingOptions(c_norm).normalize(normalize).diagnostics(
+                  true);
+          auto want = run_oracle(*net, p.x, p.r, batch, k, opts, p.params);
+          clear_grads(*net);
+          dp::GradientEngine engine(net, opts);
+          engine.set_backward_passes(2);
+          auto run = [&] {
+            auto recording = engine.record();
+            return engine.clip_and_accumulate(row_loss(net->forward(p.x), p.r),
+                                              k);
+          };
+          if (tied && batch > 0) {
+            EXPECT_THROW(run(), std::invalid_argument);
+            continue;
+          }
+          auto result = run();
+          EXPECT_LE(rel_diff(result.diagnostics->norms, want.norms), 1e-9);
+          auto got = grads_of(p.params);
+          for (size_t i = 0; i < p.params.size(); ++i) {
+            if (!p.params[i].requires_grad()) {
+              EXPECT_FALSE(got[i].defined());
+              continue;
+            }
+            ASSERT_TRUE(got[i].defined());
+            EXPECT_LE(rel_diff(got[i], want.grads[i]), 1e-9)
+                << "parameter " << i;
+          }
+        }
+      }
+    }
+  }
+  auto net = prepare(cases().front(), 3, 1).net;
+  dp::GradientEngine engine(
+      net, dp::ClippingOptions(1.0).mode(dp::ClipMode::kPerLayer));
+  engine.set_backward_passes(2);
+  auto x = cases().front().input(3);
+  try {
+    auto recording = engine.record();
+    engine.clip_and_accumulate(net->forward(x).pow(2).sum(1));
+    FAIL() << "per-layer clipping was accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("flat norm only"), std::string::npos);
+  }
+  EXPECT_THROW(engine.set_backward_passes(3), std::invalid_argument);
+}
+
 // A DP layer's output that no rule reads is not held by the recording: after
 // the forward it lives only if autograd holds it (tanh saves its result, not
 // its input). A WSConv2d output its ghost route reads is held. The sums are

@@ -266,6 +266,13 @@ void TrainConfig::validate() const {
           "must be at most " + str(kMaxGradNorm), str(max_grad_norm));
   require_one_of("clipping", clipping, {"flat", "per-layer"});
   require_one_of("routes", routes, {"model", "measure", "fixed"});
+  require(backward_passes == 1 || backward_passes == 2, "backward-passes",
+          "must be 1 or 2", str(backward_passes));
+  if (backward_passes == 2 && clipping != "flat") {
+    throw std::invalid_argument(
+        "--backward-passes 2 clips the flat norm only, got --clipping " +
+        clipping);
+  }
   require(max_kept_mb >= -1 && max_kept_mb <= (int64_t{1} << 30), "max-kept-mb",
           "must be -1 (no bound) or a size in MiB >= 0", str(max_kept_mb));
   if (!route_cache.empty() && routes == "model") {
@@ -492,6 +499,11 @@ const std::vector<ConfigField>& config_fields() {
       {"route-cache", &TrainConfig::route_cache,
        "file of measured routes: read by measure and fixed, written by "
        "measure"},
+      {"backward-passes", &TrainConfig::backward_passes,
+       "1: one backward pass (fastest); 2: per-example norms as each "
+       "gradient arrives, then a second backward of the reweighted loss "
+       "(about the non-private peak memory, one more backward of time; flat "
+       "clipping, no tied weights)"},
       {"max-kept-mb", &TrainConfig::max_kept_mb,
        "bound (MiB) on the per-example gradients kept between the norms and "
        "the weighted sums; beyond it a layer's sum is recomputed from its "

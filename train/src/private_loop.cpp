@@ -222,6 +222,7 @@ PrivateLoop::PrivateLoop(std::shared_ptr<torch::nn::Module> model,
   if (s.config.max_kept_mb >= 0) {
     s.engine->set_max_kept_bytes(s.config.max_kept_mb << 20);
   }
+  s.engine->set_backward_passes(static_cast<int>(s.config.backward_passes));
   dp::PrivacyBudgetOptions budget;
   budget.delta = s.config.delta;
   if (s.config.target_epsilon > 0)

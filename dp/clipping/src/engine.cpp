@@ -1,11 +1,13 @@
 #include "dptrain/dp/clipping/engine.h"
 
 #include <torch/csrc/autograd/engine.h>
+#include <torch/csrc/autograd/function_hook.h>
 #include <torch/csrc/autograd/variable.h>
 #include <torch/torch.h>
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <limits>
 #include <optional>
 #include <sstream>
@@ -66,6 +68,29 @@ std::string route_key(const LayerCall& call, int64_t group_size) {
   std::replace(key.begin(), key.end(), '\n', ' ');
   return key;
 }
+
+// Runs `on_grad` on the gradient of one output of a graph node, when the
+// backward reaches the node, while `*active` (pass 1 of two-pass clipping).
+class OutputGradHook final : public torch::autograd::FunctionPreHook {
+ public:
+  OutputGradHook(uint32_t output_nr, std::shared_ptr<bool> active,
+                 std::function<void(const torch::Tensor&)> on_grad)
+      : output_nr_(output_nr),
+        active_(std::move(active)),
+        on_grad_(std::move(on_grad)) {}
+  torch::autograd::variable_list operator()(
+      const torch::autograd::variable_list& grads) override {
+    if (*active_ && output_nr_ < grads.size() && grads[output_nr_].defined()) {
+      on_grad_(grads[output_nr_]);
+    }
+    return grads;
+  }
+
+ private:
+  uint32_t output_nr_;
+  std::shared_ptr<bool> active_;
+  std::function<void(const torch::Tensor&)> on_grad_;
+};
 
 bool offers(const std::vector<std::string>& routes, const std::string& route) {
   return std::find(routes.begin(), routes.end(), route) != routes.end();
@@ -292,7 +317,10 @@ ClipResult GradientEngine::clip_and_accumulate(
   const bool flat = options_.mode() == ClipMode::kFlat;
   const auto norm_options =
       per_example_loss.options().dtype(torch::kDouble).requires_grad(false);
-  if (rows > 0 && has_graph && !mine.empty()) {
+  if (backward_passes_ == 2 && rows > 0 && has_graph && !mine.empty()) {
+    two_pass(per_example_loss, group_size, mine, entries, index, norms,
+             factors);
+  } else if (rows > 0 && has_graph && !mine.empty()) {
     // The one backward pass: gradients w.r.t. the layers' outputs only, so
     // no parameter gradient (weight-gradient kernel) is computed. What
     // torch::autograd::grad does, but targeting the outputs' graph edges:
@@ -513,6 +541,178 @@ ClipResult GradientEngine::clip_and_accumulate(
     }
   }
   return detail::make_clip_result(batch, group_size, norms, factors, options_);
+}
+
+void GradientEngine::set_backward_passes(int passes) {
+  if (passes != 1 && passes != 2) {
+    throw std::invalid_argument("backward_passes must be 1 or 2, got " +
+                                std::to_string(passes));
+  }
+  backward_passes_ = passes;
+}
+
+void GradientEngine::two_pass(
+    const torch::Tensor& per_example_loss, int64_t group_size,
+    std::vector<LayerCall>& calls,
+    const std::vector<const LayerEntry*>& entries,
+    const std::unordered_map<const c10::TensorImpl*, size_t>& index,
+    torch::Tensor& norms, torch::Tensor& factors) {
+  if (options_.mode() != ClipMode::kFlat) {
+    throw std::invalid_argument(
+        "two backward passes clip the flat norm only (the second pass "
+        "reweights whole examples); use one pass for per-layer clipping");
+  }
+  const int64_t rows = per_example_loss.size(0);
+  const int64_t batch = rows / group_size;
+  const auto norm_options =
+      per_example_loss.options().dtype(torch::kDouble).requires_grad(false);
+  // Which slots of each call to take norms of; a parameter used by two
+  // calls (tied weights) needs both calls' A and G at once: refused.
+  std::vector<size_t> uses(params_.size(), 0);
+  std::vector<std::vector<torch::Tensor>> call_params(calls.size());
+  for (size_t c = 0; c < calls.size(); ++c) {
+    call_params[c] = entries[c]->rule->parameters(*calls[c].layer);
+    for (const auto& p : call_params[c]) {
+      if (p.defined() && p.requires_grad()) {
+        ++uses[index.at(p.unsafeGetTensorImpl())];
+      }
+    }
+  }
+  for (size_t i = 0; i < params_.size(); ++i) {
+    if (uses[i] > 1) {
+      throw std::invalid_argument(
+          "two backward passes: parameter '" + param_names_[i] +
+          "' is used by several layer calls (tied or repeated weights); use "
+          "one pass");
+    }
+  }
+  // Pass 1: each call's norms taken in a hook as its output gradient
+  // arrives, then its A released; autograd keeps its own saved tensors
+  // (keep_graph) for pass 2. The targets are the outputs' edges, as in one
+  // pass (so no weight gradient is computed); their gradients are returned
+  // at the end, dropped after the calls the hooks did not reach.
+  auto sq = torch::zeros({batch}, norm_options);
+  // The hooks stay on the graph's nodes; after pass 1 (however it ends)
+  // they do nothing, so a later backward through a node the caller still
+  // holds never reaches this call's state.
+  auto active = std::make_shared<bool>(true);
+  struct Deactivate {
+    std::shared_ptr<bool> flag;
+    ~Deactivate() { *flag = false; }
+  } deactivate{active};
+  std::optional<std::exception_ptr> failure;
+  // Each call's norms from its output gradient (run once: by the hook, or
+  // after the pass for a node the backward does not execute, e.g. the
+  // first layer's, whose gradient the pass still returns).
+  std::vector<std::function<void(const torch::Tensor&)>> norm_of(calls.size());
+  std::vector<bool> done(calls.size(), false);
+  const auto total = per_example_loss.sum();  // with grad mode as called
+  torch::NoGradGuard no_grad;
+  for (size_t c = 0; c < calls.size(); ++c) {
+    auto& call = calls[c];
+    if (!call.output_edge.function) continue;
+    const auto* rule = entries[c]->rule;
+    std::vector<bool> needed(call_params[c].size(), false);
+    bool any = false;
+    for (size_t s = 0; s < needed.size(); ++s) {
+      const auto& p = call_params[c][s];
+      needed[s] = p.defined() && p.requires_grad();
+      any = any || needed[s];
+    }
+    if (!any) continue;
+    norm_of[c] = [this, &call, rule, needed, group_size, &sq, &failure, &done,
+                  c](const torch::Tensor& grad) {
+      if (failure || done[c]) return;
+      done[c] = true;
+      try {
+        torch::NoGradGuard inner;
+        call.grad_output = grad;
+        auto routes = rule->routes(call, group_size);
+        call.route = routes.empty() ? std::string() : routes.front();
+        if (!route_policy_.forced.empty() &&
+            offers(routes, route_policy_.forced)) {
+          call.route = route_policy_.forced;
+        }
+        std::vector<torch::Tensor> call_norms(needed.size()),
+            call_pe(needed.size());
+        if (observer_ != nullptr) {
+          observer_->layer_begin(EnginePhase::kNorms, call);
+        }
+        rule->squared_norms(call, group_size, needed, call_norms, call_pe);
+        if (observer_ != nullptr) {
+          observer_->layer_end(EnginePhase::kNorms, call, false);
+        }
+        for (size_t s = 0; s < needed.size(); ++s) {
+          if (needed[s]) sq.add_(call_norms[s].to(torch::kDouble));
+        }
+        call.grad_output = torch::Tensor();
+        call.input = torch::Tensor();
+        call.output = torch::Tensor();
+        call.rule_state = torch::Tensor();
+      } catch (...) {
+        failure = std::current_exception();
+      }
+    };
+    call.output_edge.function->add_pre_hook(std::make_unique<OutputGradHook>(
+        call.output_edge.input_nr, active, norm_of[c]));
+  }
+  torch::autograd::edge_list targets;
+  for (const auto& call : calls) {
+    if (call.output_edge.function) targets.push_back(call.output_edge);
+  }
+  std::optional<PhaseScope> phase;
+  phase.emplace(observer_, EnginePhase::kBackward);
+  auto returned = torch::autograd::Engine::get_default_engine().execute(
+      {torch::autograd::impl::gradient_edge(total)}, {torch::ones_like(total)},
+      /*keep_graph=*/true, /*create_graph=*/false, /*accumulate_grad=*/false,
+      targets);
+  *active = false;
+  {
+    size_t k = 0;
+    for (size_t c = 0; c < calls.size(); ++c) {
+      if (!calls[c].output_edge.function) continue;
+      const auto grad = std::move(returned[k++]);
+      if (norm_of[c] && grad.defined()) norm_of[c](grad);
+    }
+  }
+  returned.clear();
+  for (auto& call : calls) call.output_edge = torch::autograd::Edge();
+  if (failure) std::rethrow_exception(*failure);
+  phase.emplace(observer_, EnginePhase::kClipFactors);
+  const double inv_k = 1.0 / static_cast<double>(group_size);
+  norms = sq.sqrt() * inv_k;
+  factors = detail::clip_factors(norms, options_, num_groups_);
+  // Pass 2: the backward of Σ_r w_r·loss_r, w_r = c_i/K for the rows of
+  // example i, over the kept graph: Σ_i c_i·g_i, added into .grad by
+  // autograd (the clipped sum as an ordinary weight gradient).
+  phase.emplace(observer_, EnginePhase::kWeightedSums);
+  const auto row_weight = (factors * inv_k)
+                              .repeat_interleave(group_size)
+                              .to(per_example_loss.dtype());
+  torch::AutoGradMode grad_mode(true);
+  const auto weighted = (per_example_loss * row_weight).sum();
+  torch::autograd::edge_list leaves;
+  std::vector<size_t> leaf_of;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    if (params_[i].requires_grad()) {
+      leaves.push_back(torch::autograd::impl::gradient_edge(params_[i]));
+      leaf_of.push_back(i);
+    }
+  }
+  const auto grads = torch::autograd::Engine::get_default_engine().execute(
+      {torch::autograd::impl::gradient_edge(weighted)},
+      {torch::ones_like(weighted)}, /*keep_graph=*/false,
+      /*create_graph=*/false, /*accumulate_grad=*/false, leaves);
+  torch::NoGradGuard after;
+  for (size_t k = 0; k < grads.size(); ++k) {
+    if (!grads[k].defined()) continue;
+    auto& grad = params_[leaf_of[k]].mutable_grad();
+    if (grad.defined()) {
+      grad.add_(grads[k]);
+    } else {
+      grad = grads[k].contiguous();
+    }
+  }
 }
 
 }  // namespace dptrain::dp

@@ -74,6 +74,8 @@ struct StepBenchmarkOptions {
   /// >= 0: GradientEngine::set_max_kept_bytes(max_kept_mb MiB) for the DP
   /// step; -1: no bound.
   int64_t max_kept_mb = -1;
+  /// GradientEngine::set_backward_passes for the DP step: 1 or 2.
+  int backward_passes = 1;
 };
 
 /// Throws std::invalid_argument naming the field and value of the first

@@ -122,6 +122,10 @@ struct TrainConfig {
   /// set_max_kept_bytes); beyond it a layer's weighted sum is recomputed
   /// from its activations (less memory, more time). -1: no bound.
   std::int64_t max_kept_mb = -1;
+  /// 1: one backward pass (fastest); 2: norms as each gradient arrives, then
+  /// a second backward of the reweighted loss (about the non-private peak
+  /// memory, one more backward of time; flat clipping, no tied weights).
+  std::int64_t backward_passes = 1;
   std::string accountant = "rdp";  ///< "rdp" or "prv"
   std::string sampler =
       "poisson";  ///< "poisson" or "shuffle" (not covered by the accountant)

@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "dptrain/dp/clipping/clipping.h"
@@ -133,6 +134,18 @@ class GradientEngine {
     min_counted_kept_bytes_ = min_counted_bytes;
   }
   int64_t max_kept_bytes() const { return max_kept_bytes_; }
+  /// 1 (the default): one backward pass to the layer outputs, then the
+  /// weighted sums from A and G (or kept per-example gradients), which are
+  /// all held until the clip factors are known. 2: each layer's norms are
+  /// taken as its output gradient arrives and its A and G released at once;
+  /// then a second backward of Σᵢ cᵢ·lossᵢ over the kept graph computes the
+  /// clipped sum as an ordinary weight gradient — about the non-private
+  /// peak memory, for one more backward of time. Two passes clip the flat
+  /// norm only and refuse parameters used by several calls (both throw
+  /// std::invalid_argument from clip_and_accumulate). Throws
+  /// std::invalid_argument unless passes is 1 or 2.
+  void set_backward_passes(int passes);
+  int backward_passes() const { return backward_passes_; }
 
  private:
   struct LayerEntry {
@@ -145,9 +158,17 @@ class GradientEngine {
   RoutePolicy route_policy_;
   int64_t max_kept_bytes_ = -1;
   int64_t min_counted_kept_bytes_ = int64_t{1} << 20;
+  int backward_passes_ = 1;
   std::shared_ptr<const RuleRegistry> registry_;
   std::unique_ptr<detail::Recorder> recorder_;
   std::vector<std::pair<const torch::nn::Module*, LayerEntry>> layers_;
+  // clip_and_accumulate with backward_passes_ = 2: norms and factors out,
+  // the clipped sum added into .grad.
+  void two_pass(const at::Tensor& per_example_loss, int64_t group_size,
+                std::vector<LayerCall>& calls,
+                const std::vector<const LayerEntry*>& entries,
+                const std::unordered_map<const c10::TensorImpl*, size_t>& index,
+                at::Tensor& norms, at::Tensor& factors);
   std::vector<torch::Tensor> params_;  // unique, all (incl. frozen)
   std::vector<int64_t> param_group_;   // clipping group per params_
   std::vector<bool> param_covered_;    // some rule covers it
