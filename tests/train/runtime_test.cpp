@@ -78,6 +78,20 @@ TEST_F(Runtime, AllocatorKeepsLargeBlocksUnlessTheUserChose) {
   EXPECT_EQ(mapped_during, mapped_before)
       << "the 16 MiB block was mapped on its own";
   EXPECT_NE(runtime_summary().find("allocator: kept"), std::string::npos);
+
+  // DPTRAIN_MALLOC=heap: a 64 MiB block (above any mmap threshold) comes
+  // from the heap too. glibc's default (mapping) is restored after.
+  ::setenv("DPTRAIN_MALLOC", "heap", 1);
+  ASSERT_TRUE(configure_allocator());
+  ::unsetenv("DPTRAIN_MALLOC");
+  EXPECT_NE(allocator_summary().find("heap only"), std::string::npos);
+  const auto heap_before = mallinfo2().hblkhd;
+  void* big = std::malloc(size_t{64} << 20);
+  ASSERT_NE(big, nullptr);
+  const auto heap_during = mallinfo2().hblkhd;
+  std::free(big);
+  mallopt(M_MMAP_MAX, 65536);  // glibc's default
+  EXPECT_EQ(heap_during, heap_before) << "the 64 MiB block was mapped";
 }
 #endif
 

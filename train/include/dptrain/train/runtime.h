@@ -31,6 +31,8 @@ int blas_num_threads();
 /// (benchmarks/RESULTS.md, "Allocation"). Does nothing, and returns false,
 /// when GLIBC_TUNABLES, MALLOC_MMAP_THRESHOLD_ or MALLOC_TRIM_THRESHOLD_ is
 /// set (the user's choice), when DPTRAIN_MALLOC=default, or without glibc.
+/// DPTRAIN_MALLOC=heap also stops glibc mapping any block on its own
+/// (M_MMAP_MAX 0): faster for tensors above 32 MiB, a higher peak.
 bool configure_allocator();
 /// What configure_allocator did: "kept (mmap threshold 32 MiB, trim 1 GiB)",
 /// or "glibc defaults" with the reason.
