@@ -248,16 +248,8 @@ StepRunner::StepRunner(const StepBenchmarkOptions& options)
 
   s.engine = std::make_unique<dp::GradientEngine>(
       s.model, dp::ClippingOptions(options.max_grad_norm));
-  dp::RoutePolicy policy;
-  policy.search = options.routes;
-  policy.table = std::make_shared<dp::RouteTable>();
-  if (!options.route_cache.empty()) {
-    policy.table->load(options.route_cache, dp::route_context());
-    if (options.routes == dp::RouteSearch::kMeasure) {
-      policy.cache_file = options.route_cache;
-    }
-  }
-  s.engine->set_route_policy(std::move(policy));
+  s.engine->set_route_policy(
+      dp::load_route_policy(options.routes, options.route_cache));
   if (options.max_kept_mb >= 0) {
     s.engine->set_max_kept_bytes(options.max_kept_mb << 20);
   }

@@ -466,6 +466,18 @@ Run run_engine(const std::shared_ptr<LambdaNet>& net, const torch::Tensor& x,
   return {grads_of(params), result.diagnostics->norms};
 }
 
+// C = the oracle's median unclipped norm, so that some examples are
+// clipped; 1 when there is none (B = 0) or it is 0.
+double median_norm(LambdaNet& net, const torch::Tensor& x,
+                   const torch::Tensor& r, int64_t batch, int64_t k,
+                   const std::vector<torch::Tensor>& params) {
+  if (batch == 0) return 1.0;
+  auto probe = run_oracle(net, x, r, batch, k,
+                          dp::ClippingOptions(1e30).diagnostics(true), params);
+  const double c = std::get<0>(probe.norms.median(0)).item<double>();
+  return c > 0.0 ? c : 1.0;
+}
+
 class EngineOracle : public ::testing::TestWithParam<Case> {};
 
 // Every case on `device` (the model, inputs and residuals moved there after
@@ -485,13 +497,7 @@ void check_against_oracle(const Case& c, const c10::Device& device) {
         y = net->forward(x);
       }
       auto r = torch::randn(y.sizes(), torch::kDouble).to(device);
-      // C = the oracle's median unclipped norm, so some examples are clipped.
-      auto probe =
-          run_oracle(*net, x, r, batch, k,
-                     dp::ClippingOptions(1e30).diagnostics(true), params);
-      double c_norm = 1.0;
-      if (batch > 0) c_norm = std::get<0>(probe.norms.median(0)).item<double>();
-      if (!(c_norm > 0.0)) c_norm = 1.0;
+      const double c_norm = median_norm(*net, x, r, batch, k, params);
       for (auto mode : {dp::ClipMode::kFlat, dp::ClipMode::kPerLayer}) {
         for (bool normalize : {false, true}) {
           if (normalize && mode == dp::ClipMode::kPerLayer) continue;
@@ -589,11 +595,7 @@ TEST(EngineRoutes, EveryRouteOfEveryCaseMatchesTheOracle) {
         const auto& params = p.params;
         const auto& x = p.x;
         const auto& r = p.r;
-        auto probe =
-            run_oracle(*net, x, r, batch, k,
-                       dp::ClippingOptions(1e30).diagnostics(true), params);
-        double c_norm = std::get<0>(probe.norms.median(0)).item<double>();
-        if (!(c_norm > 0.0)) c_norm = 1.0;
+        const double c_norm = median_norm(*net, x, r, batch, k, params);
         auto opts = dp::ClippingOptions(c_norm).diagnostics(true);
         SCOPED_TRACE(c.name + " route " + route + " K=" + std::to_string(k));
         auto want = run_oracle(*net, x, r, batch, k, opts, params);
@@ -692,14 +694,7 @@ TEST(EngineTwoPass, MatchesTheOracleAndRefusesWhatItCannotDo) {
       for (int64_t k : {1, 2}) {
         const Prepared p = prepare(c, batch * k, 23 + batch + k);
         const auto& net = p.net;
-        double c_norm = 1.0;
-        if (batch > 0) {
-          auto probe =
-              run_oracle(*net, p.x, p.r, batch, k,
-                         dp::ClippingOptions(1e30).diagnostics(true), p.params);
-          c_norm = std::get<0>(probe.norms.median(0)).item<double>();
-          if (!(c_norm > 0.0)) c_norm = 1.0;
-        }
+        const double c_norm = median_norm(*net, p.x, p.r, batch, k, p.params);
         for (bool normalize : {false, true}) {
           SCOPED_TRACE(c.name + " B=" + std::to_string(batch) + " K=" +
                        std::to_string(k) + (normalize ? " normalize" : ""));

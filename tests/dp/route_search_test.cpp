@@ -62,12 +62,13 @@ struct Step {
 };
 
 Step step(const std::shared_ptr<RouteNet>& net, const dp::RoutePolicy& policy,
-          int64_t batch) {
+          int64_t batch, int passes = 1) {
   torch::manual_seed(3);
   auto x = torch::randn({batch, 2, 5, 6}, torch::kDouble);
   for (auto& p : net->parameters()) p.mutable_grad() = torch::Tensor();
   dp::GradientEngine engine(net, dp::ClippingOptions(0.5));
   engine.set_route_policy(policy);
+  engine.set_backward_passes(passes);
   Recorded recorded;
   engine.set_observer(&recorded);
   {
@@ -181,6 +182,8 @@ TEST(RouteSearch, FixedTakesTheTablesRoutesAndNeverSearches) {
   const auto got = step(net, fixed, 4);
   EXPECT_EQ(got.routes, expected);
   EXPECT_EQ(fixed.table->size(), 3u);
+  // Two backward passes choose routes the same way (in their hooks).
+  EXPECT_EQ(step(net, fixed, 4, 2).routes, expected);
   // A shape not in the table: the cost model's route, nothing added.
   const auto other = step(net, fixed, 16);
   EXPECT_EQ(fixed.table->size(), 3u);

@@ -207,18 +207,10 @@ PrivateLoop::PrivateLoop(std::shared_ptr<torch::nn::Module> model,
       .normalize(s.config.normalize_clipped)
       .diagnostics(s.config.diagnostics);
   s.engine = std::make_unique<dp::GradientEngine>(s.model, clip);
-  dp::RoutePolicy routes;
-  routes.search = dp::parse_route_search(s.config.routes);
-  routes.table = std::make_shared<dp::RouteTable>();
-  if (!s.config.route_cache.empty()) {
-    routes.table->load(s.config.route_cache, dp::route_context());
-    // Every rank measures for itself; rank 0 alone writes.
-    if (routes.search == dp::RouteSearch::kMeasure &&
-        (!s.communicator || s.communicator->rank() == 0)) {
-      routes.cache_file = s.config.route_cache;
-    }
-  }
-  s.engine->set_route_policy(std::move(routes));
+  // Every rank measures for itself; rank 0 alone writes the cache.
+  s.engine->set_route_policy(dp::load_route_policy(
+      dp::parse_route_search(s.config.routes), s.config.route_cache,
+      !s.communicator || s.communicator->rank() == 0));
   if (s.config.max_kept_mb >= 0) {
     s.engine->set_max_kept_bytes(s.config.max_kept_mb << 20);
   }

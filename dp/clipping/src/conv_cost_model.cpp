@@ -30,15 +30,21 @@ bool conv_ghost_cheaper(int64_t t, int64_t d_in, int64_t out) {
   return kUnfoldCharge * t * (d_in + out) < d_in * out;
 }
 
+bool ws_ghost_fits(const WsRouteShape& shape) {
+  const double t = shape.t_row * static_cast<double>(shape.group_size);
+  const double p = shape.pixels * static_cast<double>(shape.group_size);
+  const double limit = static_cast<double>(kMaxKeptElements);
+  const double b = static_cast<double>(shape.batch);
+  return b * p * p <= limit && b * t * t <= limit;
+}
+
 bool ws_ghost_cheaper(const WsRouteShape& shape) {
+  if (!ws_ghost_fits(shape)) return false;
   const double t = shape.t_row * static_cast<double>(shape.group_size);
   const double p = shape.pixels * static_cast<double>(shape.group_size);
   const double in = shape.in;
   const double out = shape.out;
   const double d_in = shape.d_in;
-  const double limit = static_cast<double>(kMaxKeptElements);
-  const double b = static_cast<double>(shape.batch);
-  if (b * p * p > limit || b * t * t > limit) return false;
   const bool kept = shape.batch * shape.weight_numel <= kMaxKeptElements;
   const double wgrad = t * d_in * out;
   const double grouped =

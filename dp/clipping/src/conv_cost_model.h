@@ -97,7 +97,12 @@ struct WsRouteShape {
   Pointwise pointwise = Pointwise::kGrouped;  // the materialised route
 };
 
-// WSConv2d with one group: ghost (pixel Gram) rather than grouped?
+// WSConv2d with one group: do the ghost route's Grams fit, B·p² and B·t²
+// ≤ kMaxKeptElements (builtin_rules.h)?
+bool ws_ghost_fits(const WsRouteShape& shape);
+
+// WSConv2d with one group: ghost (pixel Gram) rather than grouped? Never
+// when it does not fit (ws_ghost_fits).
 bool ws_ghost_cheaper(const WsRouteShape& shape);
 
 }  // namespace dptrain::dp::detail

@@ -96,6 +96,37 @@ bool offers(const std::vector<std::string>& routes, const std::string& route) {
   return std::find(routes.begin(), routes.end(), route) != routes.end();
 }
 
+// The routes a kMeasure search must time for a call (and the call's table
+// key); empty when there is nothing to search.
+struct PendingSearch {
+  std::vector<std::string> routes;
+  std::string key;
+};
+
+// Sets call.route (grad_output set): the forced route where offered, else
+// the table's (kMeasure, kFixed), else the cost model's (the rule's first).
+// A shape kMeasure has not seen keeps the cost model's route and is
+// returned for a search.
+PendingSearch choose_route(const RoutePolicy& policy, const LayerRule& rule,
+                           LayerCall& call, int64_t group_size) {
+  auto routes = rule.routes(call, group_size);
+  call.route = routes.empty() ? std::string() : routes.front();
+  if (routes.size() < 2) return {};
+  if (!policy.forced.empty() && offers(routes, policy.forced)) {
+    call.route = policy.forced;
+    return {};
+  }
+  if (policy.search == RouteSearch::kCostModel) return {};
+  auto key = route_key(call, group_size);
+  const auto found = policy.table->find(key);
+  if (found && offers(routes, *found)) {
+    call.route = *found;
+    return {};
+  }
+  if (policy.search != RouteSearch::kMeasure) return {};
+  return {std::move(routes), std::move(key)};
+}
+
 // One run of a route as the engine runs it: the norms, then the weighted
 // sum (of kept per-example gradients, else the rule's) with unit weights;
 // waits for the device (item) so that the time is the route's.
@@ -153,6 +184,17 @@ std::string fastest_route(const LayerRule& rule, const LayerCall& call,
     }
   }
   return best;
+}
+
+// Times `pending`'s routes on the call, sets the fastest as call.route and
+// records it in the table.
+void search_route(const RoutePolicy& policy, const LayerRule& rule,
+                  LayerCall& call, int64_t group_size,
+                  const std::vector<bool>& needed,
+                  const PendingSearch& pending) {
+  call.route = fastest_route(rule, call, group_size, needed, pending.routes,
+                             policy.repeats);
+  policy.table->insert(pending.key, call.route);
 }
 
 }  // namespace
@@ -318,8 +360,8 @@ ClipResult GradientEngine::clip_and_accumulate(
   const auto norm_options =
       per_example_loss.options().dtype(torch::kDouble).requires_grad(false);
   if (backward_passes_ == 2 && rows > 0 && has_graph && !mine.empty()) {
-    two_pass(per_example_loss, group_size, mine, entries, index, norms,
-             factors);
+    two_pass(per_example_loss, group_size, mine, entries, index, norms, factors,
+             sums);
   } else if (rows > 0 && has_graph && !mine.empty()) {
     // The one backward pass: gradients w.r.t. the layers' outputs only, so
     // no parameter gradient (weight-gradient kernel) is computed. What
@@ -350,33 +392,15 @@ ClipResult GradientEngine::clip_and_accumulate(
     // Each call's route (routes.h); a call whose shape kMeasure has not
     // seen is searched in the norms phase, its output kept until then.
     const RoutePolicy& policy = route_policy_;
-    std::vector<std::vector<std::string>> pending(mine.size());
-    std::vector<std::string> pending_key(mine.size());
+    std::vector<PendingSearch> pending(mine.size());
     for (size_t c = 0; c < mine.size(); ++c) {
       mine[c].grad_output = grads[c];
       if (grads[c].defined()) {
-        auto& call = mine[c];
-        auto routes = entries[c]->rule->routes(call, group_size);
-        if (routes.size() == 1) {
-          call.route = routes.front();
-        } else if (routes.size() > 1) {
-          call.route = routes.front();
-          if (!policy.forced.empty() && offers(routes, policy.forced)) {
-            call.route = policy.forced;
-          } else if (policy.search != RouteSearch::kCostModel) {
-            auto key = route_key(call, group_size);
-            auto found = policy.table->find(key);
-            if (found && offers(routes, *found)) {
-              call.route = *found;
-            } else if (policy.search == RouteSearch::kMeasure) {
-              pending[c] = std::move(routes);
-              pending_key[c] = std::move(key);
-            }
-          }
-        }
+        pending[c] =
+            choose_route(policy, *entries[c]->rule, mine[c], group_size);
       }
       if (!grads[c].defined() ||
-          (pending[c].empty() &&
+          (pending[c].routes.empty() &&
            !entries[c]->rule->uses_output(mine[c], group_size))) {
         mine[c].output = torch::Tensor();
       }
@@ -406,10 +430,9 @@ ClipResult GradientEngine::clip_and_accumulate(
         any = any || needed[s];
       }
       if (!any) continue;
-      if (!pending[c].empty()) {
-        mine[c].route = fastest_route(*entries[c]->rule, mine[c], group_size,
-                                      needed, pending[c], policy.repeats);
-        policy.table->insert(pending_key[c], mine[c].route);
+      if (!pending[c].routes.empty()) {
+        search_route(policy, *entries[c]->rule, mine[c], group_size, needed,
+                     pending[c]);
         searched = true;
       }
       std::vector<torch::Tensor> call_norms(n), call_pe(n);
@@ -556,7 +579,8 @@ void GradientEngine::two_pass(
     std::vector<LayerCall>& calls,
     const std::vector<const LayerEntry*>& entries,
     const std::unordered_map<const c10::TensorImpl*, size_t>& index,
-    torch::Tensor& norms, torch::Tensor& factors) {
+    torch::Tensor& norms, torch::Tensor& factors,
+    std::vector<torch::Tensor>& sums) {
   if (options_.mode() != ClipMode::kFlat) {
     throw std::invalid_argument(
         "two backward passes clip the flat norm only (the second pass "
@@ -606,6 +630,7 @@ void GradientEngine::two_pass(
   // first layer's, whose gradient the pass still returns).
   std::vector<std::function<void(const torch::Tensor&)>> norm_of(calls.size());
   std::vector<bool> done(calls.size(), false);
+  bool searched = false;
   const auto total = per_example_loss.sum();  // with grad mode as called
   torch::NoGradGuard no_grad;
   for (size_t c = 0; c < calls.size(); ++c) {
@@ -621,17 +646,17 @@ void GradientEngine::two_pass(
     }
     if (!any) continue;
     norm_of[c] = [this, &call, rule, needed, group_size, &sq, &failure, &done,
-                  c](const torch::Tensor& grad) {
+                  &searched, c](const torch::Tensor& grad) {
       if (failure || done[c]) return;
       done[c] = true;
       try {
         torch::NoGradGuard inner;
         call.grad_output = grad;
-        auto routes = rule->routes(call, group_size);
-        call.route = routes.empty() ? std::string() : routes.front();
-        if (!route_policy_.forced.empty() &&
-            offers(routes, route_policy_.forced)) {
-          call.route = route_policy_.forced;
+        const auto pending =
+            choose_route(route_policy_, *rule, call, group_size);
+        if (!pending.routes.empty()) {
+          search_route(route_policy_, *rule, call, group_size, needed, pending);
+          searched = true;
         }
         std::vector<torch::Tensor> call_norms(needed.size()),
             call_pe(needed.size());
@@ -678,13 +703,16 @@ void GradientEngine::two_pass(
   returned.clear();
   for (auto& call : calls) call.output_edge = torch::autograd::Edge();
   if (failure) std::rethrow_exception(*failure);
+  if (searched && !route_policy_.cache_file.empty()) {
+    route_policy_.table->save(route_policy_.cache_file, route_context());
+  }
   phase.emplace(observer_, EnginePhase::kClipFactors);
   const double inv_k = 1.0 / static_cast<double>(group_size);
   norms = sq.sqrt() * inv_k;
   factors = detail::clip_factors(norms, options_, num_groups_);
   // Pass 2: the backward of Σ_r w_r·loss_r, w_r = c_i/K for the rows of
-  // example i, over the kept graph: Σ_i c_i·g_i, added into .grad by
-  // autograd (the clipped sum as an ordinary weight gradient).
+  // example i, over the kept graph: Σ_i c_i·g_i as an ordinary weight
+  // gradient, into `sums` (the accumulate phase adds it into .grad).
   phase.emplace(observer_, EnginePhase::kWeightedSums);
   const auto row_weight = (factors * inv_k)
                               .repeat_interleave(group_size)
@@ -703,16 +731,7 @@ void GradientEngine::two_pass(
       {torch::autograd::impl::gradient_edge(weighted)},
       {torch::ones_like(weighted)}, /*keep_graph=*/false,
       /*create_graph=*/false, /*accumulate_grad=*/false, leaves);
-  torch::NoGradGuard after;
-  for (size_t k = 0; k < grads.size(); ++k) {
-    if (!grads[k].defined()) continue;
-    auto& grad = params_[leaf_of[k]].mutable_grad();
-    if (grad.defined()) {
-      grad.add_(grads[k]);
-    } else {
-      grad = grads[k].contiguous();
-    }
-  }
+  for (size_t k = 0; k < grads.size(); ++k) sums[leaf_of[k]] = grads[k];
 }
 
 }  // namespace dptrain::dp

@@ -152,4 +152,18 @@ void RouteTable::save(const std::string& path,
   }
 }
 
+RoutePolicy load_route_policy(RouteSearch search, const std::string& cache_file,
+                              bool write_cache) {
+  RoutePolicy policy;
+  policy.search = search;
+  policy.table = std::make_shared<RouteTable>();
+  if (!cache_file.empty()) {
+    policy.table->load(cache_file, route_context());
+    if (search == RouteSearch::kMeasure && write_cache) {
+      policy.cache_file = cache_file;
+    }
+  }
+  return policy;
+}
+
 }  // namespace dptrain::dp

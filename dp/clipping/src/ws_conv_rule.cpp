@@ -120,12 +120,7 @@ class WSConvRule final : public LayerRule {
     auto routes = materialised_routes<D>(call, l);
     if (l.options.groups() != 1) return routes;
     const auto shape = route_shape(call, l, group_size);
-    const double t = shape.t_row * static_cast<double>(group_size);
-    const double p = shape.pixels * static_cast<double>(group_size);
-    const double limit = static_cast<double>(kMaxKeptElements);
-    const double b = static_cast<double>(shape.batch);
-    offer_ghost(routes, ws_ghost_cheaper(shape),
-                b * p * p <= limit && b * t * t <= limit);
+    offer_ghost(routes, ws_ghost_cheaper(shape), ws_ghost_fits(shape));
     return routes;
   }
 

@@ -162,13 +162,14 @@ class GradientEngine {
   std::shared_ptr<const RuleRegistry> registry_;
   std::unique_ptr<detail::Recorder> recorder_;
   std::vector<std::pair<const torch::nn::Module*, LayerEntry>> layers_;
-  // clip_and_accumulate with backward_passes_ = 2: norms and factors out,
-  // the clipped sum added into .grad.
+  // clip_and_accumulate with backward_passes_ = 2: norms, factors and the
+  // clipped sum of each parameter (indexed as params_) out.
   void two_pass(const at::Tensor& per_example_loss, int64_t group_size,
                 std::vector<LayerCall>& calls,
                 const std::vector<const LayerEntry*>& entries,
                 const std::unordered_map<const c10::TensorImpl*, size_t>& index,
-                at::Tensor& norms, at::Tensor& factors);
+                at::Tensor& norms, at::Tensor& factors,
+                std::vector<at::Tensor>& sums);
   std::vector<torch::Tensor> params_;  // unique, all (incl. frozen)
   std::vector<int64_t> param_group_;   // clipping group per params_
   std::vector<bool> param_covered_;    // some rule covers it

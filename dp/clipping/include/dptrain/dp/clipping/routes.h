@@ -90,4 +90,11 @@ struct RoutePolicy {
   std::string forced;
 };
 
+/// A policy for `search` with a table of its own that holds `cache_file`'s
+/// entries for route_context() ("" or a missing file: none; a malformed
+/// one throws as RouteTable::load). With kMeasure and `write_cache`, new
+/// routes are saved back to cache_file.
+RoutePolicy load_route_policy(RouteSearch search, const std::string& cache_file,
+                              bool write_cache = true);
+
 }  // namespace dptrain::dp
