@@ -60,9 +60,10 @@ std::vector<torch::Tensor> clipped_grads(dp::EngineObserver* observer) {
 TEST(EngineObserver, SeesEveryPhaseInOrderAndEachRuleCall) {
   Recorder recorder;
   clipped_grads(&recorder);
-  // The phases, each begun and ended once, in order; rule calls only inside
-  // norms (one per layer) and weighted sums (one per layer whose sum the
-  // rule computes; none where per-example gradients were kept).
+  // The phases, each begun and ended once, in order; a layer's norms taken
+  // inside the backward (as its gradient arrives) or the norms phase (one
+  // per layer), its weighted sum inside weighted sums (one per layer whose
+  // sum the rule computes; none where per-example gradients were kept).
   std::vector<std::string> phases;
   int norms_calls = 0, sums_calls = 0;
   std::string open;
@@ -74,10 +75,15 @@ TEST(EngineObserver, SeesEveryPhaseInOrderAndEachRuleCall) {
     } else if (e.rfind("end ", 0) == 0) {
       EXPECT_EQ(open, e.substr(4));
       open.clear();
+    } else if (e == "layer norms (rules)") {
+      EXPECT_TRUE(open == "backward to layer outputs" ||
+                  open == "norms (rules)")
+          << open;
+      ++norms_calls;
     } else {
       EXPECT_EQ("layer " + open, e);
-      norms_calls += open == "norms (rules)";
-      sums_calls += open == "weighted sums";
+      EXPECT_EQ(open, "weighted sums");
+      ++sums_calls;
     }
   }
   EXPECT_EQ(open, "");

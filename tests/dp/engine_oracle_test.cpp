@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -773,6 +774,90 @@ TEST(GradientEngine, OutputsNoRuleReadsAreNotHeld) {
   // The cost model's ghost route for this WSConv2d (the WSConv2dGhost case).
   check(dp::WSConv2d(dp::WSConv2dOptions(8, 16, 3).padding(1)),
         torch::randn({4, 8, 4, 4}), true);
+}
+
+// One backward pass releases each call's A and G as soon as its norms are
+// taken, where its weighted sum will not read them: kept per-example
+// gradients (Conv2d grouped, GroupNorm) or rule state (WSConv2d grouped, its
+// dŴ). Where the sum reads them (the ghost routes of WSConv2d and of a
+// Linear on [B, in]) they are held to the weighted sums; with nothing kept
+// (a zero bound) all are. Checked with weak references taken when each
+// call's norms end, looked at when the clip factors begin; and the norms of
+// the layers above the pooling are taken before the backward reaches it (a
+// tensor hook there), i.e. during the backward, not after it.
+TEST(GradientEngine, OnePassReleasesWhatTheWeightedSumsDoNotRead) {
+  using Weak = c10::weak_intrusive_ptr<c10::TensorImpl>;
+  struct Watch final : dp::EngineObserver {
+    std::map<const torch::nn::Module*, std::pair<Weak, Weak>> refs;
+    std::map<const torch::nn::Module*, bool> alive;  // A and G, at factors
+    std::vector<const torch::nn::Module*>* order = nullptr;  // norms begun
+    void layer_begin(dp::EnginePhase phase,
+                     const dp::LayerCall& call) override {
+      if (phase == dp::EnginePhase::kNorms) order->push_back(call.layer);
+    }
+    void layer_end(dp::EnginePhase phase, const dp::LayerCall& call,
+                   bool) override {
+      if (phase != dp::EnginePhase::kNorms) return;
+      refs.emplace(call.layer,
+                   std::make_pair(Weak(call.input.getIntrusivePtr()),
+                                  Weak(call.grad_output.getIntrusivePtr())));
+    }
+    void phase_begin(dp::EnginePhase phase) override {
+      if (phase != dp::EnginePhase::kClipFactors) return;
+      for (const auto& [layer, ab] : refs) {
+        EXPECT_EQ(ab.first.expired(), ab.second.expired()) << layer->name();
+        alive[layer] = !ab.first.expired();
+      }
+    }
+  };
+  auto net = std::make_shared<LambdaNet>();
+  auto conv = net->register_module(
+      "conv", dp::Conv2d(dp::Conv2dOptions(2, 8, 3).padding(1)));
+  auto norm = net->register_module("norm", dp::GroupNorm(2, 8));
+  auto ws_grouped = net->register_module(
+      "ws_grouped", dp::WSConv2d(dp::WSConv2dOptions(8, 8, 3).padding(1)));
+  // The cost model's ghost route for this WSConv2d (the WSConv2dGhost case).
+  auto ws_ghost = net->register_module(
+      "ws_ghost", dp::WSConv2d(dp::WSConv2dOptions(8, 16, 3).padding(1)));
+  auto linear = net->register_module("linear", dp::Linear(16 * 16, 3));
+  std::vector<const torch::nn::Module*> order;  // nullptr: the pooling
+  net->body = [&](const torch::Tensor& x) {
+    auto h = torch::tanh(norm->forward(conv->forward(x)));
+    // 16×16 maps for the grouped WSConv2d, 4×4 for the ghost one.
+    h = torch::avg_pool2d(torch::tanh(ws_grouped->forward(h)), 4);
+    if (h.requires_grad()) {
+      h.register_hook([&](const torch::Tensor&) { order.push_back(nullptr); });
+    }
+    h = torch::tanh(ws_ghost->forward(h));
+    return linear->forward(h.flatten(1));
+  };
+
+  const auto x = torch::randn({4, 2, 16, 16});
+  auto run = [&](int64_t max_kept) {
+    dp::GradientEngine engine(net, dp::ClippingOptions(1.0));
+    engine.set_max_kept_bytes(max_kept, 0);
+    Watch watch;
+    order.clear();
+    watch.order = &order;
+    engine.set_observer(&watch);
+    auto recording = engine.record();
+    engine.clip_and_accumulate(net->forward(x).pow(2).sum(1));
+    EXPECT_EQ(watch.alive.size(), 5U);
+    return watch.alive;
+  };
+  auto alive = run(-1);
+  EXPECT_FALSE(alive.at(conv.get())) << "Conv2d, per-example kept";
+  EXPECT_FALSE(alive.at(norm.get())) << "GroupNorm, per-example kept";
+  EXPECT_FALSE(alive.at(ws_grouped.get())) << "WSConv2d, dW kept";
+  EXPECT_TRUE(alive.at(ws_ghost.get())) << "WSConv2d ghost";
+  EXPECT_TRUE(alive.at(linear.get())) << "Linear ghost";
+  const std::vector<const torch::nn::Module*> arrival = {
+      linear.get(),     ws_ghost.get(), nullptr,
+      ws_grouped.get(), norm.get(),     conv.get()};
+  EXPECT_EQ(order, arrival);
+  for (const auto& [layer, held] : run(0)) {
+    EXPECT_TRUE(held) << layer->name() << " with nothing kept";
+  }
 }
 
 // An example whose gradient is 10⁶ times larger contributes exactly norm C.

@@ -14,6 +14,7 @@
 #include <stdexcept>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "dptrain/dp/clipping/parameter_groups.h"
 #include "dptrain/dp/clipping/validation.h"
@@ -91,6 +92,120 @@ class OutputGradHook final : public torch::autograd::FunctionPreHook {
   std::shared_ptr<bool> active_;
   std::function<void(const torch::Tensor&)> on_grad_;
 };
+
+// Which calls' output gradients the backward must capture (return): those
+// whose grad_fn reaches no other call's grad_fn. Every other call's grad_fn
+// lies on a path to a captured one, so the backward executes it and its
+// pre-hook sees the gradient as it arrives; a captured call's grad_fn reaches
+// no target, so it is never executed and its gradient comes from what execute
+// returns. Capturing only these keeps execute from holding every output
+// gradient to its end (it returns all it captured at once).
+std::vector<bool> captured_calls(const std::vector<LayerCall>& calls) {
+  using torch::autograd::Node;
+  std::unordered_set<const Node*> layer_nodes;
+  for (const auto& call : calls) {
+    if (call.output_edge.function) {
+      layer_nodes.insert(call.output_edge.function.get());
+    }
+  }
+  // reaches[n]: some node strictly below n is a layer call's grad_fn.
+  // Iterative post-order over the (acyclic) graph below the layer nodes.
+  std::unordered_map<const Node*, bool> reaches;
+  std::vector<std::pair<Node*, size_t>> stack;
+  for (const auto& call : calls) {
+    Node* start = call.output_edge.function.get();
+    if (start == nullptr || reaches.count(start) != 0) continue;
+    stack.emplace_back(start, 0);
+    while (!stack.empty()) {
+      auto& [node, next] = stack.back();
+      const auto& edges = node->next_edges();
+      if (next < edges.size()) {
+        Node* child = edges[next++].function.get();
+        if (child != nullptr && reaches.count(child) == 0) {
+          stack.emplace_back(child, 0);
+        }
+        continue;
+      }
+      bool below = false;
+      for (const auto& edge : edges) {
+        const Node* child = edge.function.get();
+        if (child != nullptr &&
+            (layer_nodes.count(child) != 0 || reaches.at(child))) {
+          below = true;
+          break;
+        }
+      }
+      reaches[node] = below;
+      stack.pop_back();
+    }
+  }
+  std::vector<bool> captured(calls.size(), false);
+  for (size_t c = 0; c < calls.size(); ++c) {
+    const Node* fn = calls[c].output_edge.function.get();
+    captured[c] = fn != nullptr && !reaches.at(fn);
+  }
+  return captured;
+}
+
+// The backward of `total` (grad mode as the caller set it) to the calls'
+// output edges, without weight gradients: on_grad[c](G) runs once for each
+// call c that has one and gets a defined gradient, as soon as the gradient
+// arrives (a pre-hook on the call's grad_fn) or, for a captured call
+// (captured_calls), when execute returns. An exception from on_grad is
+// rethrown after the backward. Clears every call's output_edge.
+void backward_to_calls(
+    const torch::Tensor& total, std::vector<LayerCall>& calls,
+    const std::vector<std::function<void(const torch::Tensor&)>>& on_grad,
+    bool keep_graph) {
+  std::optional<std::exception_ptr> failure;
+  std::vector<bool> done(calls.size(), false);
+  auto run = [&](size_t c, const torch::Tensor& grad) {
+    if (failure || done[c] || !on_grad[c] || !grad.defined()) return;
+    done[c] = true;
+    try {
+      torch::NoGradGuard no_grad;
+      on_grad[c](grad);
+    } catch (...) {
+      failure = std::current_exception();
+    }
+  };
+  const auto captured = captured_calls(calls);
+  // The hooks stay on the graph's nodes; after this backward (however it
+  // ends) they do nothing, so a later backward through a node the caller
+  // still holds (a second pass) never reaches this call's state.
+  auto active = std::make_shared<bool>(true);
+  struct Deactivate {
+    std::shared_ptr<bool> flag;
+    ~Deactivate() { *flag = false; }
+  } deactivate{active};
+  torch::autograd::edge_list targets;
+  std::vector<size_t> target_call;
+  for (size_t c = 0; c < calls.size(); ++c) {
+    const auto& edge = calls[c].output_edge;
+    if (!edge.function) continue;
+    if (captured[c]) {
+      targets.push_back(edge);
+      target_call.push_back(c);
+    } else if (on_grad[c]) {
+      edge.function->add_pre_hook(std::make_unique<OutputGradHook>(
+          edge.input_nr, active,
+          [&run, c](const torch::Tensor& grad) { run(c, grad); }));
+    }
+  }
+  if (!targets.empty()) {  // none: no call has a grad_fn
+    auto returned = torch::autograd::Engine::get_default_engine().execute(
+        {torch::autograd::impl::gradient_edge(total)},
+        {torch::ones_like(total)}, keep_graph, /*create_graph=*/false,
+        /*accumulate_grad=*/false, targets);
+    *active = false;
+    for (size_t k = 0; k < returned.size(); ++k) {
+      const auto grad = std::move(returned[k]);
+      run(target_call[k], grad);
+    }
+  }
+  for (auto& call : calls) call.output_edge = torch::autograd::Edge();
+  if (failure) std::rethrow_exception(*failure);
+}
 
 bool offers(const std::vector<std::string>& routes, const std::string& route) {
   return std::find(routes.begin(), routes.end(), route) != routes.end();
@@ -363,183 +478,8 @@ ClipResult GradientEngine::clip_and_accumulate(
     two_pass(per_example_loss, group_size, mine, entries, index, norms, factors,
              sums);
   } else if (rows > 0 && has_graph && !mine.empty()) {
-    // The one backward pass: gradients w.r.t. the layers' outputs only, so
-    // no parameter gradient (weight-gradient kernel) is computed. What
-    // torch::autograd::grad does, but targeting the outputs' graph edges:
-    // the outputs themselves need not be held (LayerCall::output_edge).
-    torch::autograd::edge_list edges;
-    for (const auto& c : mine) edges.push_back(c.output_edge);
-    std::optional<PhaseScope> phase;
-    phase.emplace(observer_, EnginePhase::kBackward);
-    torch::autograd::variable_list grads;
-    {
-      const auto total = per_example_loss.sum();
-      grads = torch::autograd::Engine::get_default_engine().execute(
-          {torch::autograd::impl::gradient_edge(total)},
-          {torch::ones_like(total)}, /*keep_graph=*/false,
-          /*create_graph=*/false, /*accumulate_grad=*/false, edges);
-    }
-    phase.reset();
-    edges.clear();
-    for (auto& c : mine) c.output_edge = torch::autograd::Edge();
-    torch::NoGradGuard no_grad;
-    struct Use {
-      size_t call;
-      size_t slot;
-    };
-    std::vector<std::vector<Use>> uses(params_.size());
-    std::vector<std::vector<torch::Tensor>> call_params(mine.size());
-    // Each call's route (routes.h); a call whose shape kMeasure has not
-    // seen is searched in the norms phase, its output kept until then.
-    const RoutePolicy& policy = route_policy_;
-    std::vector<PendingSearch> pending(mine.size());
-    for (size_t c = 0; c < mine.size(); ++c) {
-      mine[c].grad_output = grads[c];
-      if (grads[c].defined()) {
-        pending[c] =
-            choose_route(policy, *entries[c]->rule, mine[c], group_size);
-      }
-      if (!grads[c].defined() ||
-          (pending[c].routes.empty() &&
-           !entries[c]->rule->uses_output(mine[c], group_size))) {
-        mine[c].output = torch::Tensor();
-      }
-      if (!grads[c].defined()) continue;
-      call_params[c] = entries[c]->rule->parameters(*mine[c].layer);
-      for (size_t s = 0; s < call_params[c].size(); ++s) {
-        const auto& p = call_params[c][s];
-        if (!p.defined() || !p.requires_grad()) continue;
-        uses[index.at(p.unsafeGetTensorImpl())].push_back({c, s});
-      }
-    }
-    grads.clear();
-    phase.emplace(observer_, EnginePhase::kNorms);
-    // Squared norms per parameter, [B] each.
-    std::vector<torch::Tensor> sq(params_.size());
-    std::vector<torch::Tensor> per_example(params_.size());
-    bool searched = false;
-    int64_t kept_bytes = 0;  // counted against max_kept_bytes_
-    for (size_t c = 0; c < mine.size(); ++c) {
-      const size_t n = call_params[c].size();
-      std::vector<bool> needed(n, false);
-      bool any = false;
-      for (size_t s = 0; s < n; ++s) {
-        const auto& p = call_params[c][s];
-        if (!p.defined() || !p.requires_grad()) continue;
-        needed[s] = uses[index.at(p.unsafeGetTensorImpl())].size() == 1;
-        any = any || needed[s];
-      }
-      if (!any) continue;
-      if (!pending[c].routes.empty()) {
-        search_route(policy, *entries[c]->rule, mine[c], group_size, needed,
-                     pending[c]);
-        searched = true;
-      }
-      std::vector<torch::Tensor> call_norms(n), call_pe(n);
-      if (observer_ != nullptr)
-        observer_->layer_begin(EnginePhase::kNorms, mine[c]);
-      entries[c]->rule->squared_norms(mine[c], group_size, needed, call_norms,
-                                      call_pe);
-      if (max_kept_bytes_ >= 0) {
-        // The kept tensors of this call that count, and whether they still
-        // fit; if not, all of them go (the rule's weighted_sums then works
-        // from A and G).
-        int64_t bytes = 0;
-        const int64_t smallest = min_counted_kept_bytes_;
-        auto counted = [smallest](const torch::Tensor& t) {
-          const int64_t b =
-              t.defined() ? t.numel() * static_cast<int64_t>(t.element_size())
-                          : 0;
-          return b > 0 && b >= smallest ? b : 0;
-        };
-        for (const auto& t : call_pe) bytes += counted(t);
-        bytes += counted(mine[c].rule_state);
-        if (bytes > 0 && kept_bytes + bytes > max_kept_bytes_) {
-          for (auto& t : call_pe) {
-            if (counted(t) > 0) t = torch::Tensor();
-          }
-          if (counted(mine[c].rule_state) > 0) {
-            mine[c].rule_state = torch::Tensor();
-          }
-        } else {
-          kept_bytes += bytes;
-        }
-      }
-      if (observer_ != nullptr) {
-        const bool kept =
-            std::any_of(call_pe.begin(), call_pe.end(),
-                        [](const torch::Tensor& t) { return t.defined(); });
-        observer_->layer_end(EnginePhase::kNorms, mine[c], kept);
-      }
-      for (size_t s = 0; s < n; ++s) {
-        if (!needed[s]) continue;
-        const size_t i = index.at(call_params[c][s].unsafeGetTensorImpl());
-        sq[i] = call_norms[s].to(torch::kDouble);
-        per_example[i] = call_pe[s];
-      }
-    }
-    if (searched && !policy.cache_file.empty()) {
-      policy.table->save(policy.cache_file, route_context());
-    }
-    // Shared parameters: the norm of the TOTAL per-example gradient.
-    for (size_t i = 0; i < params_.size(); ++i) {
-      if (uses[i].size() < 2) continue;
-      torch::Tensor total;
-      for (const auto& u : uses[i]) {
-        auto pe = entries[u.call]->rule->per_example_grads(mine[u.call], u.slot,
-                                                           group_size);
-        total = total.defined() ? total.add_(pe) : pe;
-      }
-      per_example[i] = total;
-      sq[i] = detail::squared_norm_per_example(total).to(torch::kDouble);
-    }
-    phase.emplace(observer_, EnginePhase::kClipFactors);
-    // Norms and clip factors. The example's gradient is the mean of its K
-    // rows' gradients: norm = ‖Σ rows‖ / K.
-    auto layer_sq = torch::zeros({batch, num_groups_}, norm_options);
-    for (size_t i = 0; i < params_.size(); ++i) {
-      if (sq[i].defined()) layer_sq.select(1, param_group_[i]).add_(sq[i]);
-    }
-    const double inv_k = 1.0 / static_cast<double>(group_size);
-    norms = flat ? layer_sq.sum(1).sqrt() * inv_k : layer_sq.sqrt() * inv_k;
-    factors = detail::clip_factors(norms, options_, num_groups_);
-    auto example_weight = [&](size_t i) {
-      auto f = flat ? factors : factors.select(1, param_group_[i]);
-      return f * inv_k;
-    };
-    phase.emplace(observer_, EnginePhase::kWeightedSums);
-    // Weighted sums Σᵢ cᵢ·gᵢ.
-    for (size_t i = 0; i < params_.size(); ++i) {
-      if (!per_example[i].defined()) continue;
-      sums[i] = torch::tensordot(example_weight(i).to(per_example[i].dtype()),
-                                 per_example[i], {0}, {0});
-      per_example[i] = torch::Tensor();
-    }
-    for (size_t c = 0; c < mine.size(); ++c) {
-      const size_t n = call_params[c].size();
-      std::vector<torch::Tensor> row_weights(n), call_sums(n);
-      bool any = false;
-      for (size_t s = 0; s < n; ++s) {
-        const auto& p = call_params[c][s];
-        if (!p.defined() || !p.requires_grad()) continue;
-        const size_t i = index.at(p.unsafeGetTensorImpl());
-        if (uses[i].size() != 1 || sums[i].defined()) continue;
-        row_weights[s] = example_weight(i).repeat_interleave(group_size);
-        any = true;
-      }
-      if (!any) continue;
-      if (observer_ != nullptr) {
-        observer_->layer_begin(EnginePhase::kWeightedSums, mine[c]);
-      }
-      entries[c]->rule->weighted_sums(mine[c], row_weights, call_sums);
-      if (observer_ != nullptr) {
-        observer_->layer_end(EnginePhase::kWeightedSums, mine[c], false);
-      }
-      for (size_t s = 0; s < n; ++s) {
-        if (!row_weights[s].defined()) continue;
-        sums[index.at(call_params[c][s].unsafeGetTensorImpl())] = call_sums[s];
-      }
-    }
+    one_pass(per_example_loss, group_size, mine, entries, index, norms, factors,
+             sums);
   } else {
     norms = flat ? torch::zeros({batch}, norm_options)
                  : torch::zeros({batch, num_groups_}, norm_options);
@@ -564,6 +504,204 @@ ClipResult GradientEngine::clip_and_accumulate(
     }
   }
   return detail::make_clip_result(batch, group_size, norms, factors, options_);
+}
+
+void GradientEngine::one_pass(
+    const torch::Tensor& per_example_loss, int64_t group_size,
+    std::vector<LayerCall>& calls,
+    const std::vector<const LayerEntry*>& entries,
+    const std::unordered_map<const c10::TensorImpl*, size_t>& index,
+    torch::Tensor& norms, torch::Tensor& factors,
+    std::vector<torch::Tensor>& sums) {
+  const int64_t rows = per_example_loss.size(0);
+  const int64_t batch = rows / group_size;
+  const bool flat = options_.mode() == ClipMode::kFlat;
+  const auto norm_options =
+      per_example_loss.options().dtype(torch::kDouble).requires_grad(false);
+  // Which calls use each trainable parameter: one call's norms come from its
+  // rule; a parameter several calls use (tied weights) needs the norm of
+  // the sum of its per-example gradients, after the backward.
+  struct Use {
+    size_t call;
+    size_t slot;
+  };
+  std::vector<std::vector<Use>> uses(params_.size());
+  std::vector<std::vector<torch::Tensor>> call_params(calls.size());
+  for (size_t c = 0; c < calls.size(); ++c) {
+    call_params[c] = entries[c]->rule->parameters(*calls[c].layer);
+    for (size_t s = 0; s < call_params[c].size(); ++s) {
+      const auto& p = call_params[c][s];
+      if (!p.defined() || !p.requires_grad()) continue;
+      uses[index.at(p.unsafeGetTensorImpl())].push_back({c, s});
+    }
+  }
+  // The one backward pass: gradients w.r.t. the layers' outputs only, so no
+  // weight-gradient kernel runs. Each call's norms are taken as its output
+  // gradient G arrives; where the weighted sum will not need A and G (kept
+  // per-example gradients, or rule state) both are released at once, so
+  // that what the step holds at the end of the backward is the kept
+  // tensors and the A and G of the calls still to be summed.
+  std::vector<torch::Tensor> sq(params_.size());
+  std::vector<torch::Tensor> per_example(params_.size());
+  bool searched = false;
+  int64_t kept_bytes = 0;  // counted against max_kept_bytes_
+  const RoutePolicy& policy = route_policy_;
+  std::vector<std::function<void(const torch::Tensor&)>> on_grad(calls.size());
+  for (size_t c = 0; c < calls.size(); ++c) {
+    on_grad[c] = [&, c](const torch::Tensor& grad) {
+      auto& call = calls[c];
+      const auto& rule = *entries[c]->rule;
+      call.grad_output = grad;
+      // The call's route (routes.h); a shape kMeasure has not seen is
+      // searched here, its output kept until then.
+      const auto pending = choose_route(policy, rule, call, group_size);
+      if (pending.routes.empty() && !rule.uses_output(call, group_size)) {
+        call.output = torch::Tensor();
+      }
+      const size_t n = call_params[c].size();
+      std::vector<bool> needed(n, false);
+      std::vector<bool> trainable(n, false);
+      bool any = false;
+      for (size_t s = 0; s < n; ++s) {
+        const auto& p = call_params[c][s];
+        if (!p.defined() || !p.requires_grad()) continue;
+        trainable[s] = true;
+        needed[s] = uses[index.at(p.unsafeGetTensorImpl())].size() == 1;
+        any = any || needed[s];
+      }
+      if (!any) return;  // only shared parameters: A and G kept for them
+      if (!pending.routes.empty()) {
+        search_route(policy, rule, call, group_size, needed, pending);
+        searched = true;
+      }
+      std::vector<torch::Tensor> call_norms(n), call_pe(n);
+      if (observer_ != nullptr)
+        observer_->layer_begin(EnginePhase::kNorms, call);
+      rule.squared_norms(call, group_size, needed, call_norms, call_pe);
+      if (max_kept_bytes_ >= 0) {
+        // The kept tensors of this call that count, and whether they still
+        // fit; if not, all of them go (the rule's weighted_sums then works
+        // from A and G).
+        int64_t bytes = 0;
+        const int64_t smallest = min_counted_kept_bytes_;
+        auto counted = [smallest](const torch::Tensor& t) {
+          const int64_t b =
+              t.defined() ? t.numel() * static_cast<int64_t>(t.element_size())
+                          : 0;
+          return b > 0 && b >= smallest ? b : 0;
+        };
+        for (const auto& t : call_pe) bytes += counted(t);
+        bytes += counted(call.rule_state);
+        if (bytes > 0 && kept_bytes + bytes > max_kept_bytes_) {
+          for (auto& t : call_pe) {
+            if (counted(t) > 0) t = torch::Tensor();
+          }
+          if (counted(call.rule_state) > 0) call.rule_state = torch::Tensor();
+        } else {
+          kept_bytes += bytes;
+        }
+      }
+      std::vector<bool> summed(n, false);  // slots weighted_sums will do
+      bool any_summed = false;
+      for (size_t s = 0; s < n; ++s) {
+        summed[s] = trainable[s] && (!needed[s] || !call_pe[s].defined());
+        any_summed = any_summed || summed[s];
+      }
+      if (observer_ != nullptr) {
+        const bool kept =
+            std::any_of(call_pe.begin(), call_pe.end(),
+                        [](const torch::Tensor& t) { return t.defined(); });
+        observer_->layer_end(EnginePhase::kNorms, call, kept);
+      }
+      for (size_t s = 0; s < n; ++s) {
+        if (!needed[s]) continue;
+        const size_t i = index.at(call_params[c][s].unsafeGetTensorImpl());
+        sq[i] = call_norms[s].to(torch::kDouble);
+        per_example[i] = call_pe[s];
+      }
+      if (!any_summed || !rule.weighted_sums_read_activations(call, summed)) {
+        call.input = torch::Tensor();
+        call.output = torch::Tensor();
+        call.grad_output = torch::Tensor();
+      }
+    };
+  }
+  {
+    PhaseScope phase(observer_, EnginePhase::kBackward);
+    backward_to_calls(per_example_loss.sum(), calls, on_grad,
+                      /*keep_graph=*/false);
+  }
+  on_grad.clear();
+  if (searched && !policy.cache_file.empty()) {
+    policy.table->save(policy.cache_file, route_context());
+  }
+  torch::NoGradGuard no_grad;
+  std::optional<PhaseScope> phase;
+  phase.emplace(observer_, EnginePhase::kNorms);
+  // Shared parameters: the norm of the TOTAL per-example gradient, over the
+  // calls that got a gradient.
+  for (size_t i = 0; i < params_.size(); ++i) {
+    if (uses[i].size() < 2) continue;
+    torch::Tensor total;
+    for (const auto& u : uses[i]) {
+      if (!calls[u.call].grad_output.defined()) continue;
+      auto pe = entries[u.call]->rule->per_example_grads(calls[u.call], u.slot,
+                                                         group_size);
+      total = total.defined() ? total.add_(pe) : pe;
+    }
+    if (!total.defined()) continue;
+    per_example[i] = total;
+    sq[i] = detail::squared_norm_per_example(total).to(torch::kDouble);
+  }
+  phase.emplace(observer_, EnginePhase::kClipFactors);
+  // Norms and clip factors. The example's gradient is the mean of its K
+  // rows' gradients: norm = ‖Σ rows‖ / K.
+  auto layer_sq = torch::zeros({batch, num_groups_}, norm_options);
+  for (size_t i = 0; i < params_.size(); ++i) {
+    if (sq[i].defined()) layer_sq.select(1, param_group_[i]).add_(sq[i]);
+  }
+  const double inv_k = 1.0 / static_cast<double>(group_size);
+  norms = flat ? layer_sq.sum(1).sqrt() * inv_k : layer_sq.sqrt() * inv_k;
+  factors = detail::clip_factors(norms, options_, num_groups_);
+  auto example_weight = [&](size_t i) {
+    auto f = flat ? factors : factors.select(1, param_group_[i]);
+    return f * inv_k;
+  };
+  phase.emplace(observer_, EnginePhase::kWeightedSums);
+  // Weighted sums Σᵢ cᵢ·gᵢ.
+  for (size_t i = 0; i < params_.size(); ++i) {
+    if (!per_example[i].defined()) continue;
+    sums[i] = torch::tensordot(example_weight(i).to(per_example[i].dtype()),
+                               per_example[i], {0}, {0});
+    per_example[i] = torch::Tensor();
+  }
+  for (size_t c = 0; c < calls.size(); ++c) {
+    const size_t n = call_params[c].size();
+    std::vector<torch::Tensor> row_weights(n), call_sums(n);
+    bool any = false;
+    for (size_t s = 0; s < n; ++s) {
+      const auto& p = call_params[c][s];
+      if (!p.defined() || !p.requires_grad()) continue;
+      const size_t i = index.at(p.unsafeGetTensorImpl());
+      if (uses[i].size() != 1 || sums[i].defined() || !sq[i].defined()) {
+        continue;
+      }
+      row_weights[s] = example_weight(i).repeat_interleave(group_size);
+      any = true;
+    }
+    if (!any) continue;
+    if (observer_ != nullptr) {
+      observer_->layer_begin(EnginePhase::kWeightedSums, calls[c]);
+    }
+    entries[c]->rule->weighted_sums(calls[c], row_weights, call_sums);
+    if (observer_ != nullptr) {
+      observer_->layer_end(EnginePhase::kWeightedSums, calls[c], false);
+    }
+    for (size_t s = 0; s < n; ++s) {
+      if (!row_weights[s].defined()) continue;
+      sums[index.at(call_params[c][s].unsafeGetTensorImpl())] = call_sums[s];
+    }
+  }
 }
 
 void GradientEngine::set_backward_passes(int passes) {
@@ -610,32 +748,16 @@ void GradientEngine::two_pass(
           "one pass");
     }
   }
-  // Pass 1: each call's norms taken in a hook as its output gradient
-  // arrives, then its A released; autograd keeps its own saved tensors
-  // (keep_graph) for pass 2. The targets are the outputs' edges, as in one
-  // pass (so no weight gradient is computed); their gradients are returned
-  // at the end, dropped after the calls the hooks did not reach.
+  // Pass 1: each call's norms taken as its output gradient arrives, then
+  // its A and G released; autograd keeps its own saved tensors (keep_graph)
+  // for pass 2. The targets are the outputs' edges, as in one pass (so no
+  // weight gradient is computed).
   auto sq = torch::zeros({batch}, norm_options);
-  // The hooks stay on the graph's nodes; after pass 1 (however it ends)
-  // they do nothing, so a later backward through a node the caller still
-  // holds never reaches this call's state.
-  auto active = std::make_shared<bool>(true);
-  struct Deactivate {
-    std::shared_ptr<bool> flag;
-    ~Deactivate() { *flag = false; }
-  } deactivate{active};
-  std::optional<std::exception_ptr> failure;
-  // Each call's norms from its output gradient (run once: by the hook, or
-  // after the pass for a node the backward does not execute, e.g. the
-  // first layer's, whose gradient the pass still returns).
-  std::vector<std::function<void(const torch::Tensor&)>> norm_of(calls.size());
-  std::vector<bool> done(calls.size(), false);
   bool searched = false;
   const auto total = per_example_loss.sum();  // with grad mode as called
-  torch::NoGradGuard no_grad;
+  std::vector<std::function<void(const torch::Tensor&)>> norm_of(calls.size());
   for (size_t c = 0; c < calls.size(); ++c) {
     auto& call = calls[c];
-    if (!call.output_edge.function) continue;
     const auto* rule = entries[c]->rule;
     std::vector<bool> needed(call_params[c].size(), false);
     bool any = false;
@@ -645,64 +767,37 @@ void GradientEngine::two_pass(
       any = any || needed[s];
     }
     if (!any) continue;
-    norm_of[c] = [this, &call, rule, needed, group_size, &sq, &failure, &done,
-                  &searched, c](const torch::Tensor& grad) {
-      if (failure || done[c]) return;
-      done[c] = true;
-      try {
-        torch::NoGradGuard inner;
-        call.grad_output = grad;
-        const auto pending =
-            choose_route(route_policy_, *rule, call, group_size);
-        if (!pending.routes.empty()) {
-          search_route(route_policy_, *rule, call, group_size, needed, pending);
-          searched = true;
-        }
-        std::vector<torch::Tensor> call_norms(needed.size()),
-            call_pe(needed.size());
-        if (observer_ != nullptr) {
-          observer_->layer_begin(EnginePhase::kNorms, call);
-        }
-        rule->squared_norms(call, group_size, needed, call_norms, call_pe);
-        if (observer_ != nullptr) {
-          observer_->layer_end(EnginePhase::kNorms, call, false);
-        }
-        for (size_t s = 0; s < needed.size(); ++s) {
-          if (needed[s]) sq.add_(call_norms[s].to(torch::kDouble));
-        }
-        call.grad_output = torch::Tensor();
-        call.input = torch::Tensor();
-        call.output = torch::Tensor();
-        call.rule_state = torch::Tensor();
-      } catch (...) {
-        failure = std::current_exception();
+    norm_of[c] = [this, &call, rule, needed, group_size, &sq,
+                  &searched](const torch::Tensor& grad) {
+      call.grad_output = grad;
+      const auto pending = choose_route(route_policy_, *rule, call, group_size);
+      if (!pending.routes.empty()) {
+        search_route(route_policy_, *rule, call, group_size, needed, pending);
+        searched = true;
       }
+      std::vector<torch::Tensor> call_norms(needed.size()),
+          call_pe(needed.size());
+      if (observer_ != nullptr) {
+        observer_->layer_begin(EnginePhase::kNorms, call);
+      }
+      rule->squared_norms(call, group_size, needed, call_norms, call_pe);
+      if (observer_ != nullptr) {
+        observer_->layer_end(EnginePhase::kNorms, call, false);
+      }
+      for (size_t s = 0; s < needed.size(); ++s) {
+        if (needed[s]) sq.add_(call_norms[s].to(torch::kDouble));
+      }
+      call.grad_output = torch::Tensor();
+      call.input = torch::Tensor();
+      call.output = torch::Tensor();
+      call.rule_state = torch::Tensor();
     };
-    call.output_edge.function->add_pre_hook(std::make_unique<OutputGradHook>(
-        call.output_edge.input_nr, active, norm_of[c]));
-  }
-  torch::autograd::edge_list targets;
-  for (const auto& call : calls) {
-    if (call.output_edge.function) targets.push_back(call.output_edge);
   }
   std::optional<PhaseScope> phase;
   phase.emplace(observer_, EnginePhase::kBackward);
-  auto returned = torch::autograd::Engine::get_default_engine().execute(
-      {torch::autograd::impl::gradient_edge(total)}, {torch::ones_like(total)},
-      /*keep_graph=*/true, /*create_graph=*/false, /*accumulate_grad=*/false,
-      targets);
-  *active = false;
-  {
-    size_t k = 0;
-    for (size_t c = 0; c < calls.size(); ++c) {
-      if (!calls[c].output_edge.function) continue;
-      const auto grad = std::move(returned[k++]);
-      if (norm_of[c] && grad.defined()) norm_of[c](grad);
-    }
-  }
-  returned.clear();
-  for (auto& call : calls) call.output_edge = torch::autograd::Edge();
-  if (failure) std::rethrow_exception(*failure);
+  backward_to_calls(total, calls, norm_of, /*keep_graph=*/true);
+  norm_of.clear();
+  torch::NoGradGuard no_grad;
   if (searched && !route_policy_.cache_file.empty()) {
     route_policy_.table->save(route_policy_.cache_file, route_context());
   }

@@ -177,11 +177,17 @@ class WSConvRule final : public LayerRule {
     return slot == kWeightSlot ? d_w : d_gain;
   }
 
+  // With dŴ kept (the grouped route) the weight's and gain's sums need
+  // only it and the weight; the bias's needs G.
+  bool weighted_sums_read_activations(
+      const LayerCall& call, const std::vector<bool>& summed) const override {
+    return summed[kBiasSlot] || !call.rule_state.defined();
+  }
+
   void weighted_sums(const LayerCall& call,
                      const std::vector<torch::Tensor>& row_weights,
                      std::vector<torch::Tensor>& sums) const override {
     const auto& l = dynamic_cast<const Layer&>(*call.layer);
-    const int64_t rows = call.grad_output.size(0);
     if (row_weights[kBiasSlot].defined()) {
       sums[kBiasSlot] = bias_weighted_sum(call, row_weights[kBiasSlot]);
     }
@@ -194,6 +200,7 @@ class WSConvRule final : public LayerRule {
     // Kept per-example dŴ [B, ...] (group-summed): usable when each
     // group's rows carry one weight; ws_backward is linear in dŴ.
     const auto& kept = call.rule_state;
+    const int64_t rows = w.size(0);
     if (kept.defined() && kept.size(0) > 0 && rows % kept.size(0) == 0) {
       auto wk = w.to(kept.dtype()).view({kept.size(0), -1});
       auto per_example_w = wk.select(1, 0);

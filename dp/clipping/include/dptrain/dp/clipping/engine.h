@@ -48,8 +48,10 @@ class RecordingGuard {
 
 /// The phases of one GradientEngine::clip_and_accumulate, in this order.
 enum class EnginePhase {
-  kBackward,      ///< one backward pass to the DP layers' outputs
-  kNorms,         ///< each rule's per-example squared norms; shared params
+  kBackward,      ///< one backward pass to the DP layers' outputs; each
+                  ///< layer's norms are taken inside it (layer_begin /
+                  ///< layer_end with kNorms) as its gradient arrives
+  kNorms,         ///< the norms of shared (tied) parameters
   kClipFactors,   ///< norms → clip factors
   kWeightedSums,  ///< Σᵢ cᵢ·gᵢ: kept per-example gradients, or each rule
   kAccumulate,    ///< the sums added into .grad
@@ -67,9 +69,12 @@ class EngineObserver {
   virtual ~EngineObserver() = default;
   virtual void phase_begin(EnginePhase /*phase*/) {}
   virtual void phase_end(EnginePhase /*phase*/) {}
-  /// Around one layer call's rule inside kNorms (squared_norms) or
-  /// kWeightedSums (weighted_sums). `kept`, at the end of kNorms: the rule
-  /// materialised per-example gradients that the weighted sum then uses.
+  /// Around one layer call's rule: its squared_norms (phase kNorms, called
+  /// inside kBackward as the call's gradient arrives, or inside kNorms), or
+  /// its weighted_sums (kWeightedSums). On a GPU the backward, and so the
+  /// norms, may run on autograd's device thread. `kept`, at the end of kNorms:
+  /// the rule materialised per-example gradients that the weighted sum then
+  /// uses.
   virtual void layer_begin(EnginePhase /*phase*/, const LayerCall& /*call*/) {}
   virtual void layer_end(EnginePhase /*phase*/, const LayerCall& /*call*/,
                          bool /*kept*/) {}
@@ -134,10 +139,12 @@ class GradientEngine {
     min_counted_kept_bytes_ = min_counted_bytes;
   }
   int64_t max_kept_bytes() const { return max_kept_bytes_; }
-  /// 1 (the default): one backward pass to the layer outputs, then the
-  /// weighted sums from A and G (or kept per-example gradients), which are
-  /// all held until the clip factors are known. 2: each layer's norms are
-  /// taken as its output gradient arrives and its A and G released at once;
+  /// 1 (the default): one backward pass to the layer outputs; each layer's
+  /// norms are taken as its output gradient arrives, and its A and G are
+  /// released at once where its weighted sum will not read them (kept
+  /// per-example gradients or rule state); the rest are held until the clip
+  /// factors are known. 2: each layer's norms are taken as its output
+  /// gradient arrives and its A and G released at once;
   /// then a second backward of Σᵢ cᵢ·lossᵢ over the kept graph computes the
   /// clipped sum as an ordinary weight gradient — about the non-private
   /// peak memory, for one more backward of time. Two passes clip the flat
@@ -162,8 +169,14 @@ class GradientEngine {
   std::shared_ptr<const RuleRegistry> registry_;
   std::unique_ptr<detail::Recorder> recorder_;
   std::vector<std::pair<const torch::nn::Module*, LayerEntry>> layers_;
-  // clip_and_accumulate with backward_passes_ = 2: norms, factors and the
-  // clipped sum of each parameter (indexed as params_) out.
+  // clip_and_accumulate's two ways: norms, factors and the clipped sum of
+  // each parameter (indexed as params_) out.
+  void one_pass(const at::Tensor& per_example_loss, int64_t group_size,
+                std::vector<LayerCall>& calls,
+                const std::vector<const LayerEntry*>& entries,
+                const std::unordered_map<const c10::TensorImpl*, size_t>& index,
+                at::Tensor& norms, at::Tensor& factors,
+                std::vector<at::Tensor>& sums);
   void two_pass(const at::Tensor& per_example_loss, int64_t group_size,
                 std::vector<LayerCall>& calls,
                 const std::vector<const LayerEntry*>& entries,

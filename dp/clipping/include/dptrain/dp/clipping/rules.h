@@ -53,6 +53,17 @@ class LayerRule {
     return false;
   }
 
+  /// Asked right after squared_norms, with `summed[j]` for each slot that
+  /// weighted_sums will later be asked for (no per-example gradient kept):
+  /// does weighted_sums read call.input, call.output or call.grad_output for
+  /// them? If false the engine releases all three at once (the backward's
+  /// peak then holds only what weighted_sums uses: call.rule_state and the
+  /// layer's parameters). Default true.
+  virtual bool weighted_sums_read_activations(
+      const LayerCall& /*call*/, const std::vector<bool>& /*summed*/) const {
+    return true;
+  }
+
   /// For every slot j with needed[j]: norms[j] = [B] squared norms of each
   /// example's (group-summed) gradient of parameter j. A rule that
   /// materialised per-example gradients [B, *shape] may leave them in
