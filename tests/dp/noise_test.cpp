@@ -178,8 +178,23 @@ class FixedKeyNoise final : public NoiseGenerator {
     secure_standard_normal(key_from_seed(11), 0, z.data_ptr<double>(), numel);
     return z.to(dtype);
   }
+  // split > 0: hands the draw over in blocks of `split` coordinates (as a
+  // blocked generator does), whatever block add_gaussian_noise asks for.
+  void standard_normal_blocks(int64_t numel, int64_t block,
+                              const BlockConsumer& consume) override {
+    if (split == 0) {
+      NoiseGenerator::standard_normal_blocks(numel, block, consume);
+      return;
+    }
+    const at::Tensor z = standard_normal(numel, at::kDouble);
+    for (int64_t first = 0; first < numel; first += split) {
+      consume(first, z.data_ptr<double>() + first,
+              std::min(split, numel - first));
+    }
+  }
   bool reproducible() const override { return true; }
   std::string name() const override { return "fixed-key"; }
+  int64_t split = 0;
   void save(torch::serialize::OutputArchive&) const override {}
   void load(torch::serialize::InputArchive&) override {}
   std::vector<at::ScalarType> requested;
@@ -210,6 +225,134 @@ TEST(AddGaussianNoise, HardenedNoiseIsScaledAndAddedInDoubleAndRoundedOnce) {
   }
   EXPECT_EQ(mismatches, 0);
   EXPECT_EQ(p.grad().scalar_type(), at::kFloat);
+}
+
+// The same for every layout: a contiguous float gradient (one pass), a
+// transposed one (the general path), a double one; the draw is one stream
+// over the parameters in order.
+TEST(AddGaussianNoise, HardenedNoiseRoundsOnceForEveryLayoutAndDtype) {
+  at::Tensor a = torch::zeros({300, 7}).requires_grad_();
+  a.mutable_grad() = torch::randn({300, 7});
+  at::Tensor b = torch::zeros({7, 300}).requires_grad_();
+  b.mutable_grad() = torch::randn({300, 7}).t();  // not contiguous
+  at::Tensor c = torch::zeros({500}, at::kDouble).requires_grad_();
+  c.mutable_grad() = torch::randn({500}, at::kDouble);
+  std::vector<at::Tensor> before;
+  for (const auto& p : {a, b, c}) before.push_back(p.grad().clone());
+  const double noise_std = 0.7654321;
+  FixedKeyNoise generator;
+  add_gaussian_noise({a, b, c}, noise_std, generator);
+  const int64_t n = a.numel() + b.numel() + c.numel();
+  at::Tensor z = at::empty({n}, at::kDouble);
+  secure_standard_normal(key_from_seed(11), 0, z.data_ptr<double>(), n);
+  int64_t offset = 0;
+  int64_t mismatches = 0;
+  std::vector<at::Tensor> params = {a, b, c};
+  for (size_t k = 0; k < params.size(); ++k) {
+    // Row-major order of the parameter's shape, whatever the grad's strides.
+    const at::Tensor g = before[k].to(at::kDouble).contiguous().view(-1);
+    const at::Tensor got =
+        params[k].grad().to(at::kDouble).contiguous().view(-1);
+    const auto* gz = z.data_ptr<double>() + offset;
+    for (int64_t i = 0; i < g.numel(); ++i) {
+      const double gi = g.data_ptr<double>()[i];
+      const double exact = gi + noise_std * gz[i];
+      const double value = got.data_ptr<double>()[i];
+      if (params[k].grad().scalar_type() == at::kFloat) {
+        mismatches += value != static_cast<double>(static_cast<float>(exact));
+      } else {
+        // A double sum is the result: LibTorch's add may fuse the product
+        // (one rounding instead of two), which is as exact.
+        mismatches += value != exact && value != std::fma(noise_std, gz[i], gi);
+      }
+    }
+    offset += g.numel();
+  }
+  EXPECT_EQ(mismatches, 0);
+  EXPECT_FALSE(b.grad().is_contiguous());
+}
+
+// A draw handed over in blocks that straddle parameters (97 coordinates
+// each) lands exactly where the whole draw would, float and double alike.
+TEST(AddGaussianNoise, BlocksOfTheDrawLandOnTheirParameters) {
+  std::vector<at::Tensor> params = {
+      torch::zeros({300, 7}).requires_grad_(),
+      torch::zeros({13}, at::kDouble).requires_grad_(),
+      torch::zeros({5}).requires_grad_(false),  // frozen: no noise
+      torch::zeros({41, 3}).requires_grad_()};
+  std::vector<at::Tensor> before;
+  for (auto& p : params) {
+    p.mutable_grad() = torch::randn(p.sizes(), p.options());
+    before.push_back(p.grad().clone());
+  }
+  const double noise_std = 0.31;
+  FixedKeyNoise generator;
+  generator.split = 97;
+  add_gaussian_noise(params, noise_std, generator);
+  const int64_t n = 300 * 7 + 13 + 41 * 3;
+  at::Tensor z = at::empty({n}, at::kDouble);
+  secure_standard_normal(key_from_seed(11), 0, z.data_ptr<double>(), n);
+  int64_t offset = 0;
+  int64_t mismatches = 0;
+  for (size_t k = 0; k < params.size(); ++k) {
+    const auto g = before[k].to(at::kDouble).view(-1);
+    const auto got = params[k].grad().to(at::kDouble).view(-1);
+    if (!params[k].requires_grad()) {
+      EXPECT_TRUE(at::equal(got, g));
+      continue;
+    }
+    for (int64_t i = 0; i < g.numel(); ++i) {
+      const double gi = g[i].item<double>();
+      const double zi = z[offset + i].item<double>();
+      const double exact = gi + noise_std * zi;
+      const double value = got[i].item<double>();
+      if (params[k].scalar_type() == at::kFloat) {
+        mismatches += value != static_cast<double>(static_cast<float>(exact));
+      } else {
+        mismatches += value != exact && value != std::fma(noise_std, zi, gi);
+      }
+    }
+    offset += g.numel();
+  }
+  EXPECT_EQ(mismatches, 0);
+}
+
+// The secure sampler drawn by ranges gives the whole draw's numbers, so that
+// SecureNoise's blocked draw is the draw the accountant assumes.
+TEST(SecureNoise, RangesOfAStreamAreTheWholeDraw) {
+  const int64_t chunk = kSecureNormalChunk;
+  const int64_t n = 3 * chunk + 1235;  // odd, and not a multiple of a chunk
+  std::vector<double> whole(n);
+  secure_standard_normal(key_from_seed(5), 9, whole.data(), n);
+  for (const int64_t block : {chunk, 2 * chunk}) {
+    std::vector<double> parts(n);
+    for (int64_t first = 0; first < n; first += block) {
+      secure_standard_normal_range(key_from_seed(5), 9, parts.data() + first,
+                                   first, std::min(block, n - first));
+    }
+    EXPECT_EQ(parts, whole) << "block " << block;
+  }
+  std::vector<double> out(10);
+  EXPECT_THROW(
+      secure_standard_normal_range(key_from_seed(5), 9, out.data(), 100, 10),
+      std::invalid_argument);
+  // SecureNoise's own blocks: consecutive, at most the block (rounded up to
+  // a chunk), N(0, 1).
+  SecureNoise secure;
+  std::vector<double> drawn;
+  int64_t next = 0;
+  secure.standard_normal_blocks(
+      n, 1000, [&](int64_t offset, const double* z, int64_t count) {
+        EXPECT_EQ(offset, next);
+        EXPECT_LE(count, chunk);
+        drawn.insert(drawn.end(), z, z + count);
+        next += count;
+      });
+  EXPECT_EQ(next, n);
+  const NormalTest t = test_normal(drawn, 1.0, 1e-3);
+  EXPECT_TRUE(t.mean_ok && t.variance_ok && t.ks_ok);
+  EXPECT_THROW(secure.standard_normal_blocks(10, 0, [](auto, auto, auto) {}),
+               std::invalid_argument);
 }
 
 TEST(AddGaussianNoise, SeededNoiseKeepsTheFloatFastPath) {

@@ -3,6 +3,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 
@@ -26,7 +27,28 @@ void check_dtype(at::ScalarType dtype) {
   }
 }
 
+void check_block(int64_t block) {
+  if (block < 1) {
+    throw std::invalid_argument("noise block must be >= 1, got " +
+                                std::to_string(block));
+  }
+}
+
 }  // namespace
+
+void NoiseGenerator::standard_normal_blocks(int64_t numel, int64_t block,
+                                            const BlockConsumer& consume) {
+  check_numel(numel);
+  check_block(block);
+  const at::Tensor z = standard_normal(numel, at::kDouble);
+  if (z.scalar_type() != at::kDouble || z.numel() != numel ||
+      !z.is_contiguous() || !z.device().is_cpu()) {
+    throw std::logic_error(
+        "NoiseGenerator::standard_normal returned the wrong dtype, size or "
+        "layout");
+  }
+  if (numel > 0) consume(0, z.data_ptr<double>(), numel);
+}
 
 SeededNoise::SeededNoise(uint64_t seed)
     : generator_(at::detail::createCPUGenerator(seed)) {}
@@ -77,6 +99,21 @@ at::Tensor SecureNoise::standard_normal(int64_t numel, at::ScalarType dtype) {
     secure_standard_normal(key_, calls_++, out.data_ptr<double>(), numel);
   }
   return out;
+}
+
+void SecureNoise::standard_normal_blocks(int64_t numel, int64_t block,
+                                         const BlockConsumer& consume) {
+  check_numel(numel);
+  check_block(block);
+  const uint64_t stream = calls_++;
+  block = std::min(numel, (block + kSecureNormalChunk - 1) /
+                              kSecureNormalChunk * kSecureNormalChunk);
+  buffer_.resize(static_cast<size_t>(std::max<int64_t>(block, 0)));
+  for (int64_t first = 0; first < numel; first += block) {
+    const int64_t count = std::min(block, numel - first);
+    secure_standard_normal_range(key_, stream, buffer_.data(), first, count);
+    consume(first, buffer_.data(), count);
+  }
 }
 
 void SecureNoise::save(torch::serialize::OutputArchive& archive) const {

@@ -25,7 +25,7 @@ namespace {
 // Coordinates per parallel chunk; each pair of coordinates consumes four
 // Box–Muller pairs of two 64-bit words. Chunk c always reads words
 // [c·kChunk·4, (c+1)·kChunk·4) of the stream, whatever the thread count.
-constexpr int64_t kChunk = 4096;
+constexpr int64_t kChunk = kSecureNormalChunk;
 constexpr int64_t kWordsPerCoordinate = 4;
 constexpr int kDrawsPerPair = 4;
 
@@ -164,29 +164,33 @@ void box_muller_sums(const uint64_t* words, double* out, double* scratch,
   }
 }
 
+// Coordinates [first, first + numel) of the stream into out[0 … numel);
+// first is a multiple of kChunk, and the stream is taken to end at
+// first + numel (its last chunk may be short).
 template <typename T>
 void secure_fill(const ChaChaKey& key, uint64_t stream_id, T* out,
-                 int64_t numel) {
+                 int64_t numel, int64_t start = 0) {
   if (numel < 0) {
     throw std::invalid_argument("numel must be >= 0, got " +
                                 std::to_string(numel));
   }
   const int64_t chunks = (numel + kChunk - 1) / kChunk;
+  const int64_t end_all = start + numel;
   at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
     ChaChaStream stream(key, stream_id);
     std::vector<uint64_t> words(kChunk * kWordsPerCoordinate);
     std::vector<double> draws(kChunk);
     std::vector<double> scratch(2 * kDrawsPerPair * (kChunk / 2));
     for (int64_t c = begin; c < end; ++c) {
-      const int64_t first = c * kChunk;
-      const int64_t count = std::min(numel, first + kChunk) - first;
+      const int64_t first = start + c * kChunk;
+      const int64_t count = std::min(end_all, first + kChunk) - first;
       const int64_t pairs = (count + 1) / 2;  // an odd tail drops one draw
       stream.seek(static_cast<uint64_t>(first * kWordsPerCoordinate));
       stream.fill(words.data(),
                   static_cast<std::size_t>(pairs * 2 * kWordsPerCoordinate));
       box_muller_sums(words.data(), draws.data(), scratch.data(), pairs);
       for (int64_t j = 0; j < count; ++j) {
-        out[first + j] = static_cast<T>(draws[j]);
+        out[first - start + j] = static_cast<T>(draws[j]);
       }
     }
   });
@@ -202,6 +206,17 @@ void secure_standard_normal(const ChaChaKey& key, uint64_t stream_id,
 void secure_standard_normal(const ChaChaKey& key, uint64_t stream_id,
                             float* out, int64_t numel) {
   secure_fill(key, stream_id, out, numel);
+}
+
+void secure_standard_normal_range(const ChaChaKey& key, uint64_t stream_id,
+                                  double* out, int64_t first, int64_t count) {
+  if (first < 0 || first % kChunk != 0) {
+    throw std::invalid_argument(
+        "secure_standard_normal_range: first must be a non-negative "
+        "multiple of " +
+        std::to_string(kChunk) + ", got " + std::to_string(first));
+  }
+  secure_fill(key, stream_id, out, count, first);
 }
 
 }  // namespace dptrain::dp

@@ -9,7 +9,9 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
+#include <vector>
 
 #include "dptrain/dp/archive/archive_fwd.h"
 #include "dptrain/dp/mechanism/secure_random.h"
@@ -30,6 +32,21 @@ class NoiseGenerator {
   at::Tensor standard_normal(int64_t numel) {
     return standard_normal(numel, at::kDouble);
   }
+
+  /// Receives consecutive blocks of one draw: z[0..count) are coordinates
+  /// offset … offset + count − 1, valid during the call only.
+  using BlockConsumer =
+      std::function<void(int64_t offset, const double* z, int64_t count)>;
+
+  /// One draw of `numel` N(0, 1) doubles — the same numbers, and the same
+  /// use of the generator, as standard_normal(numel, kDouble) — handed to
+  /// `consume` in order, in blocks of at most `block` coordinates. The
+  /// default draws the whole tensor and hands it over as one block;
+  /// SecureNoise draws block by block into one buffer it keeps, so that a
+  /// step does not map and zero a fresh tensor of numel doubles. Throws
+  /// std::invalid_argument if numel < 0 or block < 1.
+  virtual void standard_normal_blocks(int64_t numel, int64_t block,
+                                      const BlockConsumer& consume);
 
   /// True when the same construction gives the same draws (seeded runs).
   virtual bool reproducible() const = 0;
@@ -103,6 +120,9 @@ class SecureNoise final : public NoiseGenerator {
   using NoiseGenerator::standard_normal;
   /// Computed in double whatever `dtype`; a float result is rounded from it.
   at::Tensor standard_normal(int64_t numel, at::ScalarType dtype) override;
+  /// Blocks rounded up to a multiple of kSecureNormalChunk.
+  void standard_normal_blocks(int64_t numel, int64_t block,
+                              const BlockConsumer& consume) override;
   bool reproducible() const override { return false; }
   std::string name() const override { return "secure"; }
   void save(torch::serialize::OutputArchive& archive) const override;
@@ -111,7 +131,12 @@ class SecureNoise final : public NoiseGenerator {
  private:
   ChaChaKey key_;
   uint64_t calls_ = 0;  // stream id of the next call: each call a new stream
+  std::vector<double> buffer_;  // standard_normal_blocks' block
 };
+
+/// The secure sampler's unit of work: coordinates [c·k, (c+1)·k) of a stream
+/// always come from the same ChaCha20 words.
+constexpr int64_t kSecureNormalChunk = 4096;
 
 /// The secure sampler on an explicit key and stream: writes `numel` N(0, 1)
 /// draws to `out`, in parallel over fixed chunks (the result does not depend
@@ -122,5 +147,12 @@ void secure_standard_normal(const ChaChaKey& key, uint64_t stream_id,
 /// The same draws rounded to float.
 void secure_standard_normal(const ChaChaKey& key, uint64_t stream_id,
                             float* out, int64_t numel);
+/// Coordinates [first, first + count) of the draws that
+/// secure_standard_normal(key, stream_id, ·, numel) writes, for first a
+/// multiple of kSecureNormalChunk and first + count either numel or a
+/// multiple of it (the same numbers); out receives `count` doubles. Throws
+/// std::invalid_argument otherwise.
+void secure_standard_normal_range(const ChaChaKey& key, uint64_t stream_id,
+                                  double* out, int64_t first, int64_t count);
 
 }  // namespace dptrain::dp
