@@ -3,9 +3,9 @@
 # in a debootstrap chroot and runs README's second command there
 # (scripts/test.sh: format check, -Werror build, install + examples, fuzzers,
 # fast tests, ASan suites). Not part of the default CI run: from nothing it
-# took 786 s on a 2-vCPU Intel Xeon and about an hour on a 2-core AMD EPYC
-# (debootstrap and the packages ~10 min there, a cold build ~35 min), and
-# the chroot needs ~6 GB.
+# took 786 s on a 2-vCPU Intel Xeon, 981 s on a 2-vCPU Zen 4 AMD EPYC and
+# about an hour on an older 2-core AMD EPYC (debootstrap and the packages
+# ~10 min there, a cold build ~35 min), and the chroot needs ~6 GB.
 # Usage (as root): bash scripts/debian13_check.sh [CHROOT_DIR]
 #   CHROOT_DIR defaults to /var/tmp/dptrain-trixie and is kept for reruns
 #   (the build folder inside it too: a rerun rebuilds only what changed).

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <functional>
 #include <limits>
+#include <mutex>
 #include <optional>
 #include <sstream>
 #include <stdexcept>
@@ -159,7 +160,11 @@ void backward_to_calls(
     bool keep_graph) {
   std::optional<std::exception_ptr> failure;
   std::vector<bool> done(calls.size(), false);
+  // Autograd may run nodes of different devices on different threads: one
+  // call's on_grad at a time.
+  std::mutex mutex;
   auto run = [&](size_t c, const torch::Tensor& grad) {
+    std::lock_guard<std::mutex> lock(mutex);
     if (failure || done[c] || !on_grad[c] || !grad.defined()) return;
     done[c] = true;
     try {
