@@ -212,6 +212,31 @@ void backward_to_calls(
   if (failure) std::rethrow_exception(*failure);
 }
 
+// Under a bound on the bytes kept for the weighted sums: the call's kept
+// tensors that count (per-example gradients and rule state of at least
+// `smallest` bytes) are added to `kept` if they still fit under `bound`;
+// else all of them are dropped (the rule's weighted_sums then works from A
+// and G).
+void bound_kept(std::vector<torch::Tensor>& per_example,
+                torch::Tensor& rule_state, int64_t bound, int64_t smallest,
+                int64_t& kept) {
+  auto counted = [smallest](const torch::Tensor& t) {
+    const int64_t b =
+        t.defined() ? t.numel() * static_cast<int64_t>(t.element_size()) : 0;
+    return b > 0 && b >= smallest ? b : 0;
+  };
+  int64_t bytes = counted(rule_state);
+  for (const auto& t : per_example) bytes += counted(t);
+  if (bytes == 0 || kept + bytes <= bound) {
+    kept += bytes;
+    return;
+  }
+  for (auto& t : per_example) {
+    if (counted(t) > 0) t = torch::Tensor();
+  }
+  if (counted(rule_state) > 0) rule_state = torch::Tensor();
+}
+
 bool offers(const std::vector<std::string>& routes, const std::string& route) {
   return std::find(routes.begin(), routes.end(), route) != routes.end();
 }
@@ -584,27 +609,8 @@ void GradientEngine::one_pass(
         observer_->layer_begin(EnginePhase::kNorms, call);
       rule.squared_norms(call, group_size, needed, call_norms, call_pe);
       if (max_kept_bytes_ >= 0) {
-        // The kept tensors of this call that count, and whether they still
-        // fit; if not, all of them go (the rule's weighted_sums then works
-        // from A and G).
-        int64_t bytes = 0;
-        const int64_t smallest = min_counted_kept_bytes_;
-        auto counted = [smallest](const torch::Tensor& t) {
-          const int64_t b =
-              t.defined() ? t.numel() * static_cast<int64_t>(t.element_size())
-                          : 0;
-          return b > 0 && b >= smallest ? b : 0;
-        };
-        for (const auto& t : call_pe) bytes += counted(t);
-        bytes += counted(call.rule_state);
-        if (bytes > 0 && kept_bytes + bytes > max_kept_bytes_) {
-          for (auto& t : call_pe) {
-            if (counted(t) > 0) t = torch::Tensor();
-          }
-          if (counted(call.rule_state) > 0) call.rule_state = torch::Tensor();
-        } else {
-          kept_bytes += bytes;
-        }
+        bound_kept(call_pe, call.rule_state, max_kept_bytes_,
+                   min_counted_kept_bytes_, kept_bytes);
       }
       std::vector<bool> summed(n, false);  // slots weighted_sums will do
       bool any_summed = false;

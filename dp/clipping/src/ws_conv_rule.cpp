@@ -178,7 +178,9 @@ class WSConvRule final : public LayerRule {
   }
 
   // With dŴ kept (the grouped route) the weight's and gain's sums need
-  // only it and the weight; the bias's needs G.
+  // only it and the weight, provided each example's rows carry one weight
+  // (the engine's always do; weighted_sums falls back to A and G
+  // otherwise); the bias's needs G.
   bool weighted_sums_read_activations(
       const LayerCall& call, const std::vector<bool>& summed) const override {
     return summed[kBiasSlot] || !call.rule_state.defined();
