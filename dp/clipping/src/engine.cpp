@@ -237,6 +237,36 @@ void bound_kept(std::vector<torch::Tensor>& per_example,
   if (counted(rule_state) > 0) rule_state = torch::Tensor();
 }
 
+// The dtype a call's rule computes in: its first floating parameter's.
+std::optional<c10::ScalarType> parameter_dtype(
+    const std::vector<torch::Tensor>& params) {
+  for (const auto& p : params) {
+    if (p.defined() && p.is_floating_point()) return p.scalar_type();
+  }
+  return std::nullopt;
+}
+
+// Under autocast a layer's output, and so G, is bf16 while its parameters
+// stay float32 (and its recorded input may be either). The rule then runs on
+// copies promoted to the parameters' dtype, so that its norms and weighted
+// sums are of the same values and accumulate in float32; only narrower
+// floating tensors are promoted (indices stay as they are).
+void promote_to_parameter_dtype(LayerCall& call,
+                                const std::vector<torch::Tensor>& params) {
+  const auto dtype = parameter_dtype(params);
+  if (!dtype) return;
+  const auto width = static_cast<int64_t>(c10::elementSize(*dtype));
+  auto promote = [&](torch::Tensor& t) {
+    if (t.defined() && t.is_floating_point() && t.scalar_type() != *dtype &&
+        t.element_size() < width) {
+      t = t.detach().to(*dtype);
+    }
+  };
+  promote(call.input);
+  promote(call.output);
+  promote(call.grad_output);
+}
+
 bool offers(const std::vector<std::string>& routes, const std::string& route) {
   return std::find(routes.begin(), routes.end(), route) != routes.end();
 }
@@ -582,6 +612,7 @@ void GradientEngine::one_pass(
       auto& call = calls[c];
       const auto& rule = *entries[c]->rule;
       call.grad_output = grad;
+      promote_to_parameter_dtype(call, call_params[c]);
       // The call's route (routes.h); a shape kMeasure has not seen is
       // searched here, its output kept until then.
       const auto pending = choose_route(policy, rule, call, group_size);
@@ -759,6 +790,23 @@ void GradientEngine::two_pass(
           "one pass");
     }
   }
+  // Pass 2 sums the clipped gradients as autograd computes weight gradients,
+  // in the forward's dtype: in bf16 under autocast, not the float32 of the
+  // norms. Refused, so that the clipped sum is always the sum of the
+  // gradients whose norms were taken.
+  for (size_t c = 0; c < calls.size(); ++c) {
+    const auto dtype = parameter_dtype(call_params[c]);
+    if (dtype && calls[c].output_dtype != *dtype) {
+      throw std::invalid_argument(
+          "two backward passes: layer '" + entries[c]->path + "' ran in " +
+          std::string(c10::toString(calls[c].output_dtype)) +
+          " (autocast) with " + c10::toString(*dtype) +
+          " parameters, and the second pass would sum the clipped gradients "
+          "in " +
+          c10::toString(calls[c].output_dtype) +
+          "; use one pass with mixed precision");
+    }
+  }
   // Pass 1: each call's norms taken as its output gradient arrives, then
   // its A and G released; autograd keeps its own saved tensors (keep_graph)
   // for pass 2. The targets are the outputs' edges, as in one pass (so no
@@ -778,9 +826,10 @@ void GradientEngine::two_pass(
       any = any || needed[s];
     }
     if (!any) continue;
-    norm_of[c] = [this, &call, rule, needed, group_size, &sq,
-                  &searched](const torch::Tensor& grad) {
+    norm_of[c] = [this, &call, &params = call_params[c], rule, needed,
+                  group_size, &sq, &searched](const torch::Tensor& grad) {
       call.grad_output = grad;
+      promote_to_parameter_dtype(call, params);
       const auto pending = choose_route(route_policy_, *rule, call, group_size);
       if (!pending.routes.empty()) {
         search_route(route_policy_, *rule, call, group_size, needed, pending);

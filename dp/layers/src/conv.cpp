@@ -127,10 +127,19 @@ torch::Tensor ConvNdImpl<D, Derived, Options>::conv_forward(
     x = torch::constant_pad_nd(input, pads, 0);
     conv_padding.assign(D, 0);
   }
-  std::vector<int64_t> output_padding(D, 0);
-  auto output =
-      torch::convolution(x, w, bias, *o.stride(), conv_padding, *o.dilation(),
-                         false, output_padding, o.groups());
+  // conv1d/2d/3d rather than torch::convolution: autocast lists those (it
+  // does not cast a call of convolution itself).
+  torch::Tensor output;
+  if constexpr (D == 1) {
+    output = torch::conv1d(x, w, bias, *o.stride(), conv_padding, *o.dilation(),
+                           o.groups());
+  } else if constexpr (D == 2) {
+    output = torch::conv2d(x, w, bias, *o.stride(), conv_padding, *o.dilation(),
+                           o.groups());
+  } else {
+    output = torch::conv3d(x, w, bias, *o.stride(), conv_padding, *o.dilation(),
+                           o.groups());
+  }
   maybe_record(*this, x, output, conv_padding);
   return output;
 }

@@ -5,6 +5,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "dptrain/dp/layers/autocast.h"
 #include "dptrain/dp/layers/recording.h"
 
 namespace dptrain::dp {
@@ -39,18 +40,19 @@ void GroupNormImpl::pretty_print(std::ostream& stream) const {
 }
 
 torch::Tensor GroupNormImpl::forward(const torch::Tensor& input) {
+  // In the parameters' dtype (a bf16 input under autocast is promoted).
+  const auto x = promote_to_dtype_of(input, weight);
   if (!options.affine()) {
-    return torch::group_norm(input, options.num_groups(), {}, {},
-                             options.eps());
+    return torch::group_norm(x, options.num_groups(), {}, {}, options.eps());
   }
   if (!detail::is_recording()) {
-    return torch::group_norm(input, options.num_groups(), weight, bias,
+    return torch::group_norm(x, options.num_groups(), weight, bias,
                              options.eps());
   }
   // Recording: keep the normalised input x̂; the affine map is separate.
   auto normalized =
-      torch::group_norm(input, options.num_groups(), {}, {}, options.eps());
-  std::vector<int64_t> shape(input.dim(), 1);
+      torch::group_norm(x, options.num_groups(), {}, {}, options.eps());
+  std::vector<int64_t> shape(x.dim(), 1);
   shape[1] = options.num_channels();
   auto output =
       torch::addcmul(bias.view(shape), normalized, weight.view(shape));
@@ -90,14 +92,16 @@ void LayerNormImpl::pretty_print(std::ostream& stream) const {
 }
 
 torch::Tensor LayerNormImpl::forward(const torch::Tensor& input) {
+  // In the parameters' dtype (a bf16 input under autocast is promoted).
+  const auto x = promote_to_dtype_of(input, weight);
   const auto& shape = options.normalized_shape();
   if (!options.elementwise_affine()) {
-    return torch::layer_norm(input, shape, {}, {}, options.eps());
+    return torch::layer_norm(x, shape, {}, {}, options.eps());
   }
   if (!detail::is_recording()) {
-    return torch::layer_norm(input, shape, weight, bias, options.eps());
+    return torch::layer_norm(x, shape, weight, bias, options.eps());
   }
-  auto normalized = torch::layer_norm(input, shape, {}, {}, options.eps());
+  auto normalized = torch::layer_norm(x, shape, {}, {}, options.eps());
   auto output = torch::addcmul(bias, normalized, weight);
   detail::maybe_record(*this, normalized, output);
   return output;
@@ -125,12 +129,13 @@ void RMSNormImpl::pretty_print(std::ostream& stream) const {
 }
 
 torch::Tensor RMSNormImpl::forward(const torch::Tensor& input) {
-  TORCH_CHECK(input.dim() >= 2 && input.size(-1) == options.dim(),
-              "RMSNorm: input must be [N, ..., ", options.dim(), "], got ",
-              input.sizes());
+  // In the parameters' dtype (a bf16 input under autocast is promoted).
+  const auto x = promote_to_dtype_of(input, scale);
+  TORCH_CHECK(x.dim() >= 2 && x.size(-1) == options.dim(),
+              "RMSNorm: x must be [N, ..., ", options.dim(), "], got ",
+              x.sizes());
   auto normalized =
-      input *
-      torch::rsqrt(input.pow(2).mean(-1, /*keepdim=*/true) + options.eps());
+      x * torch::rsqrt(x.pow(2).mean(-1, /*keepdim=*/true) + options.eps());
   auto output = normalized * (scale + 1.0);
   detail::maybe_record(*this, normalized, output);
   return output;

@@ -23,6 +23,7 @@ void record_call(const torch::nn::Module& layer, const torch::Tensor& input,
   call.output_edge = torch::autograd::impl::gradient_edge(output);
   call.output_version_counter = output.unsafeGetTensorImpl()->version_counter();
   call.output_version = output._version();
+  call.output_dtype = output.scalar_type();
   if (tls_recorder->keep_output && !tls_recorder->keep_output(call)) {
     call.output = torch::Tensor();
   }

@@ -42,6 +42,8 @@ struct LayerCall {
   std::vector<int64_t> ints;
   /// output's version counter when recorded; an in-place change is an error.
   int64_t output_version = 0;
+  /// The output's dtype (bf16 under autocast, the parameters' otherwise).
+  c10::ScalarType output_dtype = c10::ScalarType::Float;
   /// What a rule's squared_norms keeps for its weighted_sums on the same call
   /// (e.g. WSConv2d's per-example dŴ); released with the call.
   mutable torch::Tensor rule_state;
