@@ -5,6 +5,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "dptrain/models/activations.h"
+
 namespace dptrain::models {
 
 SequenceMlpImpl::SequenceMlpImpl(SequenceMlpOptions options_)
@@ -43,7 +45,7 @@ torch::Tensor SequenceMlpImpl::forward(const torch::Tensor& tokens) {
   }
   auto x = embedding(tokens);
   for (size_t i = 0; i < linears.size(); ++i) {
-    x = x + torch::gelu(linears[i](norms[i](x)));
+    x = x + gelu_exact(linears[i](norms[i](x)));
   }
   return head(final_norm(x));
 }

@@ -198,4 +198,34 @@ TEST(Activations, NamesRoundTripAndUnknownIsRejected) {
       "activation must be one of identity, relu");
 }
 
+// gelu_exact's backward for a non-contiguous output gradient (behind a
+// transpose, as under autocast): float32 against float64 autograd, bf16
+// against float32 autograd of the same bf16 values. torch::gelu's own CPU
+// kernel is off by O(1) here in float32 and gives NaN in bf16 (LibTorch 1.13).
+TEST(Activations, GeluExactBf16BackwardTakesANonContiguousGradient) {
+  torch::manual_seed(0);
+  const auto x = torch::randn({2, 16, 32}).to(torch::kBFloat16);
+  const auto g = torch::randn({2, 32, 16}).to(torch::kBFloat16).transpose(1, 2);
+  ASSERT_FALSE(g.is_contiguous());
+  auto xb = x.clone().requires_grad_(true);
+  const auto yb = m::gelu_exact(xb);
+  EXPECT_EQ(yb.scalar_type(), torch::kBFloat16);
+  const auto gb = torch::autograd::grad({yb}, {xb}, {g})[0];
+  auto xf = x.to(torch::kFloat).requires_grad_(true);
+  const auto gf = torch::autograd::grad({torch::gelu(xf)}, {xf},
+                                        {g.to(torch::kFloat).contiguous()})[0];
+  const double err =
+      ((gb.to(torch::kFloat) - gf).norm() / gf.norm()).item<double>();
+  EXPECT_LE(err, 1e-2);  // bf16 rounding of the result; NaN fails too
+  auto x32 = torch::randn({2, 16, 32}).requires_grad_(true);
+  const auto g32 = torch::randn({2, 32, 16}).transpose(1, 2);
+  const auto got = torch::autograd::grad({m::gelu_exact(x32)}, {x32}, {g32})[0];
+  auto x64 = x32.detach().to(torch::kDouble).requires_grad_(true);
+  const auto want = torch::autograd::grad(
+      {torch::gelu(x64)}, {x64}, {g32.to(torch::kDouble).contiguous()})[0];
+  EXPECT_TRUE(torch::allclose(got.to(torch::kDouble), want, 1e-5, 1e-6));
+  EXPECT_TRUE(torch::allclose(m::gelu_exact(x.to(torch::kFloat)),
+                              torch::gelu(x.to(torch::kFloat))));
+}
+
 }  // namespace
