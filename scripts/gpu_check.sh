@@ -2,7 +2,8 @@
 # The GPU check of issue 17, for a CUDA machine with PyTorch installed (the
 # kind the device tool lends): builds dptrain against that PyTorch's LibTorch,
 # runs the tests labelled `cuda` (engine vs the float64 microbatch oracle on
-# the GPU) and `dptrain bench step --device cuda` for wrn-16-4 (B = 256),
+# the GPU, and the engine under bf16 autocast) and `dptrain bench step
+# --device cuda` for wrn-16-4 (B = 256; also with --mixed-precision bf16),
 # nfnet-f0 (B = 32) and the diffusion UNet, and prints one JSON object (also
 # written to $DPTRAIN_GPU_OUT, default gpu_check.json). Without a GPU, or
 # without a CUDA PyTorch, it prints {"skipped": "<why>"} and exits 0.
@@ -66,15 +67,16 @@ echo "== ctest -L cuda ($((SECONDS - start)) s)" >&2
 cuda_tests=passed
 ctest --test-dir "$build" -L cuda --output-on-failure >&2 || cuda_tests=failed
 
-bench() {  # model batch steps
+bench() {  # model batch steps [more flags]
   "$build/cli/dptrain" bench step --device cuda --model "$1" --batch-size "$2" \
-    --steps "$3" --warmup 1 --json 2>/dev/null || echo '{"error": "bench step failed"}'
+    --steps "$3" --warmup 1 --json "${@:4}" 2>/dev/null || echo '{"error": "bench step failed"}'
 }
 echo "== bench step ($((SECONDS - start)) s)" >&2
 wrn=$(bench wrn-16-4 256 5)
+wrn_bf16=$(bench wrn-16-4 256 5 --mixed-precision bf16)
 nfnet=$(bench nfnet-f0 32 3)
 unet=$(bench unet-small 64 5)
-printf '{"gpu": "%s", "torch": "%s", "build_seconds": %d, "cuda_tests": "%s", "bench": {"wrn-16-4_b256": %s, "nfnet-f0_b32": %s, "unet-small_b64": %s}, "seconds": %d}\n' \
-  "$gpu" "$torch_version" "$build_s" "$cuda_tests" "$wrn" "$nfnet" "$unet" "$((SECONDS - start))" |
+printf '{"gpu": "%s", "torch": "%s", "build_seconds": %d, "cuda_tests": "%s", "bench": {"wrn-16-4_b256": %s, "wrn-16-4_b256_bf16": %s, "nfnet-f0_b32": %s, "unet-small_b64": %s}, "seconds": %d}\n' \
+  "$gpu" "$torch_version" "$build_s" "$cuda_tests" "$wrn" "$wrn_bf16" "$nfnet" "$unet" "$((SECONDS - start))" |
   tee "$out"
 [[ "$cuda_tests" == passed ]]

@@ -20,6 +20,7 @@
 #include "dptrain/dp/clipping/parameter_groups.h"
 #include "dptrain/dp/clipping/rule_registry.h"
 #include "dptrain/dp/clipping/rules.h"
+#include "dptrain/dp/layers/autocast.h"
 #include "dptrain/dp/layers/recording.h"
 #include "dptrain/dp/mechanism/noise.h"
 #include "dptrain/dp/mechanism/noise_generator.h"
@@ -113,6 +114,12 @@ void validate(const StepBenchmarkOptions& o) {
     throw std::invalid_argument(
         "noise_multiplier must be finite and >= 0, got " +
         std::to_string(o.noise_multiplier));
+  }
+  if (o.mixed_precision != dp::MixedPrecision::kNone &&
+      o.backward_passes != 1) {
+    throw std::invalid_argument(
+        std::string("mixed_precision ") + dp::to_string(o.mixed_precision) +
+        " needs backward_passes 1, got " + std::to_string(o.backward_passes));
   }
   if (!(o.max_grad_norm > 0) || !std::isfinite(o.max_grad_norm)) {
     throw std::invalid_argument("max_grad_norm must be finite and > 0, got " +
@@ -240,6 +247,20 @@ StepRunner::StepRunner(const StepBenchmarkOptions& options)
           griffin_names.end()) {
     throw std::invalid_argument("lora_rank is for Griffin / Hawk models, got " +
                                 options.model);
+  }
+  if (options.mixed_precision != dp::MixedPrecision::kNone) {
+    // As the training loop: only the forward autocasts, and what it returns
+    // (logits, or the diffusion rows' losses) is upcast before the loss.
+    s.forward = [inner = std::move(s.forward), device = options.device,
+                 precision = options.mixed_precision](const torch::Tensor& x) {
+      torch::Tensor y;
+      {
+        dp::AutocastGuard autocast(device.type(), precision);
+        y = inner(x);
+      }
+      return y.is_floating_point() && y.element_size() < 4 ? y.to(torch::kFloat)
+                                                           : y;
+    };
   }
   s.model->to(options.device);
   s.model->train();

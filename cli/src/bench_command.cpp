@@ -17,6 +17,7 @@
 #include "command_summaries.h"
 #include "commands.h"
 #include "dptrain/bench/step_benchmark.h"
+#include "dptrain/dp/layers/autocast.h"
 #include "dptrain/train/runtime.h"
 
 namespace dptrain::cli {
@@ -30,6 +31,7 @@ struct BenchStepFlags {
   bool json = false;
   bool profile = false;
   std::string routes = "model";
+  std::string mixed_precision = "no";
 };
 
 double megabytes(int64_t bytes) {
@@ -84,6 +86,7 @@ void run_bench_step(BenchStepFlags flags) {
   auto& o = flags.options;
   o.device = train::parse_device(flags.device);
   o.routes = dp::parse_route_search(flags.routes);
+  o.mixed_precision = dp::parse_mixed_precision(flags.mixed_precision);
   if (!o.route_cache.empty() && o.routes == dp::RouteSearch::kCostModel) {
     throw std::invalid_argument(
         "--route-cache needs --routes measure or fixed (the cost model reads "
@@ -101,10 +104,14 @@ void run_bench_step(BenchStepFlags flags) {
   const auto r = bench::benchmark_step(o);
   if (flags.json) {
     nlohmann::ordered_json out = {
-        {"model", r.model},           {"batch_size", r.batch_size},
-        {"steps", r.steps},           {"warmup_steps", o.warmup_steps},
-        {"parameters", r.parameters}, {"threads", r.threads},
-        {"device", r.device}};
+        {"model", r.model},
+        {"batch_size", r.batch_size},
+        {"steps", r.steps},
+        {"warmup_steps", o.warmup_steps},
+        {"parameters", r.parameters},
+        {"threads", r.threads},
+        {"device", r.device},
+        {"mixed_precision", dp::to_string(o.mixed_precision)}};
     auto put = [&out](const char* key, const std::optional<double>& v) {
       if (v) out[key] = *v;
     };
@@ -133,6 +140,9 @@ void run_bench_step(BenchStepFlags flags) {
   }
   std::cout << r.model << ", batch " << r.batch_size << ", " << r.parameters
             << " parameters, " << r.threads << " thread(s), " << r.device
+            << (o.mixed_precision == dp::MixedPrecision::kNone
+                    ? ""
+                    : ", forward in bf16 (autocast)")
             << "; median of " << r.steps << " steps after " << o.warmup_steps
             << " warm-up\n";
   if (r.nonprivate_ms) {
@@ -225,6 +235,10 @@ void add_bench_command(CLI::App& app) {
                    "DP step: 1 (one backward) or 2 (norms as gradients "
                    "arrive, then a reweighted backward: less memory) "
                    "[default 1]");
+  step->add_option("--mixed-precision", flags->mixed_precision,
+                   "no, or bf16: every variant's forward under autocast to "
+                   "bf16 (norms, clipped sums and noise in float32; one "
+                   "backward pass) [default no]");
   step->add_flag("--json", flags->json, "print one JSON object");
   step->add_flag("--profile", flags->profile,
                  "instead: median time of each phase of both steps and of "

@@ -85,3 +85,9 @@ add_test(NAME Cli.GpuCheckSkipsWithoutAGpu
          COMMAND bash -c "command -v nvidia-smi >/dev/null && exit 77; f=$(mktemp); DPTRAIN_GPU_OUT=$f bash ${PROJECT_SOURCE_DIR}/scripts/gpu_check.sh; rc=$?; rm -f $f; exit $rc")
 set_tests_properties(Cli.GpuCheckSkipsWithoutAGpu PROPERTIES LABELS fast SKIP_RETURN_CODE 77
   PASS_REGULAR_EXPRESSION "^\\{\"skipped\": \"no nvidia-smi")
+dptrain_cli_error_test(MixedPrecisionFp16 "error: --mixed-precision must be one of no, bf16, got 'fp16'"
+  train --noise-multiplier 1 --steps 1 --mixed-precision fp16)
+dptrain_cli_error_test(MixedPrecisionNeedsOnePass "error: --mixed-precision bf16 needs --backward-passes 1"
+  train --noise-multiplier 1 --steps 1 --mixed-precision bf16 --backward-passes 2)
+dptrain_cli_error_test(BenchMixedPrecisionFp16 "error: --mixed-precision must be no or bf16, got 'fp16' \\(fp16 needs loss scaling"
+  bench step --mixed-precision fp16 --steps 1)

@@ -89,6 +89,14 @@ TEST(TrainConfig, EachBadFieldNamesItsFlagAndValue) {
       {"lr", [](TrainConfig& c) { c.lr = 0; }, "--lr must be > 0, got 0"},
       {"resume", [](TrainConfig& c) { c.resume = true; },
        "--resume needs --checkpoint"},
+      {"fp16", [](TrainConfig& c) { c.mixed_precision = "fp16"; },
+       "--mixed-precision must be one of no, bf16, got 'fp16'"},
+      {"bf16 two passes",
+       [](TrainConfig& c) {
+         c.mixed_precision = "bf16";
+         c.backward_passes = 2;
+       },
+       "--mixed-precision bf16 needs --backward-passes 1"},
   };
   for (const auto& bad : cases) {
     TrainConfig c = valid_config();

@@ -273,6 +273,14 @@ void TrainConfig::validate() const {
         "--backward-passes 2 clips the flat norm only, got --clipping " +
         clipping);
   }
+  require_one_of("mixed-precision", mixed_precision, {"no", "bf16"});
+  if (mixed_precision != "no" && backward_passes == 2) {
+    throw std::invalid_argument(
+        "--mixed-precision " + mixed_precision +
+        " needs --backward-passes 1 (the second pass would sum the clipped "
+        "gradients in " +
+        mixed_precision + ", not float32)");
+  }
   require(max_kept_mb >= -1 && max_kept_mb <= (int64_t{1} << 30), "max-kept-mb",
           "must be -1 (no bound) or a size in MiB >= 0", str(max_kept_mb));
   if (!route_cache.empty() && routes == "model") {
@@ -504,6 +512,10 @@ const std::vector<ConfigField>& config_fields() {
        "gradient arrives, then a second backward of the reweighted loss "
        "(about the non-private peak memory, one more backward of time; flat "
        "clipping, no tied weights)"},
+      {"mixed-precision", &TrainConfig::mixed_precision,
+       "no, or bf16: the training forward under autocast to bf16; "
+       "parameters, per-example norms, clipped sums and noise stay float32 "
+       "(one backward pass; evaluation in float32)"},
       {"max-kept-mb", &TrainConfig::max_kept_mb,
        "bound (MiB) on the per-example gradients kept between the norms and "
        "the weighted sums; beyond it a layer's sum is recomputed from its "

@@ -17,6 +17,7 @@
 
 #include "dptrain/accountant/calibration.h"
 #include "dptrain/dp/clipping/engine.h"
+#include "dptrain/dp/layers/autocast.h"
 #include "dptrain/dp/mechanism/noise.h"
 #include "dptrain/dp/mechanism/noise_generator.h"
 #include "dptrain/dp/mechanism/poisson_sampler.h"
@@ -527,6 +528,11 @@ class PrivateLoop::Run {
   void announce() {
     log(plan_.describe(noise_->name(), sampler_->name()));
     if (!sampler_->poisson()) log("WARNING: " + sampler_->privacy_note());
+    if (c_.mixed_precision != "no") {
+      log("mixed precision: the training forward autocasts to " +
+          c_.mixed_precision + " on " + s_.device.str() +
+          "; per-example norms, clipped sums and noise are float32");
+    }
     if (c_.seed) {
       log(std::string("WARNING: ") + kSeededNotice +
           " (the seed determines the batches and the noise)");
@@ -541,6 +547,7 @@ class PrivateLoop::Run {
   void prepare_steps() {
     metrics_ = std::make_unique<MetricsLog>(rank0() ? c_.metrics : "");
     group_size_ = std::max<std::int64_t>(1, task_.group_size);
+    precision_ = dp::parse_mixed_precision(c_.mixed_precision);
     chunk_examples_ =
         std::max<std::int64_t>(1, c_.max_physical_batch_size / group_size_);
     params_ = s_.engine->parameters();
@@ -609,7 +616,16 @@ class PrivateLoop::Run {
 
   void clip_chunk(const std::vector<std::int64_t>& chunk) {
     auto recording = s_.engine->record();
-    const auto losses = task_.losses(chunk, stats_);
+    at::Tensor losses;
+    {
+      // Only the forward autocasts; the engine promotes each layer's A and G
+      // to float32 before its rule, and the losses are summed in float32.
+      dp::AutocastGuard autocast(s_.device.type(), precision_);
+      losses = task_.losses(chunk, stats_);
+    }
+    if (losses.is_floating_point() && losses.element_size() < 4) {
+      losses = losses.to(at::kFloat);
+    }
     const auto clipped = s_.engine->clip_and_accumulate(losses, group_size_);
     if (clipped.sensitivity != plan_.sensitivity) {
       throw std::logic_error("the engine clipped to sensitivity " +
@@ -738,6 +754,7 @@ class PrivateLoop::Run {
 
   std::unique_ptr<MetricsLog> metrics_;
   std::int64_t group_size_ = 1;
+  dp::MixedPrecision precision_ = dp::MixedPrecision::kNone;
   std::int64_t chunk_examples_ = 1;
   std::vector<torch::Tensor> params_;
   dp::NoiseOptions noise_options_;

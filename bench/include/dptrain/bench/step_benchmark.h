@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "dptrain/dp/clipping/routes.h"
+#include "dptrain/dp/layers/autocast.h"
 
 namespace dptrain::bench {
 
@@ -76,6 +77,9 @@ struct StepBenchmarkOptions {
   int64_t max_kept_mb = -1;
   /// GradientEngine::set_backward_passes for the DP step: 1 or 2.
   int backward_passes = 1;
+  /// kBF16: every variant's forward under autocast to bf16 (the model's
+  /// output upcast to float32 before its loss); needs backward_passes 1.
+  dp::MixedPrecision mixed_precision = dp::MixedPrecision::kNone;
 };
 
 /// Throws std::invalid_argument naming the field and value of the first

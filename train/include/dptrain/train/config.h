@@ -126,6 +126,11 @@ struct TrainConfig {
   /// a second backward of the reweighted loss (about the non-private peak
   /// memory, one more backward of time; flat clipping, no tied weights).
   std::int64_t backward_passes = 1;
+  /// "no" or "bf16": the training forward under autocast to bf16 (products
+  /// and convolutions), parameters, per-example norms, clipped sums and
+  /// noise in float32 (dptrain/dp/layers/autocast.h); one backward pass
+  /// only. Evaluation runs in float32.
+  std::string mixed_precision = "no";
   std::string accountant = "rdp";  ///< "rdp" or "prv"
   std::string sampler =
       "poisson";  ///< "poisson" or "shuffle" (not covered by the accountant)
