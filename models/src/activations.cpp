@@ -50,25 +50,14 @@ torch::Tensor activate(const torch::Tensor& x, Activation activation) {
                               std::to_string(static_cast<int>(activation)));
 }
 
-namespace {
-
-struct GeluExact : torch::autograd::Function<GeluExact> {
-  static torch::Tensor forward(torch::autograd::AutogradContext* ctx,
-                               const torch::Tensor& x) {
-    ctx->save_for_backward({x});
-    return torch::gelu(x);
+at::Tensor gelu_exact(const at::Tensor& x) {
+  auto y = torch::gelu(x);
+  // A hook on y runs before GeluBackward takes the gradient.
+  if (y.requires_grad()) {
+    y.register_hook([](const at::Tensor& grad) { return grad.contiguous(); });
   }
-  static torch::autograd::variable_list backward(
-      torch::autograd::AutogradContext* ctx,
-      torch::autograd::variable_list grads) {
-    const auto x = ctx->get_saved_variables()[0];
-    return {at::gelu_backward(grads[0].contiguous(), x)};
-  }
-};
-
-}  // namespace
-
-at::Tensor gelu_exact(const at::Tensor& x) { return GeluExact::apply(x); }
+  return y;
+}
 
 std::string to_string(Activation activation) {
   for (const auto& [a, n] : names()) {

@@ -33,11 +33,11 @@ enum class Activation {
 /// f(x), elementwise, same shape and dtype.
 at::Tensor activate(const at::Tensor& x, Activation activation);
 
-/// The exact (erf) GELU, whose backward makes the output gradient
-/// contiguous first: LibTorch 1.13's CPU kernel for that backward is wrong
-/// for a non-contiguous gradient (off by O(1) in float32, NaN in bf16), as
-/// autocast or a transpose after the GELU can send it (the tanh
-/// approximation is not affected).
+/// The exact (erf) GELU, with a hook that makes its output gradient
+/// contiguous before the backward: LibTorch 1.13's CPU kernel for that
+/// backward is wrong for a non-contiguous gradient (off by O(1) in float32,
+/// NaN in bf16), as autocast or a transpose after the GELU can send it (the
+/// tanh approximation is not affected; LibTorch 2.6 gets it right).
 at::Tensor gelu_exact(const at::Tensor& x);
 
 /// Name as accepted by parse_activation: "relu", "scaled_gelu", ...
