@@ -115,12 +115,6 @@ void validate(const StepBenchmarkOptions& o) {
         "noise_multiplier must be finite and >= 0, got " +
         std::to_string(o.noise_multiplier));
   }
-  if (o.mixed_precision != dp::MixedPrecision::kNone &&
-      o.backward_passes != 1) {
-    throw std::invalid_argument(
-        std::string("mixed_precision ") + dp::to_string(o.mixed_precision) +
-        " needs backward_passes 1, got " + std::to_string(o.backward_passes));
-  }
   if (!(o.max_grad_norm > 0) || !std::isfinite(o.max_grad_norm)) {
     throw std::invalid_argument("max_grad_norm must be finite and > 0, got " +
                                 std::to_string(o.max_grad_norm));
@@ -258,8 +252,7 @@ StepRunner::StepRunner(const StepBenchmarkOptions& options)
         dp::AutocastGuard autocast(device.type(), precision);
         y = inner(x);
       }
-      return y.is_floating_point() && y.element_size() < 4 ? y.to(torch::kFloat)
-                                                           : y;
+      return dp::promote_to(y, torch::kFloat);
     };
   }
   s.model->to(options.device);

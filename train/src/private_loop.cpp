@@ -623,9 +623,7 @@ class PrivateLoop::Run {
       dp::AutocastGuard autocast(s_.device.type(), precision_);
       losses = task_.losses(chunk, stats_);
     }
-    if (losses.is_floating_point() && losses.element_size() < 4) {
-      losses = losses.to(at::kFloat);
-    }
+    losses = dp::promote_to(losses, at::kFloat);
     const auto clipped = s_.engine->clip_and_accumulate(losses, group_size_);
     if (clipped.sensitivity != plan_.sensitivity) {
       throw std::logic_error("the engine clipped to sensitivity " +

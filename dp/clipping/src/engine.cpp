@@ -19,6 +19,7 @@
 
 #include "dptrain/dp/clipping/parameter_groups.h"
 #include "dptrain/dp/clipping/validation.h"
+#include "dptrain/dp/layers/autocast.h"
 
 namespace dptrain::dp {
 namespace {
@@ -255,16 +256,10 @@ void promote_to_parameter_dtype(LayerCall& call,
                                 const std::vector<torch::Tensor>& params) {
   const auto dtype = parameter_dtype(params);
   if (!dtype) return;
-  const auto width = static_cast<int64_t>(c10::elementSize(*dtype));
-  auto promote = [&](torch::Tensor& t) {
-    if (t.defined() && t.is_floating_point() && t.scalar_type() != *dtype &&
-        t.element_size() < width) {
-      t = t.detach().to(*dtype);
-    }
-  };
-  promote(call.input);
-  promote(call.output);
-  promote(call.grad_output);
+  for (auto* t : {&call.input, &call.output, &call.grad_output}) {
+    auto promoted = promote_to(*t, *dtype);
+    if (!promoted.is_same(*t)) *t = promoted.detach();
+  }
 }
 
 bool offers(const std::vector<std::string>& routes, const std::string& route) {

@@ -77,14 +77,17 @@ MixedPrecision parse_mixed_precision(const std::string& value,
   throw std::invalid_argument(message);
 }
 
-at::Tensor promote_to_dtype_of(const at::Tensor& x,
-                               const at::Tensor& reference) {
-  if (x.defined() && reference.defined() && x.is_floating_point() &&
-      reference.is_floating_point() &&
-      x.element_size() < reference.element_size()) {
-    return x.to(reference.scalar_type());
+at::Tensor promote_to(const at::Tensor& x, c10::ScalarType dtype) {
+  if (x.defined() && x.is_floating_point() && c10::isFloatingType(dtype) &&
+      x.element_size() < static_cast<int64_t>(c10::elementSize(dtype))) {
+    return x.to(dtype);
   }
   return x;
+}
+
+at::Tensor promote_to_dtype_of(const at::Tensor& x,
+                               const at::Tensor& reference) {
+  return reference.defined() ? promote_to(x, reference.scalar_type()) : x;
 }
 
 const char* to_string(MixedPrecision precision) {

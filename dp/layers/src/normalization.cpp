@@ -129,11 +129,11 @@ void RMSNormImpl::pretty_print(std::ostream& stream) const {
 }
 
 torch::Tensor RMSNormImpl::forward(const torch::Tensor& input) {
+  TORCH_CHECK(input.dim() >= 2 && input.size(-1) == options.dim(),
+              "RMSNorm: input must be [N, ..., ", options.dim(), "], got ",
+              input.sizes());
   // In the parameters' dtype (a bf16 input under autocast is promoted).
   const auto x = promote_to_dtype_of(input, scale);
-  TORCH_CHECK(x.dim() >= 2 && x.size(-1) == options.dim(),
-              "RMSNorm: x must be [N, ..., ", options.dim(), "], got ",
-              x.sizes());
   auto normalized =
       x * torch::rsqrt(x.pow(2).mean(-1, /*keepdim=*/true) + options.eps());
   auto output = normalized * (scale + 1.0);

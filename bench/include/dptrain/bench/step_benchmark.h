@@ -78,7 +78,8 @@ struct StepBenchmarkOptions {
   /// GradientEngine::set_backward_passes for the DP step: 1 or 2.
   int backward_passes = 1;
   /// kBF16: every variant's forward under autocast to bf16 (the model's
-  /// output upcast to float32 before its loss); needs backward_passes 1.
+  /// output upcast to float32 before its loss); with backward_passes 2 the
+  /// engine refuses the DP step.
   dp::MixedPrecision mixed_precision = dp::MixedPrecision::kNone;
 };
 

@@ -42,8 +42,13 @@ const char* to_string(MixedPrecision precision);
 /// Whether this LibTorch can autocast on `device` (CPU and CUDA).
 bool autocast_supported(c10::DeviceType device);
 
-/// `x` in `reference`'s dtype when both are floating and x is the narrower
-/// (a bf16 activation entering a float32 normalisation layer), else `x`.
+/// `x` in `dtype` when x is floating and narrower than that floating dtype
+/// (a bf16 activation or loss under autocast), else `x` itself (undefined,
+/// integer, or already as wide). What the engine, the loop and the norm
+/// layers promote with.
+at::Tensor promote_to(const at::Tensor& x, c10::ScalarType dtype);
+
+/// promote_to(x, reference's dtype), or `x` when `reference` is undefined.
 /// The normalisation layers compute in their parameters' dtype with it, as
 /// CUDA's autocast runs its norms in float32 (CPU's autocast in LibTorch 1.13
 /// casts none: a bf16 input would meet float32 weights).
